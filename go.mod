@@ -1,0 +1,3 @@
+module github.com/openbyok/byok
+
+go 1.26
