@@ -152,8 +152,11 @@ type Service struct {
 	identities map[string]*ManagedIdentity // lower-case client id
 	issuers    map[string]*rsa.PrivateKey  // federated issuer URL
 	miHeader   string                      // App Service X-IDENTITY-HEADER value
-	jtis       map[string]time.Time        // used assertion ids until their expiry
-	counts     map[countKey]*TokenCount
+	// subscription is the subscription id in generated resource ids; random
+	// so that emulators in one process never share one.
+	subscription string
+	jtis         map[string]time.Time // used assertion ids until their expiry
+	counts       map[countKey]*TokenCount
 }
 
 type countKey struct{ tenant, client string }
@@ -177,11 +180,12 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("entra: generate signing key: %w", err)
 	}
 	s := &Service{
-		now:      opts.Now,
-		lifetime: opts.TokenLifetime,
-		miHeader: randomString(24),
-		counts:   map[countKey]*TokenCount{},
-		jtis:     map[string]time.Time{},
+		now:          opts.Now,
+		lifetime:     opts.TokenLifetime,
+		miHeader:     randomString(24),
+		subscription: NewGUID(),
+		counts:       map[countKey]*TokenCount{},
+		jtis:         map[string]time.Time{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -520,7 +524,7 @@ func (s *Service) CreateManagedIdentity(mi ManagedIdentity) (ManagedIdentity, er
 		if name == "" {
 			name = "host"
 		}
-		mi.ResourceID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/kvemu/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name
+		mi.ResourceID = "/subscriptions/" + s.subscription + "/resourcegroups/kvemu/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

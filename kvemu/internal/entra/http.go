@@ -214,6 +214,13 @@ func (s *Service) tokenEndpoint(w http.ResponseWriter, r *http.Request, authorit
 func (s *Service) adminConsent(w http.ResponseWriter, r *http.Request, tenantSeg string) {
 	q := r.URL.Query()
 	clientID := q.Get("client_id")
+	s.mu.Lock()
+	known := s.lookupTenant(tenantSeg) != nil
+	s.mu.Unlock()
+	if !known {
+		errUnknownTenant(tenantSeg).write(w, s.now())
+		return
+	}
 	oid, err := s.Consent(tenantSeg, clientID)
 	redirect := q.Get("redirect_uri")
 	if redirect != "" {
