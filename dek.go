@@ -1,0 +1,201 @@
+package byok
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/openbyok/byok/internal/envelope"
+)
+
+// dek is a data encryption key in memory.
+type dek struct {
+	id     DEKID
+	tenant string
+	scope  string
+	tk     *tenantKey // the tenant key that wraps it
+	key    []byte     // for streams; wiped when dropped
+	aead   cipher.AEAD
+}
+
+// activeDEK is the DEK this process encrypts a scope's new data with.
+type activeDEK struct {
+	dek     *dek
+	expires time.Time
+	used    atomic.Uint64 // messages sealed, counted before sealing
+}
+
+// activeDEK returns the DEK to seal one message for a scope with, making a
+// new one when the scope has none, or its DEK is spent or old, and running
+// the tenant key's check when it is due.
+func (k *Keyring) activeDEK(ctx context.Context, tenant, scope string) (*activeDEK, error) {
+	k.mu.RLock()
+	a := k.active[scopeID{tenant, scope}]
+	k.mu.RUnlock()
+	if a != nil {
+		now := k.cfg.Now()
+		if a.dek.tk.usable(now) && now.Before(a.expires) && a.used.Add(1) <= k.cfg.DEKMaxMessages {
+			return a, nil
+		}
+	}
+	v, err, _ := k.sf.Do("dek\x00"+tenant+"\x00"+scope, func() (any, error) {
+		return k.refreshActive(ctx, tenant, scope)
+	})
+	if err != nil {
+		return nil, err
+	}
+	a = v.(*activeDEK)
+	a.used.Add(1)
+	return a, nil
+}
+
+// refreshActive returns the scope's active DEK after a check of its tenant
+// key, replacing the DEK when it is missing, spent, old, or under a tenant
+// key that is no longer the scope's.
+func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string) (*activeDEK, error) {
+	kind, err := k.scopeKind(ctx, tenant, scope)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := k.cfg.Store.TenantKey(ctx, tenant, kind)
+	if errors.Is(err, ErrNotFound) {
+		if _, terr := k.cfg.Store.Tenant(ctx, tenant); errors.Is(terr, ErrNotFound) {
+			return nil, fmt.Errorf("%w %q: create it first", ErrUnknownTenant, tenant)
+		}
+	}
+	if err != nil {
+		return nil, &UnavailableError{Tenant: tenant, Kind: kind, Err: storeError(err)}
+	}
+	t, err := k.tenantKey(ctx, tkID{tenant, kind, rec.Epoch})
+	if err != nil {
+		return nil, err
+	}
+	tkAEAD, err := k.material(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+
+	now := k.cfg.Now()
+	k.mu.RLock()
+	a := k.active[scopeID{tenant, scope}]
+	k.mu.RUnlock()
+	if a != nil && a.dek.tk == t && now.Before(a.expires) && a.used.Load() < k.cfg.DEKMaxMessages {
+		return a, nil
+	}
+
+	d := &dek{tenant: tenant, scope: scope, tk: t, key: make([]byte, envelope.KeySize)}
+	rand.Read(d.id[:])
+	rand.Read(d.key)
+	d.aead, _ = envelope.NewAEAD(d.key) // 32 bytes: cannot fail
+	wrapped := envelope.WrapDEK(tkAEAD, envelope.KeyID(d.id), tenant, scope, d.key)
+	err = k.cfg.Store.PutDEK(ctx, DEKRecord{
+		ID: d.id, Tenant: tenant, Scope: scope, Kind: kind, Epoch: rec.Epoch, Wrapped: wrapped, Created: now,
+	})
+	if err != nil {
+		clear(d.key)
+		return nil, fmt.Errorf("byok: storing a new DEK for tenant %q scope %q: %w", tenant, scope, err)
+	}
+	a = &activeDEK{dek: d, expires: now.Add(k.cfg.DEKMaxAge)}
+	k.mu.Lock()
+	k.deks[d.id] = d
+	k.active[scopeID{tenant, scope}] = a
+	k.mu.Unlock()
+	return a, nil
+}
+
+// scopeKind returns the kind of tenant key that protects a scope, recording
+// a scope seen for the first time as platform-managed.
+func (k *Keyring) scopeKind(ctx context.Context, tenant, scope string) (KeyKind, error) {
+	s, err := k.cfg.Store.Scope(ctx, tenant, scope)
+	if err == nil {
+		return s.Kind, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return 0, &UnavailableError{Tenant: tenant, Err: storeError(err)}
+	}
+	if _, err := k.cfg.Store.Tenant(ctx, tenant); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return 0, fmt.Errorf("%w %q: create it first", ErrUnknownTenant, tenant)
+		}
+		return 0, &UnavailableError{Tenant: tenant, Err: storeError(err)}
+	}
+	err = k.cfg.Store.PutScope(ctx, ScopeRecord{Tenant: tenant, Scope: scope, Kind: PlatformManaged})
+	if err != nil && !errors.Is(err, ErrExists) {
+		return 0, &UnavailableError{Tenant: tenant, Err: storeError(err)}
+	}
+	return PlatformManaged, nil
+}
+
+// dekByID returns the DEK a ciphertext names, if it belongs to tenant and
+// scope and its tenant key is usable. A DEK of another tenant or scope, or
+// none at all, is ErrDecrypt: the caller learns nothing about other
+// tenants' keys, and no other tenant's key is ever loaded on its behalf.
+func (k *Keyring) dekByID(ctx context.Context, tenant, scope string, id DEKID) (*dek, error) {
+	k.mu.RLock()
+	d := k.deks[id]
+	k.mu.RUnlock()
+	if d != nil {
+		if d.tenant != tenant || d.scope != scope {
+			return nil, ErrDecrypt
+		}
+		if d.tk.usable(k.cfg.Now()) {
+			return d, nil
+		}
+		if _, err := k.ensure(ctx, d.tk); err != nil {
+			return nil, err
+		}
+		k.mu.RLock()
+		still := k.deks[id] == d
+		k.mu.RUnlock()
+		if still {
+			return d, nil
+		}
+	}
+	v, err, _ := k.sf.Do("dekid\x00"+string(id[:]), func() (any, error) {
+		return k.loadDEK(ctx, tenant, scope, id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*dek), nil
+}
+
+// loadDEK reads a DEK from the store and unwraps it under its tenant key.
+func (k *Keyring) loadDEK(ctx context.Context, tenant, scope string, id DEKID) (*dek, error) {
+	rec, err := k.cfg.Store.DEK(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrDecrypt
+	}
+	if err != nil {
+		return nil, &UnavailableError{Tenant: tenant, Err: storeError(err)}
+	}
+	if rec.Tenant != tenant || rec.Scope != scope {
+		return nil, ErrDecrypt
+	}
+	t, err := k.tenantKey(ctx, tkID{rec.Tenant, rec.Kind, rec.Epoch})
+	if err != nil {
+		return nil, err
+	}
+	tkAEAD, err := k.material(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	key, err := envelope.UnwrapDEK(tkAEAD, envelope.KeyID(id), tenant, scope, rec.Wrapped)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	d := &dek{id: id, tenant: tenant, scope: scope, tk: t, key: key}
+	d.aead, _ = envelope.NewAEAD(key)
+	k.mu.Lock()
+	if cur := k.deks[id]; cur != nil {
+		d = cur
+	} else {
+		k.deks[id] = d
+	}
+	k.mu.Unlock()
+	return d, nil
+}

@@ -1,0 +1,325 @@
+package byok
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/openbyok/byok/internal/envelope"
+	"github.com/openbyok/byok/kms"
+)
+
+// tenantKey is the cached state of one tenant key: its material while it
+// is usable, and its health.
+//
+// The warm path reads only validUntil: while the clock is before it, the
+// material may be used without asking anyone. Everything else is guarded
+// by mu and changed only by check, which runs once at a time per key.
+type tenantKey struct {
+	id tkID
+
+	// validUntil is the Unix-nanosecond time until which aead may be used
+	// without a check; 0 when the key must not be used.
+	validUntil atomic.Int64
+
+	mu          sync.Mutex
+	aead        cipher.AEAD // nil when dropped
+	key         []byte      // the derived tenant key, wiped when dropped
+	policy      Policy
+	lastSuccess time.Time // last successful check
+	nextAttempt time.Time // no provider call before this, after a failure
+	failures    int       // consecutive transient failures
+	revoked     *RevokedError
+	lastErr     error // last transient failure
+}
+
+// usable reports whether the key's material may be used at now without a
+// check.
+func (t *tenantKey) usable(now time.Time) bool {
+	return now.UnixNano() < t.validUntil.Load()
+}
+
+// material returns the key's AEAD if it may be used at now, running a
+// check first when one is due.
+func (k *Keyring) material(ctx context.Context, t *tenantKey) (cipher.AEAD, error) {
+	if t.usable(k.cfg.Now()) {
+		t.mu.Lock()
+		a := t.aead
+		t.mu.Unlock()
+		if a != nil {
+			return a, nil
+		}
+	}
+	return k.ensure(ctx, t)
+}
+
+// ensure runs (or joins) a check of t if one is due and returns its
+// material or the error that keeps it from being used.
+func (k *Keyring) ensure(ctx context.Context, t *tenantKey) (cipher.AEAD, error) {
+	key := "tk\x00" + t.id.tenant + "\x00" + t.id.kind.String() + "\x00" + strconv.FormatUint(uint64(t.id.epoch), 10)
+	ch := k.sf.DoChan(key, func() (any, error) {
+		return k.checkIfDue(t)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(cipher.AEAD), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("byok: waiting for the key of tenant %q: %w", t.id.tenant, ctx.Err())
+	}
+}
+
+// checkIfDue decides, under t.mu, whether t may be served as it is, must
+// fail as it is, or needs a provider call, and makes the call.
+func (k *Keyring) checkIfDue(t *tenantKey) (cipher.AEAD, error) {
+	now := k.cfg.Now()
+	t.mu.Lock()
+	if t.aead != nil && t.usable(now) {
+		a := t.aead
+		t.mu.Unlock()
+		return a, nil
+	}
+	if now.Before(t.nextAttempt) {
+		a, err := t.serveWhileFailing(now, k.cfg.MaxStaleness)
+		t.mu.Unlock()
+		return a, err
+	}
+	t.mu.Unlock()
+	return k.check(t)
+}
+
+// serveWhileFailing is called, under t.mu, between failed attempts: it
+// returns the cached material if the tenant's policy still allows it, or
+// the error that fails the call closed.
+func (t *tenantKey) serveWhileFailing(now time.Time, maxStale time.Duration) (cipher.AEAD, error) {
+	if t.revoked != nil {
+		return nil, t.revoked
+	}
+	if t.aead != nil && t.policy == Grace && now.Sub(t.lastSuccess) <= maxStale {
+		return t.aead, nil
+	}
+	return nil, t.unavailable()
+}
+
+func (t *tenantKey) unavailable() error {
+	return &UnavailableError{Tenant: t.id.tenant, Kind: t.id.kind, LastSuccess: t.lastSuccess, Err: t.lastErr}
+}
+
+// check re-reads the tenant key's record, unwraps both shares and derives
+// the key, then applies the revocation rules to the outcome.
+func (k *Keyring) check(t *tenantKey) (cipher.AEAD, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.CallTimeout)
+	defer cancel()
+	derived, err := k.derive(ctx, t.id)
+	now := k.cfg.Now()
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err == nil {
+		return k.succeeded(t, derived, now), nil
+	}
+	class := kms.ClassOf(err)
+	if errors.Is(err, ErrUnknownTenant) || errors.Is(err, ErrNotFound) {
+		class = kms.Authoritative
+	}
+	if class == kms.Transient {
+		return k.failedTransiently(t, err, now)
+	}
+	return nil, k.revoke(t, err, now)
+}
+
+// succeeded records a successful check (under t.mu) and returns the
+// material to use.
+func (k *Keyring) succeeded(t *tenantKey, derived []byte, now time.Time) cipher.AEAD {
+	wasDown := t.revoked != nil || t.aead == nil && !t.lastSuccess.IsZero() || t.failures > 0
+	if t.aead == nil || subtle.ConstantTimeCompare(t.key, derived) != 1 {
+		if t.aead != nil {
+			// The shares changed underneath us: never mix DEKs of two keys.
+			k.dropDEKs(t)
+		}
+		t.key = derived
+		t.aead, _ = envelope.NewAEAD(derived) // 32 bytes: cannot fail
+	} else {
+		clear(derived)
+	}
+	t.revoked, t.lastErr, t.failures = nil, nil, 0
+	t.lastSuccess, t.nextAttempt = now, time.Time{}
+	t.validUntil.Store(now.Add(k.cfg.CheckInterval).UnixNano())
+	if wasDown {
+		k.emit(Event{Type: EventRestored, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, At: now})
+	}
+	return t.aead
+}
+
+// failedTransiently records a transient failure (under t.mu): the next
+// attempt waits for a backoff, and the key is served from cache only if
+// the tenant's policy allows.
+func (k *Keyring) failedTransiently(t *tenantKey, err error, now time.Time) (cipher.AEAD, error) {
+	t.failures++
+	t.lastErr = err
+	t.nextAttempt = now.Add(k.backoff(t.failures, err))
+	a, serveErr := t.serveWhileFailing(now, k.cfg.MaxStaleness)
+	reason := kms.ReasonOf(err)
+	if serveErr != nil {
+		if t.revoked == nil && t.aead != nil {
+			k.drop(t)
+		}
+		t.validUntil.Store(0)
+		k.emit(Event{Type: EventUnavailable, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, Reason: reason, At: now})
+		k.cfg.Logger.Warn("tenant key unavailable: failing closed", "tenant", t.id.tenant, "kind", t.id.kind.String(), "reason", string(reason), "error", err)
+		return nil, serveErr
+	}
+	until := t.nextAttempt
+	if stale := t.lastSuccess.Add(k.cfg.MaxStaleness); stale.Before(until) {
+		until = stale
+	}
+	t.validUntil.Store(until.UnixNano())
+	k.emit(Event{Type: EventDegraded, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, Reason: reason, At: now})
+	k.cfg.Logger.Warn("tenant key check failed: serving from cache", "tenant", t.id.tenant, "kind", t.id.kind.String(), "reason", string(reason), "error", err)
+	return a, nil
+}
+
+// revoke records an authoritative failure (under t.mu): the key and every
+// DEK under it leave memory and calls fail until a check succeeds.
+func (k *Keyring) revoke(t *tenantKey, err error, now time.Time) error {
+	k.drop(t)
+	t.validUntil.Store(0)
+	t.failures = 0
+	t.nextAttempt = now.Add(jitter(k.cfg.CheckInterval))
+	reason := kms.ReasonOf(err)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnknownTenant) {
+		reason = kms.ReasonNotFound
+	}
+	first := t.revoked == nil
+	if first {
+		t.revoked = &RevokedError{Tenant: t.id.tenant, Kind: t.id.kind, Reason: reason, DetectedAt: now, Err: err}
+		k.emit(Event{Type: EventRevoked, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, Reason: reason, At: now})
+		k.cfg.Logger.Warn("tenant key revoked: failing closed", "tenant", t.id.tenant, "kind", t.id.kind.String(), "reason", string(reason), "error", err)
+	}
+	return t.revoked
+}
+
+// drop wipes t's material and every DEK under it (under t.mu).
+func (k *Keyring) drop(t *tenantKey) {
+	k.dropDEKs(t)
+	clear(t.key)
+	t.key, t.aead = nil, nil
+}
+
+// dropDEKs removes every cached DEK wrapped under t.
+func (k *Keyring) dropDEKs(t *tenantKey) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, d := range k.deks {
+		if d.tk == t {
+			clear(d.key)
+			delete(k.deks, id)
+		}
+	}
+	for s, a := range k.active {
+		if a.dek.tk == t {
+			delete(k.active, s)
+		}
+	}
+}
+
+// backoff is the wait before the n-th consecutive retry after a transient
+// failure: exponential from one second, at most the check interval, at
+// least the provider's Retry-After, with jitter.
+func (k *Keyring) backoff(n int, err error) time.Duration {
+	d := time.Second << min(n-1, 16)
+	d = min(d, k.cfg.CheckInterval)
+	var ke *kms.Error
+	if errors.As(err, &ke) && ke.RetryAfter > d {
+		return ke.RetryAfter
+	}
+	return jitter(d)
+}
+
+// jitter returns a duration in [d/2, d], so that replicas spread their
+// calls and a wait never exceeds its nominal length.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// derive reads a tenant key's record and unwraps its shares into the
+// tenant key.
+func (k *Keyring) derive(ctx context.Context, id tkID) ([]byte, error) {
+	rec, err := k.cfg.Store.TenantKeyEpoch(ctx, id.tenant, id.kind, id.epoch)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s key of tenant %q: %w", id.kind, id.tenant, storeError(err))
+	}
+	customerKMS := k.cfg.PlatformKMS
+	if id.kind == CustomerManaged {
+		if k.cfg.CustomerKMS == nil {
+			return nil, &kms.Error{Op: "unwrap", KeyID: rec.CustomerShare.KeyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest,
+				Err: errors.New("the keyring has no CustomerKMS configured")}
+		}
+		if customerKMS, err = k.cfg.CustomerKMS(ctx, id.tenant); err != nil {
+			return nil, err
+		}
+	}
+	c, err := customerKMS.Unwrap(ctx, rec.CustomerShare)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(c)
+	p, err := k.cfg.PlatformKMS.Unwrap(ctx, rec.PlatformShare)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(p)
+	return envelope.DeriveTenantKey(c, p, id.tenant, uint8(id.kind), id.epoch)
+}
+
+// storeError keeps a store's not-found distinct and everything else
+// transient: a database hiccup must never look like a revocation.
+func storeError(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return &kms.Error{Op: "store", Class: kms.Transient, Reason: kms.ReasonUnavailable, Err: err}
+}
+
+func (k *Keyring) emit(e Event) {
+	if k.cfg.OnEvent != nil {
+		k.cfg.OnEvent(e)
+	}
+}
+
+// tenantKey returns the cache entry of a tenant key, creating it (without
+// material) on first use.
+func (k *Keyring) tenantKey(ctx context.Context, id tkID) (*tenantKey, error) {
+	k.mu.RLock()
+	t := k.tks[id]
+	k.mu.RUnlock()
+	if t != nil {
+		return t, nil
+	}
+	ten, err := k.cfg.Store.Tenant(ctx, id.tenant)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w %q: create it first", ErrUnknownTenant, id.tenant)
+	}
+	if err != nil {
+		return nil, &UnavailableError{Tenant: id.tenant, Kind: id.kind, Err: err}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if t = k.tks[id]; t == nil {
+		t = &tenantKey{id: id, policy: ten.Policy}
+		k.tks[id] = t
+	}
+	return t, nil
+}
