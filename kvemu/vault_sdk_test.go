@@ -115,9 +115,10 @@ func (e *vaultEnv) keysWith(t testing.TB, vaultURL string, cred azcore.TokenCred
 	return c
 }
 
-// respErr asserts err is an *azcore.ResponseError with status and code and
-// returns the inner error code of its body ("" if none).
-func respErr(t testing.TB, err error, status int, code string) string {
+// respErrMsg asserts err is an *azcore.ResponseError with status and code
+// (ErrorCode) and returns the inner error code of its body ("" if none) and
+// its message.
+func respErrMsg(t testing.TB, err error, status int, code string) (inner, msg string) {
 	t.Helper()
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
@@ -141,10 +142,10 @@ func respErr(t testing.TB, err error, status int, code string) string {
 	if env.Error.Message == "" {
 		t.Fatalf("error body %q has no message", body)
 	}
-	if env.Error.InnerError == nil {
-		return ""
+	if env.Error.InnerError != nil {
+		inner = env.Error.InnerError.Code
 	}
-	return env.Error.InnerError.Code
+	return inner, env.Error.Message
 }
 
 var ctx = context.Background()
