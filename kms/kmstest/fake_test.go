@@ -219,6 +219,21 @@ func TestFakeGate(t *testing.T) {
 	}
 }
 
+func TestFakeGateReleaseWithoutReceivingEntered(t *testing.T) {
+	f := kmstest.NewFake()
+	a := f.AddKey("a")
+	g := f.Block()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Describe(bg, a)
+		done <- err
+	}()
+	g.Release()
+	if err := <-done; err != nil {
+		t.Errorf("a call whose entry nobody received, after Release: %v", err)
+	}
+}
+
 func TestFakeGateFailureAppliesOnRelease(t *testing.T) {
 	f := kmstest.NewFake()
 	a := f.AddKey("a")

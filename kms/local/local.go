@@ -208,9 +208,9 @@ func (k *Key) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if min := v.aead.Overhead() + 1; len(w.Ciphertext) < min {
+	if shortest := v.aead.Overhead() + 1; len(w.Ciphertext) < shortest {
 		return nil, opError(op, w.KeyID, kms.Invalid, kms.ReasonUnwrapFailed,
-			"ciphertext is %d bytes, shorter than the %d-byte minimum: it was truncated", len(w.Ciphertext), min)
+			"ciphertext is %d bytes, shorter than the %d-byte minimum: it was truncated", len(w.Ciphertext), shortest)
 	}
 	plaintext, err := v.aead.Open(nil, nil, w.Ciphertext, []byte(k.versionID(n)))
 	if err != nil {
