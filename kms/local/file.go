@@ -107,9 +107,9 @@ func createFile(path string) error {
 // added are kept, then replaces the file atomically. Do not rotate one file from two processes at
 // once. A Key from [Parse] has no file and cannot rotate.
 //
-// On error, the file and k are as they were, unless the error says that
-// the version was added but a crash may lose it (its directory could not
-// be synced); the id is returned then too.
+// If Rotate fails, it added no version, unless the error says that the
+// version was added but a crash may lose it (its directory could not be
+// synced); it returns the version's id then too.
 func (k *Key) Rotate() (string, error) {
 	if k.path == "" {
 		return "", fmt.Errorf("local: %s was not opened from a file, so it cannot rotate; add a \"key N\" entry to its content instead", k.KeyID())

@@ -39,19 +39,20 @@
 // fits on one line of an environment variable. A file can be written by
 // hand:
 //
-//	printf 'byok-local-key v1\nname platform\nkey 1 %s\n' "$(head -c 32 /dev/urandom | base64)" > prk
-//	chmod 600 prk
+//	(umask 077; printf 'byok-local-key v1\nname platform\nkey 1 %s\n' "$(head -c 32 /dev/urandom | base64)" > prk)
 //
 // The name and every version's key are bound into the values they wrapped:
 // never change them, and remove a version only when nothing wrapped under
 // it remains. Keep a backup: a lost key file makes every tenant's data
 // unreadable.
 //
-// [Open] creates the file on first use with mode 0600 and refuses a file
-// that its group or others may read or write. [Key.Rotate] adds a version
-// and rewrites the file atomically (temporary file, fsync, rename). The
-// package never reads environment variables: a caller that keeps the
-// content in one passes it to [Parse].
+// [Open] creates the file on first use with mode 0600 and, on Unix,
+// refuses a file that its group or others may read or write. [Key.Rotate]
+// adds a version and rewrites the file atomically (temporary file, fsync,
+// rename). A Key asked for a version it does not hold reads its file again
+// first, so that it finds a version another process added. The package
+// never reads environment variables: a caller that keeps the content in
+// one passes it to [Parse].
 package local
 
 import (
