@@ -49,7 +49,29 @@ type Harness struct {
 
 // RunConformance runs the provider conformance suite as subtests of t. The
 // subtests run one after another and share h's keys; they create new
-// versions of key A.
+// versions of key A. A provider passes when:
+//
+//   - plaintexts of 1 to [kms.MaxPlaintext] bytes round-trip, Wrap records
+//     a versioned id and an algorithm, and neither call keeps or shares the
+//     caller's memory;
+//   - two wraps of one plaintext differ;
+//   - a value of key A presented as key B (or B as A) fails with class
+//     [kms.Invalid] or [kms.Authoritative];
+//   - a value with any byte altered, truncated, extended or with another
+//     algorithm fails with class [kms.Invalid];
+//   - after a new version, Describe and Wrap of the versionless id use it,
+//     old values still unwrap, a versioned id pins its version, and a value
+//     presented as another version of the same key fails;
+//   - Describe reports the versioned id Wrap records, an enabled key and
+//     the wrapKey and unwrapKey operations;
+//   - a cancelled or expired ctx fails each call with class
+//     [kms.Transient] and reason [kms.ReasonCanceled] or
+//     [kms.ReasonTimeout], wrapping ctx.Err();
+//   - an unknown key or version fails with class [kms.Authoritative] and
+//     reason [kms.ReasonNotFound];
+//   - concurrent round trips succeed while a new version is created;
+//   - every error is a [*kms.Error] with the call's Op and key id, a
+//     Reason, and a message without the plaintext.
 func RunConformance(t *testing.T, h Harness) {
 	t.Helper()
 	if h.Provider == nil || h.KeyID == "" || h.OtherKeyID == "" || h.UnknownKeyID == "" ||
