@@ -71,7 +71,7 @@ type App struct {
 	// ClientID is the application (client) id; generated when empty.
 	ClientID string `json:"clientId" yaml:"clientId,omitempty"`
 	// TenantID is the home tenant.
-	TenantID string `json:"tenantId" yaml:"tenant"`
+	TenantID string `json:"tenantId" yaml:"tenantId"`
 	// DisplayName is informative.
 	DisplayName string `json:"displayName,omitempty" yaml:"name,omitempty"`
 	// MultiTenant apps can be consented to in other tenants.
@@ -109,7 +109,7 @@ type ManagedIdentity struct {
 	// Name is the identity's resource name; required for user-assigned.
 	Name string `json:"name" yaml:"name"`
 	// TenantID is the tenant the identity lives in.
-	TenantID string `json:"tenantId" yaml:"tenant"`
+	TenantID string `json:"tenantId" yaml:"tenantId"`
 	// SystemAssigned marks the host's system-assigned identity (at most one).
 	SystemAssigned bool `json:"systemAssigned,omitempty" yaml:"systemAssigned,omitempty"`
 	// ClientID, ObjectID and ResourceID are generated when empty.
@@ -443,9 +443,7 @@ func certInfo(c *x509.Certificate) Certificate {
 // id. Consenting again returns the existing object id. A single-tenant app
 // can only be "consented" in its home tenant.
 func (s *Service) Consent(tenantID, clientID string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.consentLocked(tenantID, clientID, "")
+	return s.ConsentAs(tenantID, clientID, "")
 }
 
 // consentLocked is Consent with an optional fixed object id. The caller
@@ -685,4 +683,12 @@ func (s *Service) count(tenantID, clientID string, issued bool) {
 	if issued {
 		c.Issued++
 	}
+}
+
+// ConsentAs is [Service.Consent] with a fixed service principal object id
+// (empty: generated), for seeds that name principals in advance.
+func (s *Service) ConsentAs(tenantID, clientID, objectID string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.consentLocked(tenantID, clientID, objectID)
 }

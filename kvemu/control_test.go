@@ -1,0 +1,270 @@
+package kvemu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+)
+
+// control sends one control API request and decodes a JSON answer into out
+// (when not nil). It returns the status.
+func control(t *testing.T, e *Emulator, method, path, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, "https://"+e.Addr()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: answer %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestControlAPIIdentity(t *testing.T) {
+	e, _ := startIdentityEmulator(t, Options{})
+	var tn Tenant
+	if st := control(t, e, "POST", "/control/tenants", `{"name":"platform"}`, &tn); st != 200 || tn.ID == "" {
+		t.Fatalf("create tenant: %d %+v", st, tn)
+	}
+	var app App
+	if st := control(t, e, "POST", "/control/apps", `{"tenantId":"`+tn.ID+`","multiTenant":true}`, &app); st != 200 || app.ClientID == "" || app.ObjectID == "" {
+		t.Fatalf("create app: %d %+v", st, app)
+	}
+	var sec Secret
+	if st := control(t, e, "POST", "/control/apps/"+app.ClientID+"/secrets", `{"expiresAt":"2099-01-01T00:00:00Z"}`, &sec); st != 200 || sec.Value == "" {
+		t.Fatalf("add secret: %d", st)
+	}
+	getVaultToken(t, e, secretCred(t, e, tn.ID, app.ClientID, sec.Value))
+
+	var customer Tenant
+	control(t, e, "POST", "/control/tenants", `{}`, &customer)
+	var consent struct{ ObjectID string }
+	if st := control(t, e, "PUT", "/control/tenants/"+customer.ID+"/consents/"+app.ClientID, "", &consent); st != 200 || consent.ObjectID == "" {
+		t.Fatalf("consent: %d %+v", st, consent)
+	}
+	if c := getVaultToken(t, e, secretCred(t, e, customer.ID, app.ClientID, sec.Value)); c.ObjectID != consent.ObjectID {
+		t.Errorf("oid %s, want %s", c.ObjectID, consent.ObjectID)
+	}
+	if st := control(t, e, "DELETE", "/control/tenants/"+customer.ID+"/consents/"+app.ClientID, "", nil); st != 204 {
+		t.Errorf("revoke consent: %d", st)
+	}
+
+	certPEM := func() string {
+		cert, _ := selfSigned(t, time.Now().Add(time.Hour))
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
+	}()
+	body, _ := json.Marshal(map[string]string{"pem": certPEM})
+	var ci Certificate
+	if st := control(t, e, "POST", "/control/apps/"+app.ClientID+"/certificates", string(body), &ci); st != 200 || len(ci.ThumbprintSHA256) != 64 {
+		t.Fatalf("add certificate: %d %+v", st, ci)
+	}
+	if st := control(t, e, "DELETE", "/control/apps/"+app.ClientID+"/certificates/"+ci.ThumbprintSHA256, "", nil); st != 204 {
+		t.Errorf("remove certificate: %d", st)
+	}
+	var counts []TokenCount
+	if st := control(t, e, "GET", "/control/token-counts", "", &counts); st != 200 || len(counts) != 2 {
+		t.Errorf("token counts: %d %+v, want two clients", st, counts)
+	}
+
+	for _, tc := range []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"unknown field", "POST", "/control/tenants", `{"nmae":"typo"}`, 400},
+		{"not JSON", "POST", "/control/apps", `{`, 400},
+		{"bad GUID", "POST", "/control/tenants", `{"id":"not-a-guid"}`, 400},
+		{"duplicate tenant", "POST", "/control/tenants", `{"id":"` + tn.ID + `"}`, 409},
+		{"unknown app", "POST", "/control/apps/00000000-0000-0000-0000-000000000001/secrets", `{}`, 404},
+		{"unknown secret", "DELETE", "/control/apps/" + app.ClientID + "/secrets/00000000-0000-0000-0000-000000000001", ``, 404},
+		{"bad certificate", "POST", "/control/apps/" + app.ClientID + "/certificates", `{"pem":"nope"}`, 400},
+		{"unknown route", "GET", "/control/nothing", ``, 404},
+		{"unknown vault", "GET", "/control/vaults/nosuchvault", ``, 404},
+		{"bad throttle mode", "PUT", "/control/vaults/nosuchvault/throttle", `{"mode":"fast"}`, 400},
+		{"bad key action", "POST", "/control/vaults/v/keys/k/explode", ``, 400},
+		{"save without state dir", "POST", "/control/save", ``, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if st := control(t, e, tc.method, tc.path, tc.body, nil); st != tc.want {
+				t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, st, tc.want)
+			}
+		})
+	}
+}
+
+const testSeed = `
+tenants:
+  - id: 72f988bf-86f1-41af-91ab-2d7cd011db47
+    name: platform
+  - id: 11111111-2222-3333-4444-555555555555
+    name: contoso
+    domains: [contoso.onmicrosoft.com]
+apps:
+  - clientId: aaaaaaaa-0000-0000-0000-000000000001
+    tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47
+    name: byok-platform
+    multiTenant: true
+    secrets:
+      - value: platform-secret-value
+consents:
+  - tenantId: contoso.onmicrosoft.com
+    clientId: aaaaaaaa-0000-0000-0000-000000000001
+    objectId: bbbbbbbb-0000-0000-0000-000000000001
+identities:
+  - name: byok-uami
+    tenantId: 11111111-2222-3333-4444-555555555555
+vaults:
+  - name: contoso
+    tenantId: 11111111-2222-3333-4444-555555555555
+    purgeProtection: true
+    keys:
+      - name: cmk
+        size: 3072
+    roleAssignments:
+      - app: aaaaaaaa-0000-0000-0000-000000000001
+        role: Key Vault Crypto User
+      - identity: byok-uami
+        dataActions: [Microsoft.KeyVault/vaults/keys/read]
+    throttle:
+      mode: documented
+`
+
+// TestSeedEndToEnd seeds a platform app consented in a customer tenant
+// with a role on the customer's vault, then wraps and unwraps through the
+// SDK, and checks that one token served both calls.
+func TestSeedEndToEnd(t *testing.T) {
+	e, _ := startIdentityEmulator(t, Options{Now: time.Now})
+	seed, err := ParseSeed([]byte(testSeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ApplySeed(seed); err != nil {
+		t.Fatal(err)
+	}
+	roles, err := e.RoleAssignments("contoso")
+	if err != nil || len(roles) != 2 || roles[0].PrincipalID != "bbbbbbbb-0000-0000-0000-000000000001" {
+		t.Fatalf("role assignments %+v, %v", roles, err)
+	}
+	const customer, client = "11111111-2222-3333-4444-555555555555", "aaaaaaaa-0000-0000-0000-000000000001"
+	cred := secretCred(t, e, customer, client, "platform-secret-value")
+	kc, err := azkeys.NewClient("https://contoso.vault.azure.net", cred, &azkeys.ClientOptions{ClientOptions: clientOpts(e)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alg := azkeys.EncryptionAlgorithmRSAOAEP256
+	share := bytes.Repeat([]byte{7}, 32)
+	w, err := kc.WrapKey(context.Background(), "cmk", "", azkeys.KeyOperationParameters{Algorithm: &alg, Value: share}, nil)
+	if err != nil {
+		t.Fatalf("WrapKey: %v", err)
+	}
+	u, err := kc.UnwrapKey(context.Background(), "cmk", w.KID.Version(), azkeys.KeyOperationParameters{Algorithm: &alg, Value: w.Result}, nil)
+	if err != nil {
+		t.Fatalf("UnwrapKey: %v", err)
+	}
+	if !bytes.Equal(u.Result, share) {
+		t.Fatal("unwrap returned other bytes")
+	}
+	if got := e.TokenCount(customer, client); got.Requests != 1 || got.Issued != 1 {
+		t.Errorf("token requests %+v, want exactly one for two vault calls", got)
+	}
+}
+
+func TestSeedRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown field", "tenants:\n  - id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n    colour: blue\n", "colour"},
+		{"empty", "", "empty"},
+		{"two documents", "tenants: []\n---\ntenants: []\n", "single YAML document"},
+		{"not YAML", "tenants: [", "invalid seed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseSeed([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ParseSeed: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	e, _ := startIdentityEmulator(t, Options{})
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"app in unknown tenant", "apps:\n  - tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47\n", "apps[0]"},
+		{"two principals", "tenants:\n  - id: 72f988bf-86f1-41af-91ab-2d7cd011db47\nvaults:\n  - name: v1abc\n    tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47\n    roleAssignments:\n      - app: x\n        identity: y\n        role: Key Vault Reader\n", "exactly one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSeed([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.ApplySeed(s); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ApplySeed: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestControlAPIVaults(t *testing.T) {
+	e, _ := startIdentityEmulator(t, Options{Now: time.Now})
+	seed, err := ParseSeed([]byte(testSeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := control(t, e, "POST", "/control/seed", testSeed, nil); st != 204 {
+		t.Fatalf("seed: %d", st)
+	}
+	if st := control(t, e, "POST", "/control/vaults/contoso/keys/cmk/disable", "", nil); st != 204 {
+		t.Fatalf("disable: %d", st)
+	}
+	if k, err := e.Key("contoso", "cmk", ""); err != nil || k.Enabled {
+		t.Fatalf("key after disable: %+v, %v", k, err)
+	}
+	var rot KeyInfo
+	if st := control(t, e, "POST", "/control/vaults/contoso/keys/cmk/rotate", "", &rot); st != 200 || rot.Version == "" {
+		t.Fatalf("rotate: %d %+v", st, rot)
+	}
+	var roles []RoleAssignment
+	control(t, e, "GET", "/control/vaults/contoso/roles", "", &roles)
+	if len(roles) != len(seed.Vaults[0].RoleAssignments) {
+		t.Fatalf("roles %+v", roles)
+	}
+	if st := control(t, e, "POST", "/control/vaults/contoso/roles/"+roles[0].ID+"/revoke", "", nil); st != 204 {
+		t.Fatalf("revoke role: %d", st)
+	}
+	control(t, e, "GET", "/control/vaults/contoso/roles", "", &roles)
+	if !roles[0].Revoked {
+		t.Error("role not revoked")
+	}
+	for _, tc := range []struct{ method, path, body string }{
+		{"PUT", "/control/vaults/contoso/latency", `{"fixed":"1ms","jitter":"0s"}`},
+		{"PUT", "/control/vaults/contoso/throttle", `{"mode":"custom","rate":100,"burst":10}`},
+		{"POST", "/control/vaults/contoso/faults", `{"status":503,"count":1}`},
+		{"DELETE", "/control/vaults/contoso/faults", ``},
+		{"PUT", "/control/vaults/contoso/offline", `{"offline":false}`},
+		{"POST", "/control/vaults/contoso/roles/" + roles[0].ID + "/restore", ``},
+		{"DELETE", "/control/calls", ``},
+	} {
+		if st := control(t, e, tc.method, tc.path, tc.body, nil); st != 204 {
+			t.Errorf("%s %s: %d, want 204", tc.method, tc.path, st)
+		}
+	}
+	if st := control(t, e, "PUT", "/control/vaults/contoso/latency", `{"fixed":"-1s"}`, nil); st != 400 {
+		t.Errorf("negative latency: %d, want 400", st)
+	}
+	if st := control(t, e, "POST", "/control/vaults", `{"name":"contoso","tenantId":"11111111-2222-3333-4444-555555555555"}`, nil); st != 409 {
+		t.Errorf("duplicate vault: %d, want 409", st)
+	}
+}
