@@ -273,10 +273,11 @@ func TestFakeGateHonoursContext(t *testing.T) {
 		wantErr(t, r.err, kms.Transient, kms.ReasonCanceled)
 	})
 	t.Run("DoneBeforeTheCall", func(t *testing.T) {
+		// The ctx is checked before the gate and the injected failure.
+		f.Fail(kms.Authoritative, kms.ReasonDenied)
+		defer f.Heal()
 		ctx, cancel := context.WithCancel(bg)
 		cancel()
-		// Were the call to reach the gate, it would wait for a receiver
-		// of Entered; a done ctx stops it first.
 		_, err := f.Wrap(ctx, a, []byte("x"))
 		wantErr(t, err, kms.Transient, kms.ReasonCanceled)
 	})

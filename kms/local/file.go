@@ -105,7 +105,8 @@ func createFile(path string) error {
 //
 // Rotate first reads the key file again, so that versions another process
 // added are kept, then replaces the file atomically. Do not rotate one file from two processes at
-// once. A Key from [Parse] has no file and cannot rotate.
+// once. If the key file's path is a symbolic link, Rotate replaces the
+// link with a file. A Key from [Parse] has no file and cannot rotate.
 //
 // If Rotate fails, it added no version, unless the error says that the
 // version was added but a crash may lose it (its directory could not be
