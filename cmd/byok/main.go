@@ -23,6 +23,7 @@ type command struct {
 // commands lists every subcommand, in the order help shows them.
 var commands = []command{
 	{"version", "print the version of byok", runVersion},
+	{"bench", "measure Encrypt and Decrypt against raw AES-256-GCM", runBench},
 }
 
 func main() {
