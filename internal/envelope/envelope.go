@@ -226,10 +226,10 @@ func appendContext(b []byte, tenant, scope string, aad []byte) []byte {
 
 // adPool recycles the buffers in which Seal and Open build the associated
 // data, so that they do not allocate. Buffers that grew past maxPooledAD
-// (huge caller aad) are left to the garbage collector.
+// (caller aad over 64 KiB) are left to the garbage collector.
 var adPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-const maxPooledAD = 64 << 10
+const maxPooledAD = 128 << 10
 
 func getAD() *[]byte { return adPool.Get().(*[]byte) }
 

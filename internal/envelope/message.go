@@ -106,13 +106,12 @@ func Open(dst []byte, aead cipher.AEAD, tenant, scope string, ciphertext, aad []
 	if err := ValidateIDs(tenant, scope); err != nil {
 		return nil, err
 	}
-	h, err := parseMsgHeader(ciphertext)
-	if err != nil {
+	if _, err := parseMsgHeader(ciphertext); err != nil {
 		return nil, err
 	}
 	adp := getAD()
 	ad := appendContext(append(*adp, ciphertext[:msgHeaderSize]...), tenant, scope, aad)
-	out, err := aead.Open(dst, h.nonce[:], ciphertext[msgHeaderSize:], ad)
+	out, err := aead.Open(dst, ciphertext[msgNonceOffset:msgHeaderSize], ciphertext[msgHeaderSize:], ad)
 	*adp = ad
 	putAD(adp)
 	if err != nil {

@@ -23,7 +23,7 @@ func wantAuth(t *testing.T, err error, what string) {
 	}
 }
 
-func validVectors(t *testing.T, name string) []vector {
+func validVectors(t testing.TB, name string) []vector {
 	var vs []vector
 	for _, v := range loadVectors[vector](t, name) {
 		if v.Error == "" {
