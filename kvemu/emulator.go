@@ -84,6 +84,7 @@ type Emulator struct {
 	client      *http.Client
 	control     http.Handler
 
+	restored  bool // state was loaded from StateDir
 	saveMu    sync.Mutex
 	closeOnce sync.Once
 	closeErr  error
@@ -338,6 +339,11 @@ func (e *Emulator) load() error {
 		if err := f.restore(data); err != nil {
 			return fmt.Errorf("kvemu: state file %s is unusable: %w; remove it to start empty", p, err)
 		}
+		e.restored = true
 	}
 	return nil
 }
+
+// Restored reports whether Start loaded a saved state from the state
+// directory (so a seed need not be applied again).
+func (e *Emulator) Restored() bool { return e.restored }

@@ -24,6 +24,7 @@ type command struct {
 var commands = []command{
 	{"version", "print the version of byok", runVersion},
 	{"bench", "measure Encrypt and Decrypt against raw AES-256-GCM", runBench},
+	{"kv-emulator", "run kvemu, a local Azure Key Vault and Entra ID", runKVEmulator},
 }
 
 func main() {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/openbyok/byok/kvemu"
+)
+
+// runKVEmulator runs kvemu until ctx is done, then saves its state (with
+// --state) and stops.
+func runKVEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kv-emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8443", "HTTPS `address` of Key Vault, Entra ID and the control API; use port 443 for SDKs that reach it through /etc/hosts")
+	miAddr := fs.String("mi-addr", "127.0.0.1:0", "plain-HTTP `address` of the managed identity endpoints (IMDS, App Service)")
+	state := fs.String("state", "", "`directory` for the CA and the state; empty keeps everything in memory")
+	seed := fs.String("seed", "", "YAML seed `file` applied at start when the state is empty")
+	verbose := fs.Bool("v", false, "log every request to stderr")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: byok kv-emulator [--addr host:port] [--state DIR] [--seed FILE]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q; see byok kv-emulator -h", fs.Arg(0))
+	}
+	var s kvemu.Seed
+	if *seed != "" {
+		var err error
+		if s, err = kvemu.LoadSeed(*seed); err != nil {
+			return err
+		}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	emu, err := kvemu.Start(kvemu.Options{
+		Addr: *addr, ManagedIdentityAddr: *miAddr, StateDir: *state,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	switch {
+	case *seed != "" && emu.Restored():
+		fmt.Fprintf(stdout, "seed %s not applied: the state in %s was restored\n", *seed, *state)
+	case *seed != "":
+		if err := emu.ApplySeed(s); err != nil {
+			return fmt.Errorf("%s: %w", *seed, err)
+		}
+	}
+	caFile, cleanup, err := writeCA(emu, *state)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	printEmulatorHelp(stdout, emu, caFile)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "kvemu stopping")
+	return emu.Close()
+}
+
+// writeCA returns the CA file: the one in the state directory, or a
+// temporary one removed by cleanup.
+func writeCA(emu *kvemu.Emulator, stateDir string) (string, func(), error) {
+	if stateDir != "" {
+		return filepath.Join(stateDir, "ca.pem"), func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "kvemu-")
+	if err != nil {
+		return "", nil, err
+	}
+	file := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(file, emu.CACertPEM(), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return file, func() { os.RemoveAll(dir) }, nil
+}
+
+func printEmulatorHelp(w io.Writer, emu *kvemu.Emulator, caFile string) {
+	host, port, _ := net.SplitHostPort(emu.Addr())
+	miEndpoint, miHeader := emu.ManagedIdentityEnv()
+	var vaults []string
+	for _, v := range emu.Vaults() {
+		suffix := "vault.azure.net"
+		if v.ManagedHSM {
+			suffix = "managedhsm.azure.net"
+		}
+		vaults = append(vaults, v.Name+"."+suffix)
+	}
+	if len(vaults) == 0 {
+		vaults = []string{"<vault>.vault.azure.net"}
+	}
+	fmt.Fprintf(w, `kvemu listening on https://%s (managed identity: http://%s)
+CA certificate: %s
+Control API:    https://localhost:%s/control/   (docs/kvemu.md)
+
+Go (azidentity + azkeys): build an *http.Client whose transport trusts the CA
+file and dials every address ending in :443 to %s (in-process: kvemu.Start
+and Emulator.HTTPClient do this), and pass it as ClientOptions.Transport of
+both the credential and the azkeys client. No other option changes.
+
+Other SDKs (Python, .NET, Java, JS, az CLI):
+  export SSL_CERT_FILE=%s    # also REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS
+  add to /etc/hosts:
+    %s login.microsoftonline.com
+`, emu.Addr(), emu.ManagedIdentityAddr(), caFile, port, emu.Addr(), caFile, host)
+	for _, v := range vaults {
+		fmt.Fprintf(w, "    %s %s\n", host, v)
+	}
+	if port != "443" {
+		fmt.Fprintf(w, "  and run with --addr %s:443: names in /etc/hosts reach port 443 only.\n", host)
+	}
+	fmt.Fprintf(w, `Managed identity (App Service style):
+  export IDENTITY_ENDPOINT=%s
+  export IDENTITY_HEADER=%s
+`, miEndpoint, miHeader)
+	if tenants := emu.Tenants(); len(tenants) > 0 {
+		ids := make([]string, len(tenants))
+		for i, t := range tenants {
+			ids[i] = t.ID
+		}
+		fmt.Fprintf(w, "Tenants: %s\n", strings.Join(ids, ", "))
+	}
+	fmt.Fprintln(w, "Press Ctrl-C to stop.")
+}
