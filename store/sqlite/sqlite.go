@@ -536,11 +536,14 @@ func (db *DB) MoveScope(ctx context.Context, s byok.ScopeRecord, rewrapped []byo
 }
 
 // rewrap updates the wrapping of recs in tx with one prepared statement.
+// NOT INDEXED makes SQLite find each row by the primary key (tenant, id)
+// instead of through index deks_by_id and then the primary key: a third
+// fewer B-tree seeks on the hot path of a re-key.
 func rewrap(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, `UPDATE deks SET kind = ?, epoch = ?, wrapped = ?
+	stmt, err := tx.PrepareContext(ctx, `UPDATE deks NOT INDEXED SET kind = ?, epoch = ?, wrapped = ?
 		WHERE id = ? AND tenant = ? AND scope = ?`)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)

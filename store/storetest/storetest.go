@@ -157,9 +157,14 @@ func sortDEKs(ds []byok.DEKRecord) []byok.DEKRecord {
 
 func equal[T any](t *testing.T, what string, got, want T) {
 	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+	if reflect.DeepEqual(got, want) {
+		return
 	}
+	g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want)
+	if g == w { // differ in what %+v hides: nil vs empty, time zones
+		g, w = fmt.Sprintf("%#v", got), fmt.Sprintf("%#v", want)
+	}
+	t.Errorf("%s:\n got %s\nwant %s", what, g, w)
 }
 
 func must(t *testing.T, err error) {

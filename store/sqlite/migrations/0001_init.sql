@@ -32,19 +32,22 @@ CREATE TABLE scopes (
 ) STRICT, WITHOUT ROWID;
 
 -- A DEK references the tenant key that wraps it; its scope need not have
--- been set with PutScope.
+-- been set with PutScope. Rows are clustered by tenant, then id: a tenant's
+-- DEKs in id order (ListDEKs, the re-key work list) are one range, and a
+-- rewrap, which changes kind, epoch and wrapped only, touches no index.
 CREATE TABLE deks (
-	id      BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
 	tenant  TEXT    NOT NULL,
+	id      BLOB    NOT NULL CHECK (length(id) = 16),
 	scope   TEXT    NOT NULL,
 	kind    INTEGER NOT NULL CHECK (kind IN (1, 2)),
 	epoch   INTEGER NOT NULL,
 	wrapped BLOB,
 	created INTEGER,
+	PRIMARY KEY (tenant, id),
 	FOREIGN KEY (tenant, kind, epoch) REFERENCES tenant_keys (tenant, kind, epoch)
 ) STRICT, WITHOUT ROWID;
 
--- ListDEKs (re-key work list) and the foreign key's child lookup.
-CREATE INDEX deks_by_key ON deks (tenant, kind, epoch, id);
+-- DEK ids are unique across tenants; DEK looks them up by id alone.
+CREATE UNIQUE INDEX deks_by_id ON deks (id);
 -- ListScopeDEKs (moving a scope).
 CREATE INDEX deks_by_scope ON deks (tenant, scope, id);
