@@ -106,7 +106,7 @@ func (f *fixture) byokTenant(id string, p byok.Policy) string {
 	f.t.Helper()
 	f.tenant(id, p)
 	keyID := f.cmk.AddKey(id)
-	if _, err := f.kr.AddCustomerKey(f.ctx, id, keyID); err != nil {
+	if _, err := f.kr.NewTenantKey(f.ctx, id, byok.CustomerManaged, keyID); err != nil {
 		f.t.Fatal(err)
 	}
 	for scope, kind := range map[string]byok.KeyKind{"covered": byok.CustomerManaged, "other": byok.PlatformManaged} {

@@ -90,6 +90,9 @@ func (k *Keyring) checkIfDue(t *tenantKey) (cipher.AEAD, error) {
 	}
 	if now.Before(t.nextAttempt) {
 		a, err := t.serveWhileFailing(now, k.cfg.MaxStaleness)
+		if err != nil && t.aead != nil {
+			k.drop(t) // past max staleness between two attempts
+		}
 		t.mu.Unlock()
 		return a, err
 	}
@@ -262,7 +265,7 @@ func (k *Keyring) derive(ctx context.Context, id tkID) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s key of tenant %q: %w", id.kind, id.tenant, storeError(err))
 	}
 	customerKMS := k.cfg.PlatformKMS
-	if id.kind == CustomerManaged {
+	if !k.isPlatformKeyID(rec.CustomerShare.KeyID) {
 		if k.cfg.CustomerKMS == nil {
 			return nil, &kms.Error{Op: "unwrap", KeyID: rec.CustomerShare.KeyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest,
 				Err: errors.New("the keyring has no CustomerKMS configured")}
@@ -322,4 +325,14 @@ func (k *Keyring) tenantKey(ctx context.Context, id tkID) (*tenantKey, error) {
 		k.tks[id] = t
 	}
 	return t, nil
+}
+
+// isPlatformKeyID reports whether keyID names a version of the platform
+// root key: Config.PlatformKeyID itself or that id followed by "/" and a
+// version, the form every provider of ours uses. A customer share under
+// such an id (a platform-managed key, or a customer-managed one whose
+// tenant turned BYOK off) is unwrapped by the platform key provider.
+func (k *Keyring) isPlatformKeyID(keyID string) bool {
+	p := k.cfg.PlatformKeyID
+	return keyID == p || len(keyID) > len(p) && keyID[:len(p)] == p && keyID[len(p)] == '/'
 }

@@ -103,22 +103,37 @@ func (k *Keyring) cached(tenant string) []*tenantKey {
 	return ts
 }
 
-// AddCustomerKey creates the next epoch of a tenant's customer-managed
-// tenant key: a new customer share wrapped under keyID (the tenant's own
-// key, through Config.CustomerKMS) and a new platform share wrapped under
-// the platform root key. No scope moves: scopes whose record says
-// [CustomerManaged] use it from their next new DEK on. It makes one Wrap
-// call to each provider and returns the stored record, whose shares name
-// the exact key versions that wrapped them.
-func (k *Keyring) AddCustomerKey(ctx context.Context, tenant, keyID string) (TenantKeyRecord, error) {
+// NewTenantKey creates the next epoch of a tenant's key of the given kind
+// (epoch 1 if it has none): a new customer share wrapped under keyID and a
+// new platform share wrapped under the platform root key. For
+// [CustomerManaged], keyID names the tenant's own key (reached through
+// Config.CustomerKMS); for [PlatformManaged] it must be empty and the
+// customer share goes under the platform root key too.
+//
+// It makes one Wrap call to each provider and stores the record, whose
+// shares name the exact key versions that wrapped them. No data moves:
+// scopes of that kind use the new epoch from their next new DEK on, and
+// DEKs under older epochs stay readable until re-wrapped ([Keyring.RewrapDEKs]).
+func (k *Keyring) NewTenantKey(ctx context.Context, tenant string, kind KeyKind, keyID string) (TenantKeyRecord, error) {
 	if err := checkID("tenant", tenant); err != nil {
 		return TenantKeyRecord{}, err
 	}
-	if keyID == "" {
-		return TenantKeyRecord{}, &InputError{Arg: "key id", Reason: "is empty"}
-	}
-	if k.cfg.CustomerKMS == nil {
-		return TenantKeyRecord{}, errors.New("byok: the keyring has no CustomerKMS configured; set Config.CustomerKMS")
+	customer := k.cfg.PlatformKMS
+	switch kind {
+	case PlatformManaged:
+		if keyID != "" {
+			return TenantKeyRecord{}, &InputError{Arg: "key id", Reason: "must be empty for a platform-managed key"}
+		}
+		keyID = k.cfg.PlatformKeyID
+	case CustomerManaged:
+		if keyID == "" {
+			return TenantKeyRecord{}, &InputError{Arg: "key id", Reason: "is empty; give the id of the tenant's own key"}
+		}
+		if k.cfg.CustomerKMS == nil {
+			return TenantKeyRecord{}, errors.New("byok: the keyring has no CustomerKMS configured; set Config.CustomerKMS")
+		}
+	default:
+		return TenantKeyRecord{}, &InputError{Arg: "kind", Reason: fmt.Sprintf("is %d; use byok.PlatformManaged or byok.CustomerManaged", kind)}
 	}
 	if _, err := k.cfg.Store.Tenant(ctx, tenant); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -127,23 +142,24 @@ func (k *Keyring) AddCustomerKey(ctx context.Context, tenant, keyID string) (Ten
 		return TenantKeyRecord{}, fmt.Errorf("byok: reading tenant %q: %w", tenant, err)
 	}
 	epoch := uint32(1)
-	prev, err := k.cfg.Store.TenantKey(ctx, tenant, CustomerManaged)
+	prev, err := k.cfg.Store.TenantKey(ctx, tenant, kind)
 	switch {
 	case err == nil:
 		epoch = prev.Epoch + 1
 	case !errors.Is(err, ErrNotFound):
-		return TenantKeyRecord{}, fmt.Errorf("byok: reading the customer-managed key of tenant %q: %w", tenant, err)
+		return TenantKeyRecord{}, fmt.Errorf("byok: reading the %s key of tenant %q: %w", kind, tenant, err)
 	}
-	provider, err := k.cfg.CustomerKMS(ctx, tenant)
-	if err != nil {
-		return TenantKeyRecord{}, fmt.Errorf("byok: resolving the key provider of tenant %q: %w", tenant, err)
+	if kind == CustomerManaged {
+		if customer, err = k.cfg.CustomerKMS(ctx, tenant); err != nil {
+			return TenantKeyRecord{}, fmt.Errorf("byok: resolving the key provider of tenant %q: %w", tenant, err)
+		}
 	}
 	var c, p [envelope.KeySize]byte
 	rand.Read(c[:])
 	rand.Read(p[:])
 	defer clear(c[:])
 	defer clear(p[:])
-	cw, err := provider.Wrap(ctx, keyID, c[:])
+	cw, err := customer.Wrap(ctx, keyID, c[:])
 	if err != nil {
 		return TenantKeyRecord{}, fmt.Errorf("byok: wrapping the customer share of tenant %q under %s: %w", tenant, keyID, err)
 	}
@@ -151,9 +167,9 @@ func (k *Keyring) AddCustomerKey(ctx context.Context, tenant, keyID string) (Ten
 	if err != nil {
 		return TenantKeyRecord{}, fmt.Errorf("byok: wrapping the platform share of tenant %q under the platform key: %w", tenant, err)
 	}
-	rec := TenantKeyRecord{Tenant: tenant, Kind: CustomerManaged, Epoch: epoch, CustomerShare: cw, PlatformShare: pw, Created: k.cfg.Now()}
+	rec := TenantKeyRecord{Tenant: tenant, Kind: kind, Epoch: epoch, CustomerShare: cw, PlatformShare: pw, Created: k.cfg.Now()}
 	if err := k.cfg.Store.PutTenantKey(ctx, rec); err != nil {
-		return TenantKeyRecord{}, fmt.Errorf("byok: storing the customer-managed key of tenant %q: %w", tenant, err)
+		return TenantKeyRecord{}, fmt.Errorf("byok: storing the %s key of tenant %q: %w", kind, tenant, err)
 	}
 	return rec, nil
 }

@@ -58,7 +58,7 @@ func NewEnv(dir string) (*Env, error) {
 	if err := e.Keyring.CreateTenant(ctx, "bench", byok.Grace); err != nil {
 		return nil, err
 	}
-	if _, err := e.Keyring.AddCustomerKey(ctx, "bench", e.Customer.AddKey("bench")); err != nil {
+	if _, err := e.Keyring.NewTenantKey(ctx, "bench", byok.CustomerManaged, e.Customer.AddKey("bench")); err != nil {
 		return nil, err
 	}
 	if err := db.PutScope(ctx, byok.ScopeRecord{Tenant: "bench", Scope: "data", Kind: byok.CustomerManaged}); err != nil {
