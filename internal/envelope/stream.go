@@ -131,7 +131,8 @@ func segmentNonce(n *[nonceSize]byte, i uint64, last bool) {
 // Close seals the final segment (empty if nothing was written) and must be
 // called, or the stream is truncated; it does not close w. After an error
 // from w, every call returns that error. The writer holds one segment in
-// memory, which it clears on Close. It is not safe for concurrent use.
+// memory (sealing it overwrites the plaintext in place). It is not safe for
+// concurrent use.
 //
 // Errors: an [*InputError] if dek is not 32 bytes or tenant or scope is
 // invalid; the error of w if writing the header fails.
@@ -193,7 +194,6 @@ func (sw *streamWriter) Close() error {
 		return sw.err
 	}
 	sw.flush(true)
-	clear(sw.buf[:cap(sw.buf)])
 	if sw.err != nil {
 		return sw.err
 	}
@@ -312,7 +312,7 @@ func (sr *streamReader) readSegment() ([]byte, error) {
 		return out, nil
 	}
 	if len(out) == 0 && sr.next > 0 {
-		return nil, &FormatError{Reason: fmt.Sprintf("stream has an empty final segment after %d full ones; a conforming writer makes the last full segment final", sr.next)}
+		return nil, &FormatError{Reason: fmt.Sprintf("stream segment %d is an empty final segment after a full one; a conforming writer marks the last full segment final instead", sr.next)}
 	}
 	return out, io.EOF
 }

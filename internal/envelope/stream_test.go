@@ -224,7 +224,7 @@ func TestStreamNonConforming(t *testing.T) {
 		segs []craftedSegment
 		want string // error text; empty for ErrAuth
 	}{
-		{"empty final segment after a full one", []craftedSegment{{full, 0, false}, {nil, 1, true}}, "empty final segment after 1 full ones"},
+		{"empty final segment after a full one", []craftedSegment{{full, 0, false}, {nil, 1, true}}, "segment 1 is an empty final segment after a full one"},
 		{"short non-final segment", []craftedSegment{{full[:10], 0, false}, {nil, 1, true}}, ""},
 		{"final segment not at the end", []craftedSegment{{full, 0, true}, {full[:1], 1, true}}, ""},
 		{"first index 1", []craftedSegment{{full[:1], 1, true}}, ""},
@@ -330,5 +330,14 @@ func TestStreamInputErrors(t *testing.T) {
 		if !errors.As(c.err, &ie) || ie.Arg != c.arg {
 			t.Errorf("%s: got %v, want an *InputError on %q", c.name, c.err, c.arg)
 		}
+	}
+}
+
+func TestErrTruncated(t *testing.T) {
+	if !errors.Is(ErrTruncated, ErrAuth) {
+		t.Error("ErrTruncated does not wrap ErrAuth")
+	}
+	if got := ErrTruncated.Error(); !strings.Contains(got, "truncated") || !strings.Contains(got, "final segment") {
+		t.Errorf("ErrTruncated says %q", got)
 	}
 }
