@@ -64,13 +64,13 @@ func token(tenant, oid, aud string) string { return fmt.Sprintf("%s|%s|%s|3600",
 // fixture is a Service with vault "contoso" in tenantA where officer is
 // Key Vault Administrator.
 type fixture struct {
-	t   *testing.T
+	t   testing.TB
 	s   *Service
 	clk *clock
 	tok string
 }
 
-func newFixture(t *testing.T, cfg VaultConfig) *fixture {
+func newFixture(t testing.TB, cfg VaultConfig) *fixture {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	s := New(Options{Verifier: fakeVerifier{clk}, Now: clk.Now})
@@ -128,7 +128,7 @@ func (f *fixture) doAs(tok, host, method, path, body string) *httptest.ResponseR
 
 // expect asserts a response's status and, for errors, code and inner code,
 // and decodes a success body into out (if not nil).
-func expect(t *testing.T, w *httptest.ResponseRecorder, status int, code, inner string, out any) {
+func expect(t testing.TB, w *httptest.ResponseRecorder, status int, code, inner string, out any) {
 	t.Helper()
 	if w.Code != status {
 		t.Fatalf("status %d, want %d; body %s", w.Code, status, w.Body)
