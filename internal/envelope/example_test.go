@@ -71,3 +71,34 @@ func ExampleNewWriter() {
 	// true
 	// a large payload, one 64 KiB segment at a time <nil>
 }
+
+// The key hierarchy: a tenant key derived from its two shares wraps the
+// DEKs, which encrypt the data.
+func ExampleDeriveTenantKey() {
+	customerShare, platformShare := make([]byte, envelope.KeySize), make([]byte, envelope.KeySize)
+	rand.Read(customerShare) // in byok: unwrapped by the customer's key in its vault
+	rand.Read(platformShare) // in byok: unwrapped by the platform root key
+	tk, err := envelope.DeriveTenantKey(customerShare, platformShare, "tenant-a", envelope.CustomerManaged, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	tkAEAD, err := envelope.NewAEAD(tk)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	dek := make([]byte, envelope.KeySize)
+	rand.Read(dek)
+	id := envelope.KeyID{7}
+	wrapped := envelope.WrapDEK(tkAEAD, id, "tenant-a", "bot-1", dek) // stored in the metadata store
+	fmt.Println(len(wrapped) == envelope.WrappedDEKSize)
+
+	got, err := envelope.UnwrapDEK(tkAEAD, id, "tenant-a", "bot-1", wrapped)
+	fmt.Println(bytes.Equal(got, dek), err)
+	_, err = envelope.UnwrapDEK(tkAEAD, id, "tenant-a", "bot-2", wrapped) // another scope
+	fmt.Println(err)
+	// Output:
+	// true
+	// true <nil>
+	// envelope: message authentication failed
+}

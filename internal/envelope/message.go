@@ -30,8 +30,9 @@ const (
 // and len(aad) is at most 64 KiB (it reuses pooled buffers). The spare
 // capacity of dst must not overlap plaintext.
 //
-// Seal panics if aead does not come from [NewAEAD] or if tenant or scope is
-// invalid: callers check them with [ValidateIDs] first.
+// aead must come from [NewAEAD]: Seal checks only its nonce and tag sizes,
+// and panics if they are wrong or if tenant or scope is invalid; callers
+// check the ids with [ValidateIDs] first.
 func Seal(dst []byte, aead cipher.AEAD, id KeyID, tenant, scope string, plaintext, aad []byte) []byte {
 	return seal(dst, aead, id, nil, tenant, scope, plaintext, aad)
 }
