@@ -32,6 +32,13 @@
 // than guess. Times are stored as integer Unix nanoseconds (NULL for the
 // zero time) and read back in UTC; wrapped bytes as BLOBs, with nil (NULL)
 // kept apart from empty.
+//
+// DEKs are clustered by (tenant, id), and kind and epoch are in no index,
+// so that a rewrap, the bulk write of a re-key, rewrites one row and
+// touches no index. ListDEKs therefore walks the tenant's DEKs in id order
+// from its cursor and skips those under other tenant keys: a page costs
+// the DEKs between the cursor and its last match, and a re-key that pages
+// with the cursor walks the tenant's DEKs once in all.
 package sqlite
 
 import (
@@ -84,7 +91,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
-	w.SetConnMaxIdleTime(0)
 	if err := migrate(ctx, w, migrationFiles); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
@@ -97,7 +103,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	readers := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	r.SetConnMaxIdleTime(0)
 	return &DB{w: w, r: r}, nil
 }
 
