@@ -319,3 +319,30 @@ func TestVaultSDKConcurrent(t *testing.T) {
 		t.Errorf("%d unwraps counted, want 40", n)
 	}
 }
+
+// TestVaultSDKPrivateLink reaches a firewalled vault through its private
+// endpoint name. The challenge there names https://vaultcore.azure.net; the
+// caller's credential asks for a vault.azure.net token, which every vault
+// name accepts.
+func TestVaultSDKPrivateLink(t *testing.T) {
+	env := newVaultEnv(t)
+	if _, err := env.emu.CreateKey("contoso", "cmk", KeySpec{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.emu.SetNetwork("contoso", NetworkRules{DefaultAction: "Deny", PrivateEndpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	cred := tenantOverride{inner: env.cred(t), scope: "https://vault.azure.net/.default"}
+	public := env.keysWith(t, contosoURL, cred, -1, "")
+	if inner, _ := respErrMsg(t, wrapOp(public, "cmk", ""), 403, "Forbidden"); inner != "ForbiddenByFirewall" {
+		t.Errorf("public name: inner %q", inner)
+	}
+	private := env.keysWith(t, "https://contoso.privatelink.vaultcore.azure.net", cred, -1, "")
+	w, err := private.WrapKey(ctx, "cmk", "", azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP256), Value: share32}, nil)
+	if err != nil {
+		t.Fatalf("private endpoint: %v", err)
+	}
+	if !strings.HasPrefix(string(*w.KID), "https://contoso.privatelink.vaultcore.azure.net/keys/cmk/") {
+		t.Errorf("kid %s does not name the host the client used", *w.KID)
+	}
+}

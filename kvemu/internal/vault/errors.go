@@ -61,13 +61,22 @@ func forbidden(inner, format string, args ...any) *apiError {
 	return &apiError{status: http.StatusForbidden, code: "Forbidden", inner: inner, msg: fmt.Sprintf(format, args...)}
 }
 
+// clip shortens request text echoed in error messages.
+func clip(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "…"
+	}
+	return s
+}
+
 func keyNotFound(name string) *apiError {
+	name = clip(name)
 	return &apiError{status: http.StatusNotFound, code: "KeyNotFound", msg: fmt.Sprintf(
 		"A key with (name/id) %s was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", name)}
 }
 
 func deletedKeyNotFound(name string) *apiError {
-	return &apiError{status: http.StatusNotFound, code: "KeyNotFound", msg: "Deleted Key not found: " + name}
+	return &apiError{status: http.StatusNotFound, code: "KeyNotFound", msg: "Deleted Key not found: " + clip(name)}
 }
 
 // write sends e as a Key Vault error envelope.

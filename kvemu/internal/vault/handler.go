@@ -102,11 +102,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if !ok || v == nil {
-		if ok {
-			s.count(name, op, "", http.StatusNotFound)
-		}
+		// Not counted: the counters hold only vaults that exist.
 		(&apiError{status: http.StatusNotFound, code: "VaultNotFound", msg: fmt.Sprintf(
-			"kvemu has no vault at %q (Azure would not resolve this name). Create the vault first; Managed HSMs are served at {name}.managedhsm.azure.net and vaults at {name}.vault.azure.net.", r.Host)}).write(w)
+			"kvemu has no vault at %q (Azure would not resolve this name). Create the vault first; Managed HSMs are served at {name}.managedhsm.azure.net and vaults at {name}.vault.azure.net.", clip(r.Host))}).write(w)
 		return
 	}
 	vname := v.cfg.Name
@@ -177,7 +175,7 @@ func (s *Service) serve(req *request, kind hostKind) (res result, aerr *apiError
 	if req.op == OpUnknown {
 		s.mu.Unlock()
 		return result{}, &apiError{status: http.StatusNotFound, code: "NotFound", msg: fmt.Sprintf(
-			"%s %s is not a Key Vault keys operation that kvemu serves.", req.r.Method, req.r.URL.Path)}, false
+			"%s %s is not a Key Vault keys operation that kvemu serves.", clip(req.r.Method), clip(req.r.URL.Path))}, false
 	}
 	aerr = v.authorize(c, req.op, req.key)
 	s.mu.Unlock()

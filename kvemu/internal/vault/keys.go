@@ -217,7 +217,7 @@ func (s *Service) lookup(req *request) (*keyState, *keyVersion, *apiError) {
 
 func checkKeyName(name string) *apiError {
 	if !keyNameRE.MatchString(name) {
-		return badParameter("The request URI contains an invalid name: %s", name)
+		return badParameter("The request URI contains an invalid name: %s", clip(name))
 	}
 	return nil
 }
