@@ -1,0 +1,261 @@
+// Package config is the versioned configuration file of `byok serve`:
+// plain structs, strict decoding (an unknown or misspelt field is an
+// error, not a silent default), environment overrides, and Validate.
+//
+// A minimal file:
+//
+//	version: v1
+//	listen: 127.0.0.1:8080
+//	store:
+//	  sqlite: /var/lib/byok/byok.db
+//	platform_key:
+//	  file: /var/lib/byok/platform.key
+//
+// Every other field has a default (see [Default]). The library packages
+// never read files or environment variables; only this package and the
+// byok command do.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Version is the only file version this package reads.
+const Version = "v1"
+
+// Config is the whole configuration of a byok server.
+type Config struct {
+	Version     string      `yaml:"version"`
+	Listen      string      `yaml:"listen"`
+	TLS         TLS         `yaml:"tls"`
+	Store       Store       `yaml:"store"`
+	PlatformKey PlatformKey `yaml:"platform_key"`
+	Keyring     Keyring     `yaml:"keyring"`
+	Azure       Azure       `yaml:"azure"`
+	Log         Log         `yaml:"log"`
+}
+
+// TLS serves HTTPS when both files are set.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Store names where metadata lives: exactly one of the fields.
+type Store struct {
+	// SQLite is the path of the SQLite database file, created if missing.
+	SQLite string `yaml:"sqlite"`
+}
+
+// PlatformKey names where the platform root key comes from: exactly one
+// of the fields.
+type PlatformKey struct {
+	// File is a key file, created on first run with mode 0600.
+	File string `yaml:"file"`
+	// Env is the name of an environment variable holding the key file's
+	// content (entries separated by ';').
+	Env string `yaml:"env"`
+}
+
+// Keyring tunes the cache and revocation rules.
+type Keyring struct {
+	CheckInterval  time.Duration `yaml:"check_interval"`
+	MaxStaleness   time.Duration `yaml:"max_staleness"`
+	DEKMaxMessages uint64        `yaml:"dek_max_messages"`
+	DEKMaxAge      time.Duration `yaml:"dek_max_age"`
+}
+
+// Azure is the platform's own Entra app, used when a tenant authorises the
+// platform by admin consent instead of giving it credentials of its own.
+type Azure struct {
+	// ClientID of the platform's multi-tenant app; empty disables that
+	// credential mode.
+	ClientID string `yaml:"client_id"`
+	// ClientSecretEnv names the environment variable holding the app's
+	// client secret (the secret itself never goes in the file).
+	ClientSecretEnv string `yaml:"client_secret_env"`
+}
+
+// Log sets the server's logs.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Default returns the configuration with every default set and no store
+// or platform key chosen.
+func Default() Config {
+	return Config{
+		Version: Version,
+		Listen:  "127.0.0.1:8080",
+		Keyring: Keyring{
+			CheckInterval:  60 * time.Second,
+			MaxStaleness:   time.Hour,
+			DEKMaxMessages: 1 << 28,
+			DEKMaxAge:      24 * time.Hour,
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}
+
+// Load reads a file, applies environment overrides from getenv (nil means
+// none) and validates the result.
+func Load(path string, getenv func(string) string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if getenv != nil {
+		if err := c.ApplyEnv(getenv); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes a file's content over [Default]. Unknown fields, a missing
+// or unknown version, and trailing documents are errors.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	c.Version = ""
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, errors.New("the file is empty; it needs at least \"version: v1\"")
+		}
+		return Config{}, err
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("the file holds more than one YAML document; keep one")
+	}
+	switch c.Version {
+	case Version:
+	case "":
+		return Config{}, fmt.Errorf("version is missing; add \"version: %s\" at the top", Version)
+	default:
+		return Config{}, fmt.Errorf("version %q is not one this byok reads; it reads %q", c.Version, Version)
+	}
+	return c, nil
+}
+
+// Override is one environment variable that overrides one field.
+type Override struct {
+	Env   string
+	Field string
+	set   func(c *Config, v string) error
+}
+
+// Overrides lists every environment variable ApplyEnv reads.
+var Overrides = []Override{
+	{"BYOK_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"BYOK_STORE_SQLITE", "store.sqlite", func(c *Config, v string) error { c.Store.SQLite = v; return nil }},
+	{"BYOK_PLATFORM_KEY_FILE", "platform_key.file", func(c *Config, v string) error { c.PlatformKey.File = v; return nil }},
+	{"BYOK_CHECK_INTERVAL", "keyring.check_interval", durationSetter(func(c *Config) *time.Duration { return &c.Keyring.CheckInterval })},
+	{"BYOK_MAX_STALENESS", "keyring.max_staleness", durationSetter(func(c *Config) *time.Duration { return &c.Keyring.MaxStaleness })},
+	{"BYOK_DEK_MAX_AGE", "keyring.dek_max_age", durationSetter(func(c *Config) *time.Duration { return &c.Keyring.DEKMaxAge })},
+	{"BYOK_DEK_MAX_MESSAGES", "keyring.dek_max_messages", func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		c.Keyring.DEKMaxMessages = n
+		return err
+	}},
+	{"BYOK_AZURE_CLIENT_ID", "azure.client_id", func(c *Config, v string) error { c.Azure.ClientID = v; return nil }},
+	{"BYOK_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"BYOK_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+}
+
+func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		*field(c) = d
+		return err
+	}
+}
+
+// ApplyEnv sets the fields whose override variable getenv returns
+// non-empty.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	for _, o := range Overrides {
+		v := getenv(o.Env)
+		if v == "" {
+			continue
+		}
+		if err := o.set(c, v); err != nil {
+			return fmt.Errorf("config: %s=%q (overrides %s): %v", o.Env, v, o.Field, err)
+		}
+	}
+	return nil
+}
+
+// Validate reports every problem of c at once, each naming its field and
+// how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.Version != Version {
+		bad("version", "is %q; this byok reads %q", c.Version, Version)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "is %q, not host:port; use e.g. 127.0.0.1:8080 or :8443", c.Listen)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "set both cert_file and key_file, or neither (plain HTTP)")
+	}
+	if c.Store.SQLite == "" {
+		bad("store.sqlite", "is empty; give the database file's path, e.g. /var/lib/byok/byok.db")
+	}
+	switch {
+	case c.PlatformKey.File == "" && c.PlatformKey.Env == "":
+		bad("platform_key", "set file (a key file, created on first run) or env (a variable holding the key)")
+	case c.PlatformKey.File != "" && c.PlatformKey.Env != "":
+		bad("platform_key", "set file or env, not both")
+	}
+	k := c.Keyring
+	if k.CheckInterval < time.Second {
+		bad("keyring.check_interval", "is %v; use at least 1s (default 60s)", k.CheckInterval)
+	}
+	if k.MaxStaleness < k.CheckInterval {
+		bad("keyring.max_staleness", "is %v, shorter than check_interval %v; it must be at least one interval", k.MaxStaleness, k.CheckInterval)
+	}
+	if k.DEKMaxMessages == 0 || k.DEKMaxMessages > 1<<32 {
+		bad("keyring.dek_max_messages", "is %d; use 1 to 2^32 (default 2^28): random nonces must stay far below 2^32 per key", k.DEKMaxMessages)
+	}
+	if k.DEKMaxAge < time.Minute {
+		bad("keyring.dek_max_age", "is %v; use at least 1m (default 24h)", k.DEKMaxAge)
+	}
+	if c.Azure.ClientSecretEnv != "" && c.Azure.ClientID == "" {
+		bad("azure.client_secret_env", "is set but azure.client_id is empty")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "is %q; use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format", "is %q; use json or text", c.Log.Format)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+	}
+	return nil
+}
