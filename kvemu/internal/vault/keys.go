@@ -74,7 +74,6 @@ type jsonKey struct {
 	DP string `json:"dp,omitempty"`
 	DQ string `json:"dq,omitempty"`
 	QI string `json:"qi,omitempty"`
-	K  string `json:"k,omitempty"`
 }
 
 type jsonBundle struct {
