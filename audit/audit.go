@@ -88,6 +88,8 @@ type VaultCall struct {
 
 // Event is one entry of the log.
 //
+// Its JSON form is the line format of [Log.Export] (docs/audit.md).
+//
 // Callers fill the fields from ID to Details and pass the event to
 // [Log.Record], which sets Seq, PrevHash and Hash. Before and After hold
 // JSON values (usually objects) describing the target before and after
@@ -95,41 +97,41 @@ type VaultCall struct {
 // a secret.
 type Event struct {
 	// Tenant names the chain: a tenant id, or "" for the platform chain.
-	Tenant string `json:"tenant"`
+	Tenant string
 	// Seq is the event's position in its chain, from 1.
-	Seq uint64 `json:"seq"`
+	Seq uint64
 	// PrevHash is the Hash of event Seq-1 of the chain, or 64 zeros for
 	// the first event.
-	PrevHash string `json:"prev_hash"`
+	PrevHash string
 	// Hash is the lowercase hex SHA-256 of the event's canonical encoding.
-	Hash string `json:"hash"`
+	Hash string
 
 	// ID is a random id (see [NewID]); Record sets one if empty. It is
 	// also the request id of the vault call the event records, if any.
-	ID string `json:"id"`
+	ID string
 	// Time is when the event happened; Record sets it if zero. It is kept
 	// to the nanosecond, in UTC.
-	Time time.Time `json:"time"`
+	Time time.Time
 	// Actor is who acted.
-	Actor Actor `json:"actor"`
+	Actor Actor
 	// Action is what happened, dotted: "key.configure", "key.test",
 	// "key.proceed", "key.activate", "key.rotate", "key.revoked",
 	// "key.restored", "vault.unwrap", "token.create", "usage"...
-	Action string `json:"action"`
+	Action string
 	// Target is what the action was done to: a key id, a scope, a token id.
-	Target string `json:"target,omitempty"`
+	Target string
 	// Before and After are JSON values, or nil.
-	Before json.RawMessage `json:"before,omitempty"`
-	After  json.RawMessage `json:"after,omitempty"`
+	Before json.RawMessage
+	After  json.RawMessage
 	// Outcome is how the action ended.
-	Outcome Outcome `json:"outcome"`
+	Outcome Outcome
 	// Reason says why: the error of a failure, the grounds of a denial,
 	// the cause of a state change.
-	Reason string `json:"reason,omitempty"`
+	Reason string
 	// Vault describes the vault call the event records, or is nil.
-	Vault *VaultCall `json:"vault,omitempty"`
+	Vault *VaultCall
 	// Details are free-form pairs; never a secret.
-	Details map[string]string `json:"details,omitempty"`
+	Details map[string]string
 }
 
 // Head is the last event of a chain: its sequence number and hash. The

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,6 +21,12 @@ const (
 	MaxJSONLen   = 64 << 10 // Before and After, each
 	MaxDetails   = 64       // entries of Details
 	MaxActionLen = 64       // Action
+)
+
+// The range of Event.Time: what Unix nanoseconds in an int64 can hold.
+var (
+	minTime = time.Unix(0, math.MinInt64).UTC()
+	maxTime = time.Unix(0, math.MaxInt64).UTC()
 )
 
 // Clock tells the time and waits; [System] is the real one. Tests inject
@@ -84,6 +92,25 @@ func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
 	return out, nil
 }
 
+// recordBatch records events, all of chain tenant with ID and Time set,
+// in one append.
+func (l *Log) recordBatch(ctx context.Context, tenant string, events []Event) error {
+	for i := range events {
+		events[i].ID = NewID()
+		if err := normalize(&events[i]); err != nil {
+			return err
+		}
+	}
+	return l.store.AppendAudit(ctx, tenant, func(head Head) ([]Event, error) {
+		out := slices.Clone(events)
+		for i := range out {
+			seal(&out[i], head)
+			head = Head{Seq: out[i].Seq, Hash: out[i].Hash}
+		}
+		return out, nil
+	})
+}
+
 // seal places e after head and computes its hash.
 func seal(e *Event, head Head) {
 	e.Seq = head.Seq + 1
@@ -104,8 +131,9 @@ func normalize(e *Event) error {
 	if err := checkField("id", e.ID, MaxFieldLen); err != nil {
 		return err
 	}
-	if e.Time.Year() < 1 || e.Time.Year() > 9999 {
-		return &byok.InputError{Arg: "audit event time", Reason: "is outside years 1 to 9999"}
+	if e.Time.Before(minTime) || e.Time.After(maxTime) {
+		return &byok.InputError{Arg: "audit event time", Reason: fmt.Sprintf("is %s; it must be between %s and %s (Unix nanoseconds in an int64)",
+			e.Time.Format(time.RFC3339), minTime.Format(time.RFC3339), maxTime.Format(time.RFC3339))}
 	}
 	if err := checkAction(e.Action); err != nil {
 		return err
