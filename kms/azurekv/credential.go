@@ -24,6 +24,8 @@ type Credential interface {
 	// AppID is the client id the vault sees ("" for a system-assigned
 	// managed identity).
 	AppID() string
+	// String describes the credential without its secret.
+	String() string
 	validate() error
 	tokenCredential(tenant string, opts azcore.ClientOptions) (azcore.TokenCredential, error)
 }
