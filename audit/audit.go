@@ -149,7 +149,10 @@ type Store interface {
 	// head in order. If seal fails, nothing is inserted and its error is
 	// returned. Concurrent appends to one chain are serialised, never
 	// interleaved. An event whose ID is already stored fails the whole
-	// append.
+	// append with an error wrapping byok.ErrExists; events that do not
+	// continue the chain (another tenant, a sequence number other than the
+	// next, a PrevHash other than the hash before: [GenesisHash] for the
+	// first) fail it with one wrapping byok.ErrInvalidInput.
 	AppendAudit(ctx context.Context, tenant string, seal func(head Head) ([]Event, error)) error
 
 	// AuditEvents returns at most q.Limit events matching q, ordered by
