@@ -649,32 +649,36 @@ func (t *tester) checkPermissions() {
 	if !t.needs(CheckPermissions, CheckAuthentication) {
 		return
 	}
-	var allowed, denied, unknown []string
-	var firstDenied error
+	var allowed, denied []string
 	for _, op := range []string{"wrapKey", "unwrapKey", "encrypt", "decrypt"} {
-		r := t.ops[op]
-		switch {
-		case r.allowed:
+		if t.ops[op].allowed {
 			allowed = append(allowed, op)
-		case kms.ReasonOf(r.err) == kms.ReasonDenied:
+		} else if kms.ReasonOf(t.ops[op].err) == kms.ReasonDenied {
 			denied = append(denied, op)
-			if firstDenied == nil {
-				firstDenied = r.err
-			}
-		default:
-			unknown = append(unknown, op+" ("+string(kms.ReasonOf(r.err))+")")
 		}
 	}
 	v := fmt.Sprintf("allowed: %s; denied: %s", list(allowed), list(denied))
-	if len(unknown) > 0 {
-		v += "; not determined: " + strings.Join(unknown, ", ")
-	}
 	want := []string{"wrapKey", "unwrapKey"}
 	other, otherMode := []string{"encrypt", "decrypt"}, ModeEncrypt
 	if t.cfg.mode() == ModeEncrypt {
 		want, other, otherMode = other, want, ModeWrap
 	}
 	has := func(ops []string) bool { return slices.Contains(allowed, ops[0]) && slices.Contains(allowed, ops[1]) }
+	var deniedWant, undetermined []string
+	var firstDenied error
+	for _, op := range want {
+		r := t.ops[op]
+		switch {
+		case r.allowed:
+		case kms.ReasonOf(r.err) == kms.ReasonDenied:
+			deniedWant = append(deniedWant, op)
+			if firstDenied == nil {
+				firstDenied = r.err
+			}
+		default:
+			undetermined = append(undetermined, op+" ("+string(kms.ReasonOf(r.err))+")")
+		}
+	}
 	switch {
 	case has(want):
 		t.add(Check{Name: CheckPermissions, Status: Pass, Value: v, Reason: fmt.Sprintf("the principal may use %s and %s, as the %s mode needs", want[0], want[1], t.cfg.mode())})
@@ -683,19 +687,12 @@ func (t *tester) checkPermissions() {
 		t.add(Check{Name: CheckPermissions, Status: Fail, Value: v,
 			Reason: fmt.Sprintf("the principal's role grants %s and %s but not %s and %s, which the %s mode uses", other[0], other[1], want[0], want[1], t.cfg.mode()),
 			Remedy: fmt.Sprintf("switch the key's mode to %q (byok then uses %s/%s), or add the data actions %s to the role", otherMode, other[0], other[1], dataActions(want))})
-	case len(unknown) > 0 && firstDenied == nil:
-		t.add(Check{Name: CheckPermissions, Status: Skip, Value: v, Reason: "the key's state prevents testing the principal's rights; see the key checks below"})
+	case firstDenied == nil:
+		t.add(Check{Name: CheckPermissions, Status: Skip, Value: v + "; not determined: " + strings.Join(undetermined, ", "),
+			Reason: "the key's state prevents testing the principal's rights; see the key checks below"})
 	default:
-		reason, remedy := "the principal may not use the key for wrapping", "assign the role Key Vault Crypto Service Encryption User on the vault"
-		if firstDenied != nil {
-			missing := want[0]
-			if slices.Contains(allowed, want[0]) {
-				missing = want[1]
-			}
-			reason, remedy = t.remedyFor403(firstDenied, missing)
-			reason = fmt.Sprintf("%s may not use %s: %s", t.cfg.Credential, list(missingOps(want, allowed)), reason)
-		}
-		t.add(Check{Name: CheckPermissions, Status: Fail, Value: v, Reason: reason, Remedy: remedy})
+		reason, remedy := t.remedyFor403(firstDenied, deniedWant[0])
+		t.add(Check{Name: CheckPermissions, Status: Fail, Value: v, Reason: fmt.Sprintf("%s may not use %s: %s", t.cfg.Credential, list(deniedWant), reason), Remedy: remedy})
 	}
 }
 
