@@ -306,10 +306,10 @@ func keyInfo(id KeyID, b azkeys.KeyBundle) kms.KeyInfo {
 	if a := b.Attributes; a != nil {
 		info.Enabled = a.Enabled != nil && *a.Enabled
 		if a.NotBefore != nil {
-			info.NotBefore = *a.NotBefore
+			info.NotBefore = a.NotBefore.UTC()
 		}
 		if a.Expires != nil {
-			info.Expires = *a.Expires
+			info.Expires = a.Expires.UTC()
 		}
 		if a.RecoveryLevel != nil {
 			info.RecoveryLevel = *a.RecoveryLevel
