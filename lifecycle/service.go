@@ -2,8 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -137,6 +135,9 @@ type Record struct {
 	// Settings are the saved settings; Settings.Secret is always unset in
 	// a Record: the secret is in SealedSecret.
 	Settings KeySettings
+	// SettingsHash is Settings.Hash() computed with the secret, when the
+	// settings were saved.
+	SettingsHash string
 	// SealedSecret is the settings' secret wrapped under the platform
 	// root key; zero if there is none.
 	SealedSecret kms.Wrapped
@@ -146,6 +147,11 @@ type Record struct {
 	// LastTest is the last Test of these settings (compare its
 	// SettingsHash); nil if none.
 	LastTest *Report
+	// Versions lists every exact key version a customer share of the
+	// tenant was ever wrapped under, oldest first: the rows of the
+	// inventory, so that a version left with no share shows as safe to
+	// retire.
+	Versions []string
 	Updated  time.Time
 }
 
@@ -160,6 +166,8 @@ type JobRecord struct {
 	// re-key).
 	Scope  string
 	Cursor byok.DEKID
+	// Walk is the older epoch a re-key is walking.
+	Walk uint32
 }
 
 // TenantSummary is a row of ListTenants.
@@ -178,141 +186,4 @@ type RotateRequest struct {
 	// Settings are another key or vault (rotation b); they are tested
 	// first and the rotation is refused if the test fails.
 	Settings *KeySettings
-}
-
-// Service runs the lifecycle of tenants' customer keys. It is safe for
-// concurrent use; create it with [New].
-type Service struct {
-	cfg Config
-	kr  *byok.Keyring
-}
-
-var errNotImplemented = errors.New("lifecycle: not yet implemented")
-
-// New returns a service and the keyring it runs. It makes no remote call.
-func New(cfg Config) (*Service, error) {
-	return nil, fmt.Errorf("lifecycle: New: %w", errNotImplemented)
-}
-
-// Keyring returns the keyring of the service, for data calls.
-func (s *Service) Keyring() *byok.Keyring { return s.kr }
-
-// CreateTenant registers a tenant with a platform-managed key and
-// declares its scopes (more appear when data is first written to them).
-// Operator action.
-func (s *Service) CreateTenant(ctx context.Context, actor audit.Actor, tenant string, policy byok.Policy, scopes []string) error {
-	return errNotImplemented
-}
-
-// ListTenants lists tenants with their key state, ordered by id, after
-// the exclusive cursor, at most limit. Operator action.
-func (s *Service) ListTenants(ctx context.Context, after string, limit int) ([]TenantSummary, error) {
-	return nil, errNotImplemented
-}
-
-// SetPolicy sets a tenant's staleness policy ([byok.Grace] or
-// [byok.Strict]). Operator or tenant-admin action; audited.
-func (s *Service) SetPolicy(ctx context.Context, actor audit.Actor, tenant string, policy byok.Policy) error {
-	return errNotImplemented
-}
-
-// Configure saves the settings of a tenant's customer key. Allowed in
-// states none, draft, scheduled (back to draft: test and proceed again)
-// and disabled (a new draft); refused with a [*StateError] once the
-// enforcement date has passed. An unset Secret keeps the stored one if
-// the credential mode is unchanged. Invalid settings fail with a
-// [*FieldError] and change nothing.
-func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant string, settings KeySettings) (CustomerKey, error) {
-	return CustomerKey{}, errNotImplemented
-}
-
-// Test runs Test configuration on the saved settings and stores the
-// report with their hash. A failing check is in the report, not an error.
-func (s *Service) Test(ctx context.Context, actor audit.Actor, tenant string) (Report, error) {
-	return Report{}, errNotImplemented
-}
-
-// Proceed schedules activation at enforceAt, which must be in the future,
-// with coverage (nil: every scope). It requires a passing Test of exactly
-// the saved settings. Allowed in draft and scheduled (a new date).
-func (s *Service) Proceed(ctx context.Context, actor audit.Actor, tenant string, enforceAt time.Time, coverage *Coverage) (CustomerKey, error) {
-	return CustomerKey{}, errNotImplemented
-}
-
-// SetScopes changes which scopes the customer's key covers. Before
-// activation it only records the choice; when active it starts a scopes
-// job (shown in CustomerKey.Job) that Tick runs to move scopes in or out,
-// re-wrapping their DEKs locally. Unknown and platform-only scopes fail
-// with a [*FieldError].
-func (s *Service) SetScopes(ctx context.Context, actor audit.Actor, tenant string, coverage Coverage) (CustomerKey, error) {
-	return CustomerKey{}, errNotImplemented
-}
-
-// Rotate re-wraps the customer share of the tenant's current
-// customer-managed key under a new version of its key or under another
-// key (see [RotateRequest]): at most one unwrap and one wrap, committed
-// atomically with the new settings. It runs to the end before returning;
-// the job it returns is finished. Allowed when active.
-func (s *Service) Rotate(ctx context.Context, actor audit.Actor, tenant string, req RotateRequest) (Job, error) {
-	return Job{}, errNotImplemented
-}
-
-// Rekey creates the next epoch of the tenant's customer-managed key (new
-// customer and platform shares) and starts a job that Tick runs to
-// re-wrap every DEK of older epochs onto it, in batches, resumably.
-// Allowed when active.
-func (s *Service) Rekey(ctx context.Context, actor audit.Actor, tenant string) (Job, error) {
-	return Job{}, errNotImplemented
-}
-
-// Disable turns BYOK off: it re-wraps the customer share of every
-// customer-managed epoch under the platform root key at once, sets the
-// state to disabled, and starts a job that moves every scope back to
-// platform-managed. It is refused with a [*StateError] when the
-// customer's key cannot be reached now: disable must come before revoke.
-func (s *Service) Disable(ctx context.Context, actor audit.Actor, tenant string) (Job, error) {
-	return Job{}, errNotImplemented
-}
-
-// Status returns the tenant's customer key as the console shows it; state
-// none if it never configured one. An unknown tenant fails with
-// [byok.ErrUnknownTenant].
-func (s *Service) Status(ctx context.Context, tenant string) (CustomerKey, error) {
-	return CustomerKey{}, errNotImplemented
-}
-
-// Inventory counts, for every key version the tenant's shares are or
-// were wrapped under, how many shares depend on it; a version at zero is
-// safe to retire.
-func (s *Service) Inventory(ctx context.Context, tenant string) ([]VersionCount, error) {
-	return nil, errNotImplemented
-}
-
-// Job returns a job of the tenant. A job of another tenant is
-// [byok.ErrNotFound], as one that does not exist.
-func (s *Service) Job(ctx context.Context, tenant, id string) (Job, error) {
-	return Job{}, errNotImplemented
-}
-
-// Timeline returns the tenant's revocation and restoration history,
-// newest first, at most limit entries.
-func (s *Service) Timeline(ctx context.Context, tenant string, limit int) ([]HealthEvent, error) {
-	return nil, errNotImplemented
-}
-
-// Tick runs one deterministic pass: the health monitor (a forced check of
-// every active customer key, automatic rotation of versionless keys,
-// revocations and restorations recorded), the scheduler (activation of
-// tenants whose enforcement date has come, new scopes covered by
-// default) and the job runner (every unfinished job to its end or its
-// next failure). It returns the errors of the pass joined; one tenant's
-// failure does not stop the others.
-func (s *Service) Tick(ctx context.Context) error {
-	return errNotImplemented
-}
-
-// Run calls Tick every Config.TickInterval until ctx is done, logging
-// Tick's errors, and returns ctx's error.
-func (s *Service) Run(ctx context.Context) error {
-	return errNotImplemented
 }

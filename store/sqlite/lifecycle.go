@@ -27,10 +27,12 @@ type recordData struct {
 	DirectoryID  string                   `json:"directory_id"`
 	ClientID     string                   `json:"client_id"`
 	Credential   lifecycle.CredentialMode `json:"credential"`
+	SettingsHash string                   `json:"settings_hash"`
 	SealedSecret kms.Wrapped              `json:"sealed_secret"`
 	Coverage     lifecycle.Coverage       `json:"coverage"`
 	ActivatedAt  int64                    `json:"activated_at,omitempty"`
 	LastTest     *reportData              `json:"last_test,omitempty"`
+	Versions     []string                 `json:"versions,omitempty"`
 	Updated      int64                    `json:"updated,omitempty"`
 }
 
@@ -187,7 +189,7 @@ func toRecordData(r lifecycle.Record) recordData {
 	d := recordData{
 		Provider: r.Settings.Provider, KeyID: r.Settings.KeyID, DirectoryID: r.Settings.DirectoryID,
 		ClientID: r.Settings.ClientID, Credential: r.Settings.Credential,
-		SealedSecret: r.SealedSecret, Coverage: r.Coverage,
+		SettingsHash: r.SettingsHash, SealedSecret: r.SealedSecret, Coverage: r.Coverage, Versions: r.Versions,
 		ActivatedAt: nanos(r.ActivatedAt).Int64, Updated: nanos(r.Updated).Int64,
 	}
 	if r.LastTest != nil {
@@ -212,7 +214,7 @@ func scanKeyRecord(s scanner) (lifecycle.Record, error) {
 	r.EnforceAt = fromNanos(enforce)
 	r.Settings = lifecycle.KeySettings{Provider: d.Provider, KeyID: d.KeyID, DirectoryID: d.DirectoryID,
 		ClientID: d.ClientID, Credential: d.Credential}
-	r.SealedSecret, r.Coverage = d.SealedSecret, d.Coverage
+	r.SettingsHash, r.SealedSecret, r.Coverage, r.Versions = d.SettingsHash, d.SealedSecret, d.Coverage, d.Versions
 	r.ActivatedAt, r.Updated = fromUnix(d.ActivatedAt), fromUnix(d.Updated)
 	if d.LastTest != nil {
 		r.LastTest = &lifecycle.Report{SettingsHash: d.LastTest.SettingsHash, KeyID: d.LastTest.KeyID,
@@ -239,6 +241,7 @@ type jobData struct {
 	Epoch    uint32            `json:"epoch,omitempty"`
 	Scope    string            `json:"scope,omitempty"`
 	Cursor   byok.DEKID        `json:"cursor"`
+	Walk     uint32            `json:"walk,omitempty"`
 }
 
 func checkJob(j lifecycle.JobRecord) error {
@@ -267,7 +270,7 @@ func (db *DB) PutJob(ctx context.Context, j lifecycle.JobRecord) error {
 func putJob(ctx context.Context, tx *sql.Tx, j lifecycle.JobRecord) error {
 	data, err := json.Marshal(jobData{Kind: j.Kind, Done: j.Done, Total: j.Total, Attempts: j.Attempts, Error: j.Error,
 		Actor: j.Actor, Created: nanos(j.Created).Int64, Updated: nanos(j.Updated).Int64,
-		Epoch: j.Epoch, Scope: j.Scope, Cursor: j.Cursor})
+		Epoch: j.Epoch, Scope: j.Scope, Cursor: j.Cursor, Walk: j.Walk})
 	if err != nil {
 		return fmt.Errorf("store/sqlite: encode job %s: %w", j.ID, err)
 	}
@@ -331,7 +334,7 @@ func scanJob(s scanner) (lifecycle.JobRecord, error) {
 	j.State = lifecycle.JobState(state)
 	j.Kind, j.Done, j.Total, j.Attempts, j.Error, j.Actor = d.Kind, d.Done, d.Total, d.Attempts, d.Error, d.Actor
 	j.Created, j.Updated = fromUnix(d.Created), fromUnix(d.Updated)
-	j.Epoch, j.Scope, j.Cursor = d.Epoch, d.Scope, d.Cursor
+	j.Epoch, j.Scope, j.Cursor, j.Walk = d.Epoch, d.Scope, d.Cursor, d.Walk
 	return j, nil
 }
 

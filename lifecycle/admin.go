@@ -1,0 +1,876 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/kms"
+)
+
+// Limits on settings fields.
+const (
+	maxFieldLen  = 1024
+	maxSecretLen = kms.MaxPlaintext // sealed by one platform wrap
+)
+
+// CreateTenant registers a tenant with a platform-managed key and
+// declares its scopes (more appear when data is first written to them).
+// Operator action.
+func (s *Service) CreateTenant(ctx context.Context, actor audit.Actor, tenant string, policy byok.Policy, scopes []string) error {
+	for i, sc := range scopes {
+		if err := checkScopeID(sc); err != nil {
+			return &FieldError{Field: fmt.Sprintf("scopes[%d]", i), Reason: err.Error()}
+		}
+	}
+	err := s.kr.CreateTenant(ctx, tenant, policy)
+	if err == nil {
+		for _, sc := range scopes {
+			if err = s.cfg.Store.PutScope(ctx, byok.ScopeRecord{Tenant: tenant, Scope: sc, Kind: byok.PlatformManaged}); err != nil {
+				err = fmt.Errorf("lifecycle: declaring scope %q of tenant %q: %w", sc, tenant, err)
+				break
+			}
+		}
+	}
+	after, _ := json.Marshal(map[string]any{"policy": policy.String(), "scopes": scopes})
+	s.audit(ctx, actor, tenant, "tenant.create", tenant, nil, after, err)
+	return err
+}
+
+// ListTenants lists tenants with their key state, ordered by id, after
+// the exclusive cursor, at most limit. Operator action.
+func (s *Service) ListTenants(ctx context.Context, after string, limit int) ([]TenantSummary, error) {
+	ts, err := s.cfg.Store.ListTenants(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: listing tenants: %w", err)
+	}
+	out := make([]TenantSummary, len(ts))
+	for i, t := range ts {
+		out[i] = TenantSummary{ID: t.ID, Policy: t.Policy, Created: t.Created, State: StateNone}
+		rec, err := s.cfg.Store.KeyRecord(ctx, t.ID)
+		switch {
+		case err == nil:
+			out[i].State = rec.State
+		case !errors.Is(err, byok.ErrNotFound):
+			return nil, fmt.Errorf("lifecycle: listing tenants: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// SetPolicy sets a tenant's staleness policy ([byok.Grace] or
+// [byok.Strict]). Operator or tenant-admin action; audited.
+func (s *Service) SetPolicy(ctx context.Context, actor audit.Actor, tenant string, policy byok.Policy) error {
+	t, err := s.tenant(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	err = s.kr.SetPolicy(ctx, tenant, policy)
+	before, _ := json.Marshal(map[string]string{"policy": t.Policy.String()})
+	after, _ := json.Marshal(map[string]string{"policy": policy.String()})
+	s.audit(ctx, actor, tenant, "tenant.policy", tenant, before, after, err)
+	return err
+}
+
+// Configure saves the settings of a tenant's customer key. Allowed in
+// states none, draft, scheduled (back to draft: test and proceed again)
+// and disabled (a new draft); refused with a [*StateError] once the
+// enforcement date has passed. An unset Secret keeps the stored one if
+// the credential mode is unchanged. Invalid settings fail with a
+// [*FieldError] and change nothing.
+func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant string, settings KeySettings) (CustomerKey, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return CustomerKey{}, err
+	}
+	before := rec
+	if err := s.allowed(rec, OpConfigure); err != nil {
+		s.denied(ctx, actor, tenant, OpConfigure, err)
+		return CustomerKey{}, err
+	}
+	keepSecret := !settings.Secret.IsSet() && rec.Version > 0 && rec.Settings.Credential == settings.Credential && rec.SealedSecret.KeyID != ""
+	if settings.Provider == "" {
+		settings.Provider = ProviderAzure
+	}
+	if err := checkSettings(settings, keepSecret); err != nil {
+		return CustomerKey{}, err
+	}
+	full := settings
+	if keepSecret {
+		stored, err := s.unseal(ctx, rec)
+		if err != nil {
+			return CustomerKey{}, err
+		}
+		full.Secret = stored.Secret
+	}
+	if _, err := s.cfg.Connector.Provider(ctx, full); err != nil {
+		return CustomerKey{}, &FieldError{Field: "key_id", Reason: err.Error()}
+	}
+	if settings.Secret.IsSet() {
+		if rec.SealedSecret, err = s.seal(ctx, tenant, settings.Secret); err != nil {
+			return CustomerKey{}, err
+		}
+	} else if !keepSecret {
+		rec.SealedSecret = kms.Wrapped{}
+	}
+	settings.Secret = Secret{}
+	rec.Settings, rec.SettingsHash, rec.LastTest = settings, full.Hash(), nil
+	rec.State, rec.EnforceAt = StateDraft, time.Time{}
+	if rec.Version == 0 {
+		rec.Coverage = AllScopes
+	}
+	if err := s.save(ctx, &rec); err != nil {
+		return CustomerKey{}, err
+	}
+	s.auditChange(ctx, actor, "key.configure", before, rec, nil)
+	return s.Status(ctx, tenant)
+}
+
+// checkSettings reports the first invalid field of s as a [*FieldError].
+// keepSecret says that an unset secret keeps the stored one.
+func checkSettings(s KeySettings, keepSecret bool) error {
+	if s.Provider != ProviderAzure {
+		return &FieldError{Field: "provider", Reason: fmt.Sprintf("is %q; the only provider is %q", s.Provider, ProviderAzure)}
+	}
+	for _, f := range []struct{ name, v string }{{"key_id", s.KeyID}, {"directory_id", s.DirectoryID}, {"client_id", s.ClientID}} {
+		if f.v == "" {
+			return &FieldError{Field: f.name, Reason: "is empty"}
+		}
+		if len(f.v) > maxFieldLen {
+			return &FieldError{Field: f.name, Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(f.v), maxFieldLen)}
+		}
+		if strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+			return &FieldError{Field: f.name, Reason: "contains a space or control character"}
+		}
+	}
+	switch s.Credential {
+	case CredentialPlatformApp:
+		if s.Secret.IsSet() {
+			return &FieldError{Field: "secret", Reason: "must be empty with the platform-app credential: the platform signs in as its own app"}
+		}
+	case CredentialClientSecret, CredentialCertificate:
+		if !s.Secret.IsSet() && !keepSecret {
+			return &FieldError{Field: "secret", Reason: fmt.Sprintf("is empty; the %s credential needs one", s.Credential)}
+		}
+	default:
+		return &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; use %q, %q or %q",
+			s.Credential, CredentialPlatformApp, CredentialClientSecret, CredentialCertificate)}
+	}
+	if n := s.Secret.k.Len(); n > maxSecretLen {
+		return &FieldError{Field: "secret", Reason: fmt.Sprintf("is %d bytes, the limit is %d", n, maxSecretLen)}
+	}
+	return nil
+}
+
+// Test runs Test configuration on the saved settings and stores the
+// report with their hash. A failing check is in the report, not an error.
+func (s *Service) Test(ctx context.Context, actor audit.Actor, tenant string) (Report, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return Report{}, err
+	}
+	if err := s.allowed(rec, OpTest); err != nil {
+		s.denied(ctx, actor, tenant, OpTest, err)
+		return Report{}, err
+	}
+	settings, err := s.unseal(ctx, rec)
+	if err != nil {
+		return Report{}, err
+	}
+	r, err := s.test(ctx, actor, tenant, settings)
+	if err != nil {
+		return Report{}, err
+	}
+	if r.SettingsHash == rec.SettingsHash {
+		rec.LastTest = &r
+		if err := s.save(ctx, &rec); err != nil {
+			return Report{}, err
+		}
+	}
+	return r, nil
+}
+
+// test runs the connector's test of settings and audits it; the event id
+// is the request id of the test's vault calls.
+func (s *Service) test(ctx context.Context, actor audit.Actor, tenant string, settings KeySettings) (Report, error) {
+	id := audit.NewID()
+	r, err := s.cfg.Connector.Test(kms.WithOperationID(ctx, id), settings)
+	if err != nil {
+		return Report{}, fmt.Errorf("lifecycle: testing the key of tenant %q: %w", tenant, err)
+	}
+	r.SettingsHash, r.At = settings.Hash(), s.cfg.Now()
+	e := audit.Event{Tenant: tenant, ID: id, Actor: actor, Action: "key.test", Target: settings.KeyID, Outcome: audit.Success,
+		Vault: &audit.VaultCall{Operation: "test", KeyID: r.KeyID, Purpose: audit.PurposeTest, RequestID: id}}
+	if !r.Passed() {
+		e.Outcome, e.Reason = audit.Failure, failedChecks(r)
+	}
+	e.After, _ = json.Marshal(r.Checks)
+	s.record(ctx, e)
+	return r, nil
+}
+
+func failedChecks(r Report) string {
+	var names []string
+	for _, c := range r.Checks {
+		if c.Outcome == Fail {
+			names = append(names, c.Name+": "+c.Detail)
+		}
+	}
+	if len(names) == 0 {
+		return "the test ran no check"
+	}
+	return "failed checks: " + strings.Join(names, "; ")
+}
+
+// Proceed schedules activation at enforceAt, which must be in the future,
+// with coverage (nil: every scope). It requires a passing Test of exactly
+// the saved settings. Allowed in draft and scheduled (a new date).
+func (s *Service) Proceed(ctx context.Context, actor audit.Actor, tenant string, enforceAt time.Time, coverage *Coverage) (CustomerKey, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return CustomerKey{}, err
+	}
+	before := rec
+	if err := s.allowed(rec, OpProceed); err != nil {
+		s.denied(ctx, actor, tenant, OpProceed, err)
+		return CustomerKey{}, err
+	}
+	now := s.cfg.Now()
+	if enforceAt.IsZero() {
+		return CustomerKey{}, &FieldError{Field: "enforce_at", Reason: "is missing; give the date BYOK takes effect, in the future"}
+	}
+	if !enforceAt.After(now) {
+		return CustomerKey{}, &FieldError{Field: "enforce_at", Reason: fmt.Sprintf("is %s, not in the future (now is %s); give a later date",
+			enforceAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
+	}
+	cov := rec.Coverage
+	if coverage != nil {
+		if cov, err = s.checkCoverage(ctx, tenant, *coverage); err != nil {
+			return CustomerKey{}, err
+		}
+	}
+	switch {
+	case rec.LastTest == nil || rec.LastTest.SettingsHash != rec.SettingsHash:
+		err = &StateError{Tenant: tenant, State: rec.State, Op: OpProceed, Allowed: []Op{OpConfigure, OpTest},
+			Reason: "the saved settings have not been tested; run Test configuration, then proceed"}
+	case !rec.LastTest.Passed():
+		err = &StateError{Tenant: tenant, State: rec.State, Op: OpProceed, Allowed: []Op{OpConfigure, OpTest},
+			Reason: "the last Test configuration of the saved settings failed (" + failedChecks(*rec.LastTest) + "); fix them and test again"}
+	}
+	if err != nil {
+		s.denied(ctx, actor, tenant, OpProceed, err)
+		return CustomerKey{}, err
+	}
+	rec.State, rec.EnforceAt, rec.Coverage = StateScheduled, enforceAt.UTC(), cov
+	if err := s.save(ctx, &rec); err != nil {
+		return CustomerKey{}, err
+	}
+	s.auditChange(ctx, actor, "key.proceed", before, rec, nil)
+	return s.Status(ctx, tenant)
+}
+
+// SetScopes changes which scopes the customer's key covers. Before
+// activation it only records the choice; when active it starts a scopes
+// job (shown in CustomerKey.Job) that Tick runs to move scopes in or out,
+// re-wrapping their DEKs locally. Unknown and platform-only scopes fail
+// with a [*FieldError].
+func (s *Service) SetScopes(ctx context.Context, actor audit.Actor, tenant string, coverage Coverage) (CustomerKey, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return CustomerKey{}, err
+	}
+	before := rec
+	if err := s.allowed(rec, OpSetScopes); err != nil {
+		s.denied(ctx, actor, tenant, OpSetScopes, err)
+		return CustomerKey{}, err
+	}
+	if rec.Coverage, err = s.checkCoverage(ctx, tenant, coverage); err != nil {
+		return CustomerKey{}, err
+	}
+	if err := s.save(ctx, &rec); err != nil {
+		return CustomerKey{}, err
+	}
+	s.auditChange(ctx, actor, "key.scopes", before, rec, nil)
+	if rec.State == StateActive {
+		if _, err := s.startJob(ctx, actor, tenant, JobScopes, 0); err != nil {
+			return CustomerKey{}, err
+		}
+	}
+	return s.Status(ctx, tenant)
+}
+
+// checkCoverage validates c against the tenant's known scopes and returns
+// it normalised (sorted, without duplicates).
+func (s *Service) checkCoverage(ctx context.Context, tenant string, c Coverage) (Coverage, error) {
+	known, err := s.scopes(ctx, tenant)
+	if err != nil {
+		return Coverage{}, err
+	}
+	isKnown := make(map[string]bool, len(known))
+	for _, sc := range known {
+		isKnown[sc.Scope] = true
+	}
+	check := func(field string, list []string) ([]string, error) {
+		for i, sc := range list {
+			f := fmt.Sprintf("coverage.%s[%d]", field, i)
+			switch {
+			case s.platformOnly[sc]:
+				return nil, &FieldError{Field: f, Reason: fmt.Sprintf("scope %q is platform-only (transient data) and cannot be covered by a customer key", sc)}
+			case !isKnown[sc]:
+				return nil, &FieldError{Field: f, Reason: fmt.Sprintf("scope %q is unknown to tenant %q; the status lists its scopes", sc, tenant)}
+			}
+		}
+		out := slices.Clone(list)
+		slices.Sort(out)
+		return slices.Compact(out), nil
+	}
+	var out Coverage
+	out.All = c.All
+	if out.Include, err = check("include", c.Include); err != nil {
+		return Coverage{}, err
+	}
+	if out.Exclude, err = check("exclude", c.Exclude); err != nil {
+		return Coverage{}, err
+	}
+	for _, sc := range out.Include {
+		if slices.Contains(out.Exclude, sc) {
+			return Coverage{}, &FieldError{Field: "coverage.exclude", Reason: fmt.Sprintf("scope %q is both included and excluded", sc)}
+		}
+	}
+	if !out.All && len(out.Exclude) > 0 {
+		return Coverage{}, &FieldError{Field: "coverage.exclude", Reason: "only makes sense with all set; list covered scopes in include instead"}
+	}
+	return out, nil
+}
+
+// Rotate re-wraps the customer share of the tenant's current
+// customer-managed key under a new version of its key or under another
+// key (see [RotateRequest]): at most one unwrap and one wrap, committed
+// atomically with the new settings. It runs to the end before returning;
+// the job it returns is finished. Allowed when active.
+func (s *Service) Rotate(ctx context.Context, actor audit.Actor, tenant string, req RotateRequest) (Job, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return Job{}, err
+	}
+	if err := s.allowed(rec, OpRotate); err != nil {
+		s.denied(ctx, actor, tenant, OpRotate, err)
+		return Job{}, err
+	}
+	target, err := s.rotationTarget(ctx, actor, rec, req)
+	if err != nil {
+		return Job{}, err
+	}
+	return s.rotate(ctx, actor, rec, target)
+}
+
+// rotationTarget returns the record as it will be after the rotation req
+// asks for, with the settings (secret included) to wrap under.
+func (s *Service) rotationTarget(ctx context.Context, actor audit.Actor, rec Record, req RotateRequest) (KeySettings, error) {
+	cur, err := s.unseal(ctx, rec)
+	if err != nil {
+		return KeySettings{}, err
+	}
+	switch {
+	case req.KeyID != "" && req.Settings != nil:
+		return KeySettings{}, &FieldError{Field: "key_id", Reason: "give either a new version of the key or new settings, not both"}
+	case req.KeyID != "":
+		base, versioned := splitKeyID(req.KeyID)
+		curBase, _ := splitKeyID(cur.KeyID)
+		if !versioned {
+			return KeySettings{}, &FieldError{Field: "key_id", Reason: fmt.Sprintf("%q names no version; give a versioned id of the same key, or new settings to move to another key", req.KeyID)}
+		}
+		if !strings.EqualFold(base, curBase) {
+			return KeySettings{}, &FieldError{Field: "key_id", Reason: fmt.Sprintf("%q is not a version of the configured key %q; to move to another key, rotate with new settings", req.KeyID, curBase)}
+		}
+		cur.KeyID = req.KeyID
+		return cur, nil
+	case req.Settings != nil:
+		next := *req.Settings
+		if next.Provider == "" {
+			next.Provider = ProviderAzure
+		}
+		keep := !next.Secret.IsSet() && next.Credential == cur.Credential && cur.Secret.IsSet()
+		if err := checkSettings(next, keep); err != nil {
+			return KeySettings{}, err
+		}
+		if keep {
+			next.Secret = cur.Secret
+		}
+		r, err := s.test(ctx, actor, rec.Tenant, next)
+		if err != nil {
+			return KeySettings{}, err
+		}
+		if !r.Passed() {
+			return KeySettings{}, &FieldError{Field: "settings", Reason: "Test configuration of the new key failed (" + failedChecks(r) + "); fix it and rotate again"}
+		}
+		return next, nil
+	}
+	return cur, nil
+}
+
+// splitKeyID returns the versionless form of a key id and whether id
+// names a version: Azure ids are …/keys/<name>[/<version>]; ids of other
+// shapes (kmstest's "fake:NAME[/vN]") are versioned when they hold a '/'.
+func splitKeyID(id string) (base string, versioned bool) {
+	id = strings.TrimSuffix(id, "/")
+	if pre, rest, ok := strings.Cut(id, "/keys/"); ok {
+		name, _, versioned := strings.Cut(rest, "/")
+		return pre + "/keys/" + name, versioned
+	}
+	base, _, versioned = strings.Cut(id, "/")
+	return base, versioned
+}
+
+// rotate re-wraps the customer share of every current customer-managed
+// epoch (the one in use, in practice) under settings, and commits each
+// with the new record.
+func (s *Service) rotate(ctx context.Context, actor audit.Actor, rec Record, settings KeySettings) (Job, error) {
+	now := s.cfg.Now()
+	j := JobRecord{Job: Job{ID: newJobID(), Tenant: rec.Tenant, Kind: JobRotate, State: JobRunning, Actor: actor, Created: now, Updated: now}}
+	prevState := rec.State
+	rec.State = StateRotating
+	if err := s.save(ctx, &rec); err != nil {
+		return Job{}, err
+	}
+	err := s.rewrapShares(ctx, actor, &rec, settings, &j)
+	rec.State = prevState
+	if serr := s.save(ctx, &rec); serr != nil && err == nil {
+		err = serr
+	}
+	j.Updated = s.cfg.Now()
+	j.State = JobDone
+	if err != nil {
+		j.State, j.Error, j.Attempts = JobFailed, err.Error(), 1
+	}
+	if perr := s.cfg.Store.PutJob(ctx, j); perr != nil && err == nil {
+		err = perr
+	}
+	s.kr.Forget(rec.Tenant)
+	after, _ := json.Marshal(map[string]any{"key_id": rec.Settings.KeyID, "shares": j.Done})
+	s.audit(ctx, actor, rec.Tenant, "key.rotate", settings.KeyID, nil, after, err)
+	if err == nil {
+		s.notify(ctx, rec.Tenant, "key.rotated", map[string]string{"key_id": rec.Settings.KeyID})
+	}
+	return j.Job, err
+}
+
+// rewrapShares re-wraps the customer shares of rec's live epochs under
+// settings: one unwrap under the recorded version with the current
+// provider and one wrap with the new one per share.
+func (s *Service) rewrapShares(ctx context.Context, actor audit.Actor, rec *Record, settings KeySettings, j *JobRecord) error {
+	live, err := s.liveEpochs(ctx, rec.Tenant)
+	if err != nil {
+		return err
+	}
+	j.Total = int64(len(live))
+	oldP, err := s.provider(ctx, *rec)
+	if err != nil {
+		return err
+	}
+	next := *rec
+	next.Settings, next.SettingsHash = settings, settings.Hash()
+	next.Settings.Secret = Secret{}
+	if settings.Secret.IsSet() && settings.Hash() != rec.SettingsHash {
+		if next.SealedSecret, err = s.seal(ctx, rec.Tenant, settings.Secret); err != nil {
+			return err
+		}
+	} else if !settings.Secret.IsSet() {
+		next.SealedSecret = kms.Wrapped{}
+	}
+	newP, err := s.provider(ctx, next)
+	if err != nil {
+		return err
+	}
+	vctx := withPurpose(ctx, audit.PurposeRotationJob, actor)
+	for _, tk := range live {
+		c, err := oldP.Unwrap(vctx, tk.CustomerShare)
+		if err != nil {
+			return fmt.Errorf("lifecycle: unwrapping the customer share of tenant %q under %s: %w", rec.Tenant, tk.CustomerShare.KeyID, err)
+		}
+		w, err := newP.Wrap(vctx, settings.KeyID, c)
+		clear(c)
+		if err != nil {
+			return fmt.Errorf("lifecycle: wrapping the customer share of tenant %q under %s: %w", rec.Tenant, settings.KeyID, err)
+		}
+		if w.KeyID == tk.CustomerShare.KeyID && next.SettingsHash == rec.SettingsHash {
+			j.Done++
+			continue // already under that version
+		}
+		next.Version = rec.Version + 1
+		next.Updated = s.cfg.Now()
+		next.Versions = addVersion(next.Versions, w.KeyID)
+		if err := s.cfg.Store.CommitRotation(ctx, next, byok.CustomerManaged, tk.Epoch, tk.CustomerShare.KeyID, w); err != nil {
+			return fmt.Errorf("lifecycle: committing the rotation of tenant %q: %w", rec.Tenant, err)
+		}
+		*rec = next
+		j.Done++
+	}
+	*rec = next
+	return s.save(ctx, rec)
+}
+
+func addVersion(vs []string, v string) []string {
+	if slices.Contains(vs, v) {
+		return vs
+	}
+	return append(slices.Clone(vs), v)
+}
+
+// liveEpochs returns the customer-managed tenant keys whose customer share
+// is under a customer key and that data depends on: the current epoch, and
+// older ones that still wrap DEKs.
+func (s *Service) liveEpochs(ctx context.Context, tenant string) ([]byok.TenantKeyRecord, error) {
+	keys, err := s.cfg.Store.TenantKeys(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: reading the keys of tenant %q: %w", tenant, err)
+	}
+	var cm []byok.TenantKeyRecord
+	for _, k := range keys {
+		if k.Kind == byok.CustomerManaged {
+			cm = append(cm, k)
+		}
+	}
+	var live []byok.TenantKeyRecord
+	for i, k := range cm {
+		if s.isPlatformKeyID(k.CustomerShare.KeyID) {
+			continue
+		}
+		if i < len(cm)-1 {
+			n, err := s.cfg.Store.CountDEKs(ctx, tenant, byok.CustomerManaged, k.Epoch+1, "")
+			if err != nil {
+				return nil, err
+			}
+			prev, err := s.cfg.Store.CountDEKs(ctx, tenant, byok.CustomerManaged, k.Epoch, "")
+			if err != nil {
+				return nil, err
+			}
+			if n-prev == 0 {
+				continue
+			}
+		}
+		live = append(live, k)
+	}
+	return live, nil
+}
+
+// isPlatformKeyID mirrors the keyring's routing: the platform key id or a
+// version of it.
+func (s *Service) isPlatformKeyID(id string) bool {
+	p := s.cfg.PlatformKeyID
+	return id == p || strings.HasPrefix(id, p+"/")
+}
+
+// Rekey creates the next epoch of the tenant's customer-managed key (new
+// customer and platform shares) and starts a job that Tick runs to
+// re-wrap every DEK of older epochs onto it, in batches, resumably.
+// Allowed when active.
+func (s *Service) Rekey(ctx context.Context, actor audit.Actor, tenant string) (Job, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return Job{}, err
+	}
+	if err := s.allowed(rec, OpRekey); err != nil {
+		s.denied(ctx, actor, tenant, OpRekey, err)
+		return Job{}, err
+	}
+	vctx := withPurpose(ctx, audit.PurposeRotationJob, actor)
+	tk, err := s.kr.NewTenantKey(vctx, tenant, byok.CustomerManaged, rec.Settings.KeyID)
+	if err != nil {
+		s.audit(ctx, actor, tenant, "key.rekey", tenant, nil, nil, err)
+		return Job{}, fmt.Errorf("lifecycle: creating the next key epoch of tenant %q: %w", tenant, err)
+	}
+	rec.State = StateRotating
+	rec.Versions = addVersion(rec.Versions, tk.CustomerShare.KeyID)
+	if err := s.save(ctx, &rec); err != nil {
+		return Job{}, err
+	}
+	j, err := s.startJob(ctx, actor, tenant, JobRekey, tk.Epoch)
+	after, _ := json.Marshal(map[string]any{"epoch": tk.Epoch, "deks": j.Total})
+	s.audit(ctx, actor, tenant, "key.rekey", tenant, nil, after, err)
+	return j, err
+}
+
+// Disable turns BYOK off: it re-wraps the customer share of every
+// customer-managed epoch under the platform root key at once, sets the
+// state to disabled, and starts a job that moves every scope back to
+// platform-managed. It is refused with a [*StateError] when the
+// customer's key cannot be reached now: disable must come before revoke.
+func (s *Service) Disable(ctx context.Context, actor audit.Actor, tenant string) (Job, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return Job{}, err
+	}
+	before := rec
+	if err := s.allowed(rec, OpDisable); err != nil {
+		s.denied(ctx, actor, tenant, OpDisable, err)
+		return Job{}, err
+	}
+	hs, err := s.kr.Check(withPurpose(ctx, audit.PurposeTenantRequest, actor), tenant)
+	if err != nil {
+		return Job{}, fmt.Errorf("lifecycle: checking the key of tenant %q: %w", tenant, err)
+	}
+	for _, h := range hs {
+		if h.Kind == byok.CustomerManaged && h.State != byok.StateHealthy {
+			err := &StateError{Tenant: tenant, State: rec.State, Op: OpDisable,
+				Reason: fmt.Sprintf("the customer's key cannot be reached (%s: %s): disable must come before revoke; restore access to the key, then disable", h.State, h.Reason)}
+			s.denied(ctx, actor, tenant, OpDisable, err)
+			return Job{}, err
+		}
+	}
+	if err := s.sharesToPlatform(ctx, actor, rec); err != nil {
+		s.audit(ctx, actor, tenant, "key.disable", tenant, nil, nil, err)
+		return Job{}, err
+	}
+	rec.State = StateDisabled
+	if err := s.save(ctx, &rec); err != nil {
+		return Job{}, err
+	}
+	s.kr.Forget(tenant)
+	s.auditChange(ctx, actor, "key.disable", before, rec, nil)
+	s.notify(ctx, tenant, "key.disabled", nil)
+	return s.startJob(ctx, actor, tenant, JobDisable, 0)
+}
+
+// sharesToPlatform re-wraps the customer share of every customer-managed
+// epoch that is still under the customer's key under the platform key.
+func (s *Service) sharesToPlatform(ctx context.Context, actor audit.Actor, rec Record) error {
+	keys, err := s.cfg.Store.TenantKeys(ctx, rec.Tenant)
+	if err != nil {
+		return fmt.Errorf("lifecycle: reading the keys of tenant %q: %w", rec.Tenant, err)
+	}
+	p, err := s.provider(ctx, rec)
+	if err != nil {
+		return err
+	}
+	vctx := withPurpose(ctx, audit.PurposeRotationJob, actor)
+	for _, k := range keys {
+		if k.Kind != byok.CustomerManaged || s.isPlatformKeyID(k.CustomerShare.KeyID) {
+			continue
+		}
+		c, err := p.Unwrap(vctx, k.CustomerShare)
+		if err != nil {
+			return fmt.Errorf("lifecycle: unwrapping the customer share of tenant %q epoch %d: %w; restore access to the key and disable again", rec.Tenant, k.Epoch, err)
+		}
+		w, err := s.cfg.PlatformKMS.Wrap(ctx, s.cfg.PlatformKeyID, c)
+		clear(c)
+		if err != nil {
+			return fmt.Errorf("lifecycle: wrapping the customer share of tenant %q epoch %d under the platform key: %w", rec.Tenant, k.Epoch, err)
+		}
+		if err := s.cfg.Store.ReplaceShare(ctx, rec.Tenant, byok.CustomerManaged, k.Epoch, k.CustomerShare.KeyID, w); err != nil {
+			return fmt.Errorf("lifecycle: storing the re-wrapped share of tenant %q epoch %d: %w", rec.Tenant, k.Epoch, err)
+		}
+	}
+	return nil
+}
+
+// Status returns the tenant's customer key as the console shows it; state
+// none if it never configured one. An unknown tenant fails with
+// [byok.ErrUnknownTenant].
+func (s *Service) Status(ctx context.Context, tenant string) (CustomerKey, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return CustomerKey{}, err
+	}
+	ck := CustomerKey{Tenant: tenant, State: rec.State, Settings: rec.Settings, SecretSet: rec.SealedSecret.KeyID != "",
+		EnforceAt: rec.EnforceAt, ActivatedAt: rec.ActivatedAt, Coverage: rec.Coverage, Updated: rec.Updated,
+		Health: s.kr.Health(tenant)}
+	ck.Settings.Secret = Secret{}
+	if rec.LastTest != nil && rec.LastTest.SettingsHash == rec.SettingsHash {
+		t := *rec.LastTest
+		ck.LastTest = &t
+	}
+	scopes, err := s.scopes(ctx, tenant)
+	if err != nil {
+		return CustomerKey{}, err
+	}
+	for _, sc := range scopes {
+		ck.Scopes = append(ck.Scopes, ScopeStatus{Scope: sc.Scope, Kind: sc.Kind,
+			Covered: s.covered(rec, sc.Scope), PlatformOnly: s.platformOnly[sc.Scope]})
+	}
+	if tk, err := s.cfg.Store.TenantKey(ctx, tenant, byok.CustomerManaged); err == nil {
+		ck.CurrentKeyID, ck.Epoch = tk.CustomerShare.KeyID, tk.Epoch
+	} else if !errors.Is(err, byok.ErrNotFound) {
+		return CustomerKey{}, fmt.Errorf("lifecycle: reading the key of tenant %q: %w", tenant, err)
+	}
+	jobs, err := s.cfg.Store.ListJobs(ctx, tenant, false, 1)
+	if err != nil {
+		return CustomerKey{}, fmt.Errorf("lifecycle: reading the jobs of tenant %q: %w", tenant, err)
+	}
+	if len(jobs) > 0 {
+		ck.Job = &jobs[0].Job
+	}
+	return ck, nil
+}
+
+// covered reports whether rec's coverage selects scope.
+func (s *Service) covered(rec Record, scope string) bool {
+	return !s.platformOnly[scope] && rec.Coverage.Covers(scope)
+}
+
+// Inventory counts, for every key version the tenant's shares are or
+// were wrapped under, how many shares depend on it; a version at zero is
+// safe to retire.
+func (s *Service) Inventory(ctx context.Context, tenant string) ([]VersionCount, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	live, err := s.liveEpochs(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	counts := make(map[string]int)
+	versions := slices.Clone(rec.Versions)
+	current := ""
+	for _, k := range live {
+		counts[k.CustomerShare.KeyID]++
+		versions = addVersion(versions, k.CustomerShare.KeyID)
+		current = k.CustomerShare.KeyID // live is in epoch order: the last is current
+	}
+	out := make([]VersionCount, len(versions))
+	for i, v := range versions {
+		out[i] = VersionCount{KeyID: v, Shares: counts[v], Current: v == current, SafeToRetire: counts[v] == 0}
+	}
+	return out, nil
+}
+
+// Job returns a job of the tenant. A job of another tenant is
+// [byok.ErrNotFound], as one that does not exist.
+func (s *Service) Job(ctx context.Context, tenant, id string) (Job, error) {
+	j, err := s.cfg.Store.JobRecord(ctx, id)
+	if err == nil && j.Tenant != tenant {
+		err = fmt.Errorf("lifecycle: tenant %q has no job %q: %w", tenant, id, byok.ErrNotFound)
+	}
+	if err != nil {
+		return Job{}, err
+	}
+	return j.Job, nil
+}
+
+// Timeline returns the tenant's revocation and restoration history,
+// newest first, at most limit entries.
+func (s *Service) Timeline(ctx context.Context, tenant string, limit int) ([]HealthEvent, error) {
+	if _, err := s.tenant(ctx, tenant); err != nil {
+		return nil, err
+	}
+	return s.cfg.Store.HealthEvents(ctx, tenant, limit)
+}
+
+// tenant returns a tenant, or an error wrapping byok.ErrUnknownTenant.
+func (s *Service) tenant(ctx context.Context, tenant string) (byok.TenantRecord, error) {
+	t, err := s.cfg.Store.Tenant(ctx, tenant)
+	if errors.Is(err, byok.ErrNotFound) {
+		return t, fmt.Errorf("lifecycle: %w %q", byok.ErrUnknownTenant, tenant)
+	}
+	if err != nil {
+		return t, fmt.Errorf("lifecycle: reading tenant %q: %w", tenant, err)
+	}
+	return t, nil
+}
+
+// load returns the tenant's record; a record of state none (Version 0)
+// if it never configured a key.
+func (s *Service) load(ctx context.Context, tenant string) (Record, error) {
+	rec, err := s.cfg.Store.KeyRecord(ctx, tenant)
+	if err == nil {
+		return rec, nil
+	}
+	if !errors.Is(err, byok.ErrNotFound) {
+		return Record{}, fmt.Errorf("lifecycle: reading the key record of tenant %q: %w", tenant, err)
+	}
+	if _, err := s.tenant(ctx, tenant); err != nil {
+		return Record{}, err
+	}
+	return Record{Tenant: tenant, State: StateNone, Coverage: AllScopes}, nil
+}
+
+// save writes rec with the next version (compare-and-swap).
+func (s *Service) save(ctx context.Context, rec *Record) error {
+	next := *rec
+	next.Version++
+	next.Updated = s.cfg.Now()
+	if err := s.cfg.Store.PutKeyRecord(ctx, next); err != nil {
+		return fmt.Errorf("lifecycle: saving the key record of tenant %q: %w", rec.Tenant, err)
+	}
+	*rec = next
+	return nil
+}
+
+// allowed applies the transition rules to rec at the service's now.
+func (s *Service) allowed(rec Record, op Op) error {
+	enforced := !rec.EnforceAt.IsZero() && !s.cfg.Now().Before(rec.EnforceAt)
+	return Allowed(rec.Tenant, rec.State, enforced, op)
+}
+
+// scopes lists every scope of a tenant.
+func (s *Service) scopes(ctx context.Context, tenant string) ([]byok.ScopeRecord, error) {
+	var all []byok.ScopeRecord
+	after := ""
+	for {
+		page, err := s.cfg.Store.ListScopes(ctx, tenant, after, 500)
+		if err != nil {
+			return nil, fmt.Errorf("lifecycle: listing the scopes of tenant %q: %w", tenant, err)
+		}
+		all = append(all, page...)
+		if len(page) < 500 {
+			return all, nil
+		}
+		after = page[len(page)-1].Scope
+	}
+}
+
+func checkScopeID(sc string) error {
+	if sc == "" {
+		return errors.New("is empty")
+	}
+	if len(sc) > byok.MaxIDLen {
+		return fmt.Errorf("is %d bytes, the limit is %d", len(sc), byok.MaxIDLen)
+	}
+	if strings.ContainsFunc(sc, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+		return errors.New("contains a space or control character")
+	}
+	return nil
+}
+
+// recordView is what the audit log shows of a record: no secret, no
+// sealed secret.
+func recordView(r Record) json.RawMessage {
+	if r.Version == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]any{
+		"state": r.State, "provider": r.Settings.Provider, "key_id": r.Settings.KeyID,
+		"directory_id": r.Settings.DirectoryID, "client_id": r.Settings.ClientID, "credential": r.Settings.Credential,
+		"secret_set": r.SealedSecret.KeyID != "", "enforce_at": r.EnforceAt, "coverage": r.Coverage,
+	})
+	return b
+}
+
+// auditChange records an admin action that changed a record.
+func (s *Service) auditChange(ctx context.Context, actor audit.Actor, action string, before, after Record, err error) {
+	s.audit(ctx, actor, after.Tenant, action, after.Settings.KeyID, recordView(before), recordView(after), err)
+	if before.State != after.State {
+		s.notify(ctx, after.Tenant, "key.state", map[string]string{"from": string(before.State), "to": string(after.State)})
+	}
+}
+
+// audit records an admin action with its outcome.
+func (s *Service) audit(ctx context.Context, actor audit.Actor, tenant, action, target string, before, after json.RawMessage, err error) {
+	e := audit.Event{Tenant: tenant, Actor: actor, Action: action, Target: target, Before: before, After: after, Outcome: audit.Success}
+	if err != nil {
+		e.Outcome, e.Reason = audit.Failure, err.Error()
+	}
+	s.record(ctx, e)
+}
+
+// denied records a refused admin action.
+func (s *Service) denied(ctx context.Context, actor audit.Actor, tenant string, op Op, err error) {
+	s.record(ctx, audit.Event{Tenant: tenant, Actor: actor, Action: "key." + string(op), Outcome: audit.Denied, Reason: err.Error()})
+}

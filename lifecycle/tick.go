@@ -1,0 +1,569 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/kms"
+)
+
+// Actors of the background work.
+var (
+	monitorActor   = audit.Actor{Kind: audit.System, ID: "health-monitor"}
+	schedulerActor = audit.Actor{Kind: audit.System, ID: "scheduler"}
+)
+
+// Tick runs one deterministic pass: the health monitor (a forced check of
+// every active customer key, automatic rotation of versionless keys,
+// revocations and restorations recorded), the scheduler (activation of
+// tenants whose enforcement date has come, new scopes covered by
+// default) and the job runner (every unfinished job to its end or its
+// next failure). It returns the errors of the pass joined; one tenant's
+// failure does not stop the others.
+func (s *Service) Tick(ctx context.Context) error {
+	var errs []error
+	recs, err := s.records(ctx, StateActive, StateRevoked, StateRotating, StateScheduled, StateDisabled)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if err := s.tickTenant(ctx, rec); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.drainEvents(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.runJobs(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Run calls Tick every Config.TickInterval until ctx is done, logging
+// Tick's errors, and returns ctx's error.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("lifecycle tick", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// records lists every record in the given states.
+func (s *Service) records(ctx context.Context, states ...State) ([]Record, error) {
+	var all []Record
+	after := ""
+	for {
+		page, err := s.cfg.Store.ListKeyRecords(ctx, after, 500, states...)
+		if err != nil {
+			return nil, fmt.Errorf("lifecycle: listing key records: %w", err)
+		}
+		all = append(all, page...)
+		if len(page) < 500 {
+			return all, nil
+		}
+		after = page[len(page)-1].Tenant
+	}
+}
+
+// tickTenant runs the monitor and the scheduler for one tenant.
+func (s *Service) tickTenant(ctx context.Context, rec Record) error {
+	switch rec.State {
+	case StateScheduled:
+		if s.cfg.Now().Before(rec.EnforceAt) {
+			return nil
+		}
+		return s.ensureJob(ctx, rec.Tenant, JobActivate)
+	case StateDisabled:
+		return nil
+	}
+	if err := s.monitor(ctx, rec); err != nil {
+		return err
+	}
+	rec, err := s.cfg.Store.KeyRecord(ctx, rec.Tenant)
+	if err != nil {
+		return fmt.Errorf("lifecycle: reading the key record of tenant %q: %w", rec.Tenant, err)
+	}
+	switch rec.State {
+	case StateActive:
+		if err := s.autoRotate(ctx, rec); err != nil {
+			return err
+		}
+		return s.coverNewScopes(ctx, rec)
+	case StateRotating:
+		// A rotation interrupted by a crash leaves no unfinished job.
+		jobs, err := s.cfg.Store.ListJobs(ctx, rec.Tenant, true, 1)
+		if err != nil {
+			return err
+		}
+		if len(jobs) == 0 {
+			rec.State = StateActive
+			return s.save(ctx, &rec)
+		}
+	}
+	return nil
+}
+
+// monitor checks a tenant's keys now and moves the record between active
+// and revoked by the outcome.
+func (s *Service) monitor(ctx context.Context, rec Record) error {
+	hs, err := s.kr.Check(withPurpose(ctx, audit.PurposeBackgroundCheck, monitorActor), rec.Tenant)
+	if err != nil {
+		return fmt.Errorf("lifecycle: checking tenant %q: %w", rec.Tenant, err)
+	}
+	var cm *byok.KeyHealth
+	for i := range hs {
+		if hs[i].Kind == byok.CustomerManaged {
+			cm = &hs[i]
+		}
+	}
+	if cm == nil {
+		return nil
+	}
+	before := rec
+	switch {
+	case rec.State == StateActive && cm.State == byok.StateRevoked:
+		rec.State = StateRevoked
+	case rec.State == StateRevoked && cm.State == byok.StateHealthy:
+		rec.State = StateActive
+	default:
+		return nil
+	}
+	if err := s.save(ctx, &rec); err != nil {
+		return err
+	}
+	action := "key.revoked"
+	reason := string(cm.Reason)
+	if rec.State == StateActive {
+		action, reason = "key.restored", "a check of the customer's key succeeded"
+	}
+	s.record(ctx, audit.Event{Tenant: rec.Tenant, Actor: monitorActor, Action: action, Target: rec.Settings.KeyID,
+		Before: recordView(before), After: recordView(rec), Outcome: audit.Success, Reason: reason})
+	s.notify(ctx, rec.Tenant, "key.state", map[string]string{"from": string(before.State), "to": string(rec.State), "reason": reason})
+	return nil
+}
+
+// drainEvents records the keyring's revocations, outages and
+// restorations of customer keys in the tenants' timelines.
+func (s *Service) drainEvents(ctx context.Context) error {
+	s.mu.Lock()
+	evs := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, e := range evs {
+		if e.Kind != byok.CustomerManaged {
+			continue
+		}
+		var kind HealthEventKind
+		switch e.Type {
+		case byok.EventRevoked:
+			kind = HealthRevoked
+		case byok.EventUnavailable:
+			kind = HealthUnavailable
+		case byok.EventRestored:
+			kind = HealthRestored
+		default:
+			continue
+		}
+		last, err := s.lastHealthKind(ctx, e.Tenant)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if kind == last || kind == HealthRestored && last == "" {
+			continue // a repeat, or a recovery from a mere degradation
+		}
+		he := HealthEvent{Tenant: e.Tenant, Kind: kind, Reason: e.Reason, DetectedAt: e.At, EnforcedAt: e.At, Replica: s.cfg.ReplicaID}
+		if err := s.cfg.Store.AddHealthEvent(ctx, he); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.mu.Lock()
+		s.lastKind[e.Tenant] = kind
+		s.mu.Unlock()
+		s.notify(ctx, e.Tenant, "key."+string(kind), map[string]string{
+			"reason": string(e.Reason), "detected_at": e.At.UTC().Format(time.RFC3339Nano),
+			"enforced_at": e.At.UTC().Format(time.RFC3339Nano), "replica": s.cfg.ReplicaID})
+	}
+	return errors.Join(errs...)
+}
+
+// lastHealthKind returns the kind of the tenant's latest timeline entry,
+// "" if it has none.
+func (s *Service) lastHealthKind(ctx context.Context, tenant string) (HealthEventKind, error) {
+	s.mu.Lock()
+	k, ok := s.lastKind[tenant]
+	s.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	es, err := s.cfg.Store.HealthEvents(ctx, tenant, 1)
+	if err != nil {
+		return "", err
+	}
+	if len(es) > 0 {
+		k = es[0].Kind
+	}
+	s.mu.Lock()
+	s.lastKind[tenant] = k
+	s.mu.Unlock()
+	return k, nil
+}
+
+// autoRotate follows the current version of a versionless key: when the
+// vault's current version is not the one the customer share is under, it
+// rotates (1 describe, then 1 unwrap and 1 wrap).
+func (s *Service) autoRotate(ctx context.Context, rec Record) error {
+	if _, versioned := splitKeyID(rec.Settings.KeyID); versioned {
+		return nil
+	}
+	tk, err := s.cfg.Store.TenantKey(ctx, rec.Tenant, byok.CustomerManaged)
+	if err != nil || s.isPlatformKeyID(tk.CustomerShare.KeyID) {
+		return err
+	}
+	p, err := s.provider(ctx, rec)
+	if err != nil {
+		return err
+	}
+	info, err := p.Describe(withPurpose(ctx, audit.PurposeBackgroundCheck, monitorActor), rec.Settings.KeyID)
+	if err != nil {
+		if kms.ClassOf(err) == kms.Transient {
+			return nil // the check above already dealt with the outage
+		}
+		return fmt.Errorf("lifecycle: describing the key of tenant %q: %w", rec.Tenant, err)
+	}
+	if info.KeyID == tk.CustomerShare.KeyID {
+		return nil
+	}
+	settings, err := s.unseal(ctx, rec)
+	if err != nil {
+		return err
+	}
+	_, err = s.rotate(ctx, monitorActor, rec, settings)
+	return err
+}
+
+// coverNewScopes starts a scopes job when a scope's kind differs from
+// what the tenant's coverage says: a scope that appeared since activation.
+func (s *Service) coverNewScopes(ctx context.Context, rec Record) error {
+	scopes, err := s.scopes(ctx, rec.Tenant)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scopes {
+		if sc.Kind != s.wantKind(rec, sc.Scope) {
+			return s.ensureJob(ctx, rec.Tenant, JobScopes)
+		}
+	}
+	return nil
+}
+
+// wantKind is the kind of key rec's coverage puts scope under.
+func (s *Service) wantKind(rec Record, scope string) byok.KeyKind {
+	if (rec.State == StateActive || rec.State == StateRotating || rec.State == StateScheduled) && s.covered(rec, scope) {
+		return byok.CustomerManaged
+	}
+	return byok.PlatformManaged
+}
+
+// ensureJob starts a job of kind for the tenant unless one of its jobs is
+// unfinished.
+func (s *Service) ensureJob(ctx context.Context, tenant string, kind JobKind) error {
+	jobs, err := s.cfg.Store.ListJobs(ctx, tenant, true, 1)
+	if err != nil {
+		return fmt.Errorf("lifecycle: reading the jobs of tenant %q: %w", tenant, err)
+	}
+	if len(jobs) > 0 {
+		return nil
+	}
+	_, err = s.startJob(ctx, schedulerActor, tenant, kind, 0)
+	return err
+}
+
+// startJob stores a pending job with its estimated total.
+func (s *Service) startJob(ctx context.Context, actor audit.Actor, tenant string, kind JobKind, epoch uint32) (Job, error) {
+	now := s.cfg.Now()
+	j := JobRecord{Job: Job{ID: newJobID(), Tenant: tenant, Kind: kind, State: JobPending, Actor: actor, Created: now, Updated: now}, Epoch: epoch}
+	if kind == JobRekey {
+		n, err := s.cfg.Store.CountDEKs(ctx, tenant, byok.CustomerManaged, epoch, "")
+		if err != nil {
+			return Job{}, err
+		}
+		j.Total, j.Walk = n, 1
+	}
+	if err := s.cfg.Store.PutJob(ctx, j); err != nil {
+		return Job{}, fmt.Errorf("lifecycle: storing a %s job of tenant %q: %w", kind, tenant, err)
+	}
+	return j.Job, nil
+}
+
+// runJobs runs every unfinished job, oldest first.
+func (s *Service) runJobs(ctx context.Context) error {
+	jobs, err := s.cfg.Store.ListJobs(ctx, "", true, 1000)
+	if err != nil {
+		return fmt.Errorf("lifecycle: listing unfinished jobs: %w", err)
+	}
+	var errs []error
+	for i := len(jobs) - 1; i >= 0; i-- {
+		if err := s.runJob(ctx, jobs[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runJob runs j until it is done or fails; a failure counts an attempt
+// and leaves the job to the next Tick, until Config.MaxAttempts.
+func (s *Service) runJob(ctx context.Context, j JobRecord) error {
+	j.State = JobRunning
+	var err error
+	switch j.Kind {
+	case JobActivate:
+		err = s.activate(ctx, &j)
+	case JobRekey:
+		err = s.rekey(ctx, &j)
+	case JobScopes, JobDisable:
+		err = s.moveScopes(ctx, &j)
+	default:
+		err = fmt.Errorf("unknown job kind %q", j.Kind)
+	}
+	s.kr.Forget(j.Tenant)
+	j.Updated = s.cfg.Now()
+	if err == nil {
+		j.State, j.Error = JobDone, ""
+		if perr := s.cfg.Store.PutJob(ctx, j); perr != nil {
+			return perr
+		}
+		s.audit(ctx, j.Actor, j.Tenant, "job."+string(j.Kind), j.ID, nil, jobView(j), nil)
+		return s.finishJob(ctx, j)
+	}
+	j.Attempts++
+	j.Error = err.Error()
+	if j.Attempts >= s.cfg.MaxAttempts {
+		j.State = JobFailed
+	}
+	if perr := s.cfg.Store.PutJob(ctx, j); perr != nil {
+		return errors.Join(err, perr)
+	}
+	if j.State == JobFailed {
+		s.audit(ctx, j.Actor, j.Tenant, "job."+string(j.Kind), j.ID, nil, jobView(j), err)
+		if ferr := s.failJob(ctx, j); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+	}
+	return fmt.Errorf("lifecycle: %s job %s of tenant %q (attempt %d of %d): %w", j.Kind, j.ID, j.Tenant, j.Attempts, s.cfg.MaxAttempts, err)
+}
+
+func jobView(j JobRecord) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"kind": j.Kind, "state": j.State, "done": j.Done, "total": j.Total, "attempts": j.Attempts})
+	return b
+}
+
+// finishJob moves the record on after a job succeeded.
+func (s *Service) finishJob(ctx context.Context, j JobRecord) error {
+	rec, err := s.cfg.Store.KeyRecord(ctx, j.Tenant)
+	if err != nil {
+		return err
+	}
+	before := rec
+	switch {
+	case j.Kind == JobActivate && rec.State == StateScheduled:
+		rec.State, rec.ActivatedAt = StateActive, s.cfg.Now()
+	case j.Kind == JobRekey && rec.State == StateRotating:
+		rec.State = StateActive
+	default:
+		return nil
+	}
+	if err := s.save(ctx, &rec); err != nil {
+		return err
+	}
+	action := "key.activate"
+	if j.Kind == JobRekey {
+		action = "key.rekeyed"
+	}
+	s.auditChange(ctx, schedulerActor, action, before, rec, nil)
+	return nil
+}
+
+// failJob moves the record on after a job gave up: a failed activation
+// goes back to draft (fix, test and proceed again), a failed re-key back
+// to active (DEKs not yet moved stay readable under their epoch).
+func (s *Service) failJob(ctx context.Context, j JobRecord) error {
+	rec, err := s.cfg.Store.KeyRecord(ctx, j.Tenant)
+	if err != nil {
+		return err
+	}
+	before := rec
+	switch {
+	case j.Kind == JobActivate && rec.State == StateScheduled:
+		rec.State, rec.EnforceAt = StateDraft, time.Time{}
+	case j.Kind == JobRekey && rec.State == StateRotating:
+		rec.State = StateActive
+	default:
+		return nil
+	}
+	if err := s.save(ctx, &rec); err != nil {
+		return err
+	}
+	s.auditChange(ctx, schedulerActor, "job.failed", before, rec, errors.New(j.Error))
+	return nil
+}
+
+// activate creates the customer-managed tenant key (once: the epoch is
+// kept in the job) and moves the covered scopes onto it.
+func (s *Service) activate(ctx context.Context, j *JobRecord) error {
+	rec, err := s.cfg.Store.KeyRecord(ctx, j.Tenant)
+	if err != nil {
+		return err
+	}
+	if rec.State != StateScheduled {
+		return nil // reconfigured or disabled meanwhile: nothing to activate
+	}
+	if j.Epoch == 0 {
+		tk, err := s.kr.NewTenantKey(withPurpose(ctx, audit.PurposeRotationJob, j.Actor), j.Tenant, byok.CustomerManaged, rec.Settings.KeyID)
+		if err != nil {
+			return fmt.Errorf("wrapping a new customer share under %s: %w", rec.Settings.KeyID, err)
+		}
+		j.Epoch = tk.Epoch
+		rec.Versions = addVersion(rec.Versions, tk.CustomerShare.KeyID)
+		if err := s.save(ctx, &rec); err != nil {
+			return err
+		}
+		if err := s.cfg.Store.PutJob(ctx, *j); err != nil {
+			return err
+		}
+	}
+	return s.moveScopes(ctx, j)
+}
+
+// moveScopes walks the tenant's scopes from the job's cursor and moves
+// each one whose kind differs from what the coverage wants, re-wrapping
+// its DEKs locally in batches of Config.BatchSize, one transaction per
+// batch with the job's cursor and progress.
+func (s *Service) moveScopes(ctx context.Context, j *JobRecord) error {
+	rec, err := s.cfg.Store.KeyRecord(ctx, j.Tenant)
+	if err != nil {
+		return err
+	}
+	scopes, err := s.scopes(ctx, j.Tenant)
+	if err != nil {
+		return err
+	}
+	if j.Total == 0 {
+		for _, sc := range scopes {
+			if want := s.wantKind(rec, sc.Scope); sc.Kind != want {
+				n, err := s.cfg.Store.CountDEKs(ctx, j.Tenant, otherKind(want), ^uint32(0), sc.Scope)
+				if err != nil {
+					return err
+				}
+				j.Total += n
+			}
+		}
+	}
+	for _, sc := range scopes {
+		if sc.Scope < j.Scope {
+			continue // done before a crash
+		}
+		want := s.wantKind(rec, sc.Scope)
+		if sc.Scope != j.Scope {
+			j.Scope, j.Cursor = sc.Scope, byok.DEKID{}
+		}
+		if err := s.moveScope(ctx, j, byok.ScopeRecord{Tenant: j.Tenant, Scope: sc.Scope, Kind: want}, sc.Kind != want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func otherKind(k byok.KeyKind) byok.KeyKind {
+	if k == byok.CustomerManaged {
+		return byok.PlatformManaged
+	}
+	return byok.CustomerManaged
+}
+
+// moveScope re-wraps the DEKs of one scope that are not under target's
+// kind, from the job's cursor on, and sets the scope's kind with the first
+// batch (setKind) so that new DEKs go under the target at once.
+func (s *Service) moveScope(ctx context.Context, j *JobRecord, target byok.ScopeRecord, setKind bool) error {
+	for {
+		page, err := s.cfg.Store.ListScopeDEKs(ctx, j.Tenant, target.Scope, j.Cursor, s.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		var todo []byok.DEKRecord
+		for _, d := range page {
+			if d.Kind != target.Kind {
+				todo = append(todo, d)
+			}
+		}
+		var out []byok.DEKRecord
+		if len(todo) > 0 {
+			if out, err = s.kr.RewrapDEKs(ctx, j.Tenant, todo, target.Kind); err != nil {
+				return fmt.Errorf("re-wrapping DEKs of scope %q: %w", target.Scope, err)
+			}
+		}
+		if len(page) > 0 {
+			j.Cursor = page[len(page)-1].ID
+		}
+		j.Done += int64(len(out))
+		j.Updated = s.cfg.Now()
+		var sp *byok.ScopeRecord
+		if setKind {
+			sp, setKind = &target, false
+		}
+		if len(out) > 0 || sp != nil {
+			if err := s.cfg.Store.RewrapBatch(ctx, sp, out, *j); err != nil {
+				return err
+			}
+		}
+		if len(page) < s.cfg.BatchSize {
+			return nil
+		}
+	}
+}
+
+// rekey walks the DEKs of every customer-managed epoch older than the
+// job's epoch, from its cursor, and re-wraps them onto the job's epoch in
+// batches: one transaction per batch with the cursor and progress.
+func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
+	for ; j.Walk < j.Epoch; j.Walk, j.Cursor = j.Walk+1, (byok.DEKID{}) {
+		for {
+			page, err := s.cfg.Store.ListDEKs(ctx, j.Tenant, byok.CustomerManaged, j.Walk, j.Cursor, s.cfg.BatchSize)
+			if err != nil {
+				return err
+			}
+			if len(page) == 0 {
+				break
+			}
+			out, err := s.kr.RewrapDEKs(ctx, j.Tenant, page, byok.CustomerManaged)
+			if err != nil {
+				return fmt.Errorf("re-wrapping DEKs of epoch %d: %w", j.Walk, err)
+			}
+			j.Cursor = page[len(page)-1].ID
+			j.Done += int64(len(out))
+			j.Updated = s.cfg.Now()
+			if err := s.cfg.Store.RewrapBatch(ctx, nil, out, *j); err != nil {
+				return err
+			}
+			if len(page) < s.cfg.BatchSize {
+				break
+			}
+		}
+	}
+	return nil
+}
