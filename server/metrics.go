@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/lifecycle"
+)
+
+// Metrics are the server's Prometheus metrics. Label values are bounded
+// by construction: route patterns (not paths), HTTP status codes, data
+// operations, error codes, provider roles and operations, provider error
+// classes and lifecycle states. Tenant and scope ids never appear: with
+// thousands of tenants they would multiply every series, and per-tenant
+// usage is in the audit log's per-minute counters instead.
+//
+//	byok_http_requests_total{route,code}               requests by route pattern and status
+//	byok_http_request_duration_seconds{route}          latency histogram
+//	byok_operations_total{op,outcome}                  encrypt/decrypt/reencrypt; outcome "ok" or an error code
+//	byok_operation_duration_seconds{op}                keyring latency histogram
+//	byok_cache_hits_total{op}                          operations served with no provider call (see below)
+//	byok_kms_calls_total{provider,op,outcome}          vault calls; outcome success, transient, authoritative, invalid
+//	byok_kms_call_duration_seconds{provider,op}        vault call latency histogram
+//	byok_tenant_keys{state}                            tenants by customer-key lifecycle state
+//
+// A cache hit is an operation during which no instrumented provider call
+// ran anywhere in the process. It is a lower bound: an operation served
+// from cache while another tenant's key was being checked counts as a
+// miss. Provider calls are counted only for providers wrapped with
+// [Metrics.InstrumentProvider] or [Metrics.InstrumentConnector].
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests   *prometheus.CounterVec
+	requestDur *prometheus.HistogramVec
+	ops        *prometheus.CounterVec
+	opDur      *prometheus.HistogramVec
+	cacheHits  *prometheus.CounterVec
+	kmsCalls   *prometheus.CounterVec
+	kmsDur     *prometheus.HistogramVec
+
+	calls atomic.Int64 // instrumented provider calls started
+
+	mu        sync.Mutex
+	lifecycle Lifecycle // source of byok_tenant_keys; nil until a server is made
+}
+
+// NewMetrics registers the server's metrics on reg and returns them. A nil
+// reg means a new registry that also holds the Go runtime and process
+// collectors.
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	buckets := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byok_http_requests_total",
+			Help: "HTTP requests by route pattern and status code."}, []string{"route", "code"}),
+		requestDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "byok_http_request_duration_seconds",
+			Help: "HTTP request latency by route pattern.", Buckets: buckets}, []string{"route"}),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byok_operations_total",
+			Help: "Data operations by operation and outcome (ok or an error code)."}, []string{"op", "outcome"}),
+		opDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "byok_operation_duration_seconds",
+			Help: "Keyring latency of data operations.", Buckets: buckets}, []string{"op"}),
+		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byok_cache_hits_total",
+			Help: "Data operations during which no key provider call ran (a lower bound of cache hits)."}, []string{"op"}),
+		kmsCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "byok_kms_calls_total",
+			Help: "Key provider (vault) calls by provider role, operation and outcome."}, []string{"provider", "op", "outcome"}),
+		kmsDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "byok_kms_call_duration_seconds",
+			Help: "Key provider call latency.", Buckets: buckets}, []string{"provider", "op"}),
+	}
+	reg.MustRegister(m.requests, m.requestDur, m.ops, m.opDur, m.cacheHits, m.kmsCalls, m.kmsDur, stateCollector{m})
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.requestDur.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// observeOp counts a data operation; hit says no provider call ran during
+// it.
+func (m *Metrics) observeOp(op string, err error, d time.Duration, hit bool) {
+	outcome := "ok"
+	if err != nil {
+		e, _ := errorFor(err)
+		outcome = e.Code
+	}
+	m.ops.WithLabelValues(op, outcome).Inc()
+	m.opDur.WithLabelValues(op).Observe(d.Seconds())
+	if hit && err == nil {
+		m.cacheHits.WithLabelValues(op).Inc()
+	}
+}
+
+// providerCalls returns how many instrumented provider calls have started.
+func (m *Metrics) providerCalls() int64 { return m.calls.Load() }
+
+// InstrumentProvider returns p with every call counted and timed under
+// provider role name ("platform", "customer"). Give the wrapped provider
+// to the lifecycle so that vault calls show in the metrics.
+func (m *Metrics) InstrumentProvider(name string, p kms.Provider) kms.Provider {
+	return &instrumented{p: p, name: name, m: m}
+}
+
+// InstrumentConnector returns c whose providers are instrumented under
+// the role "customer".
+func (m *Metrics) InstrumentConnector(c lifecycle.Connector) lifecycle.Connector {
+	return instrumentedConnector{Connector: c, m: m}
+}
+
+type instrumentedConnector struct {
+	lifecycle.Connector
+	m *Metrics
+}
+
+func (c instrumentedConnector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
+	p, err := c.Connector.Provider(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return c.m.InstrumentProvider("customer", p), nil
+}
+
+type instrumented struct {
+	p    kms.Provider
+	name string
+	m    *Metrics
+}
+
+func (i *instrumented) observe(op string, start time.Time, err error) {
+	outcome := "success"
+	if err != nil {
+		outcome = kms.ClassOf(err).String()
+	}
+	i.m.kmsCalls.WithLabelValues(i.name, op, outcome).Inc()
+	i.m.kmsDur.WithLabelValues(i.name, op).Observe(time.Since(start).Seconds())
+}
+
+func (i *instrumented) Wrap(ctx context.Context, keyID string, plaintext []byte) (kms.Wrapped, error) {
+	i.m.calls.Add(1)
+	start := time.Now()
+	w, err := i.p.Wrap(ctx, keyID, plaintext)
+	i.observe("wrap", start, err)
+	return w, err
+}
+
+func (i *instrumented) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
+	i.m.calls.Add(1)
+	start := time.Now()
+	b, err := i.p.Unwrap(ctx, w)
+	i.observe("unwrap", start, err)
+	return b, err
+}
+
+func (i *instrumented) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
+	i.m.calls.Add(1)
+	start := time.Now()
+	info, err := i.p.Describe(ctx, keyID)
+	i.observe("describe", start, err)
+	return info, err
+}
+
+// watchStates makes lc the source of byok_tenant_keys.
+func (m *Metrics) watchStates(lc Lifecycle) {
+	m.mu.Lock()
+	m.lifecycle = lc
+	m.mu.Unlock()
+}
+
+// stateCollector reports byok_tenant_keys at each scrape by paging
+// through the tenants: O(tenants) store reads per scrape, one series per
+// state.
+type stateCollector struct{ m *Metrics }
+
+var tenantKeysDesc = prometheus.NewDesc("byok_tenant_keys",
+	"Tenants by the lifecycle state of their customer-managed key.", []string{"state"}, nil)
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tenantKeysDesc }
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	lc := c.m.lifecycle
+	c.m.mu.Unlock()
+	if lc == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts := make(map[lifecycle.State]int, len(lifecycle.States))
+	const page = 500
+	after := ""
+	for {
+		ts, err := lc.ListTenants(ctx, after, page)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(tenantKeysDesc, errors.New("listing tenants for byok_tenant_keys failed"))
+			return
+		}
+		for _, t := range ts {
+			counts[t.State]++
+		}
+		if len(ts) < page {
+			break
+		}
+		after = ts[len(ts)-1].ID
+	}
+	for _, st := range lifecycle.States {
+		ch <- prometheus.MustNewConstMetric(tenantKeysDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	}
+}
