@@ -109,9 +109,11 @@ func (c *Counter) Flush(ctx context.Context) error {
 		s := &c.shards[i]
 		s.mu.Lock()
 		cells := s.cells
-		if len(cells) > 0 {
-			s.cells = make(map[usageKey]*usageCell, len(cells))
+		if len(cells) == 0 {
+			s.mu.Unlock()
+			continue
 		}
+		s.cells = make(map[usageKey]*usageCell, len(cells))
 		s.mu.Unlock()
 		for k, cell := range cells {
 			var n [numOps]uint64
