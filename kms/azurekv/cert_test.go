@@ -193,4 +193,3 @@ func TestConsentHelpers(t *testing.T) {
 		t.Errorf("no service principal after opening the admin-consent URL (status %d): %v", resp.StatusCode, err)
 	}
 }
-
