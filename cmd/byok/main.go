@@ -25,6 +25,7 @@ var commands = []command{
 	{"version", "print the version of byok", runVersion},
 	{"bench", "measure Encrypt and Decrypt against raw AES-256-GCM", runBench},
 	{"kv-emulator", "run kvemu, a local Azure Key Vault and Entra ID", runKVEmulator},
+	{"audit", "verify or export the audit log of a SQLite database", runAudit},
 }
 
 func main() {
