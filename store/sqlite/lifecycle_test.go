@@ -1,0 +1,14 @@
+package sqlite
+
+import (
+	"testing"
+
+	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/store/storetest"
+)
+
+func TestLifecycleConformance(t *testing.T) {
+	storetest.RunLifecycle(t, func(t *testing.T) lifecycle.Store {
+		return openTemp(t, false)
+	})
+}

@@ -1,0 +1,243 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/store"
+)
+
+// RunLifecycle runs the conformance suite of [lifecycle.Store]. open must
+// return a new, empty store each time.
+func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
+	ctx := context.Background()
+	at := time.Date(2030, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	setup := func(t *testing.T) lifecycle.Store {
+		st := open(t)
+		t.Cleanup(func() { st.Close() })
+		share := kms.Wrapped{KeyID: "fake:k/v1", Algorithm: "A256GCM", Ciphertext: []byte{1, 2, 3}}
+		for _, tenant := range []string{"t1", "t2"} {
+			err := st.CreateTenant(ctx, byok.TenantRecord{ID: tenant, Policy: byok.Grace, Created: at},
+				[]byok.TenantKeyRecord{{Tenant: tenant, Kind: byok.PlatformManaged, Epoch: 1, CustomerShare: share, PlatformShare: share, Created: at}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st
+	}
+	record := lifecycle.Record{
+		Tenant: "t1", Version: 1, State: lifecycle.StateScheduled,
+		Settings:     lifecycle.KeySettings{Provider: lifecycle.ProviderAzure, KeyID: "https://v.vault.azure.net/keys/k", DirectoryID: "d", ClientID: "c", Credential: lifecycle.CredentialClientSecret},
+		SettingsHash: "abc", SealedSecret: kms.Wrapped{KeyID: "fake:prk/v1", Algorithm: "A256GCM", Ciphertext: []byte{9, 9}},
+		Coverage:  lifecycle.Coverage{All: true, Exclude: []string{"x"}},
+		EnforceAt: at, ActivatedAt: at.Add(time.Hour), Versions: []string{"v1", "v2"}, Updated: at,
+		LastTest: &lifecycle.Report{SettingsHash: "abc", KeyID: "k/v1", At: at,
+			Checks: []lifecycle.Check{{Name: "uri", Outcome: lifecycle.Pass, Detail: "ok", Duration: time.Millisecond}}},
+	}
+
+	t.Run("KeyRecordRoundTripAndCAS", func(t *testing.T) {
+		st := setup(t)
+		if _, err := st.KeyRecord(ctx, "t1"); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("KeyRecord before any write: %v", err)
+		}
+		if err := st.PutKeyRecord(ctx, record); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.KeyRecord(ctx, "t1")
+		if err != nil || !reflect.DeepEqual(got, record) {
+			t.Fatalf("KeyRecord:\n got %+v, %v\nwant %+v", got, err, record)
+		}
+		if err := st.PutKeyRecord(ctx, record); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("second insert of version 1: %v", err)
+		}
+		next := record
+		next.Version, next.State = 2, lifecycle.StateActive
+		if err := st.PutKeyRecord(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+		skip := next
+		skip.Version = 4
+		if err := st.PutKeyRecord(ctx, skip); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("write of version 4 over 2: %v", err)
+		}
+		none := record
+		none.Tenant = "ghost"
+		if err := st.PutKeyRecord(ctx, none); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("record of an unknown tenant: %v", err)
+		}
+		bad := record
+		bad.Tenant, bad.Settings.Secret = "t2", lifecycle.NewSecret("plain")
+		if err := st.PutKeyRecord(ctx, bad); !errors.Is(err, byok.ErrInvalidInput) {
+			t.Fatalf("record with a plain secret: %v", err)
+		}
+		bad = record
+		bad.Tenant, bad.State = "t2", lifecycle.StateNone
+		if err := st.PutKeyRecord(ctx, bad); !errors.Is(err, byok.ErrInvalidInput) {
+			t.Fatalf("record in state none: %v", err)
+		}
+		r2 := record
+		r2.Tenant, r2.State, r2.LastTest = "t2", lifecycle.StateDraft, nil
+		if err := st.PutKeyRecord(ctx, r2); err != nil {
+			t.Fatal(err)
+		}
+		list, err := st.ListKeyRecords(ctx, "", 10, lifecycle.StateActive)
+		if err != nil || len(list) != 1 || list[0].Tenant != "t1" {
+			t.Fatalf("ListKeyRecords(active) = %+v, %v", list, err)
+		}
+		list, err = st.ListKeyRecords(ctx, "t1", 10)
+		if err != nil || len(list) != 1 || list[0].Tenant != "t2" || list[0].LastTest != nil {
+			t.Fatalf("ListKeyRecords after t1 = %+v, %v", list, err)
+		}
+		if _, err := st.ListKeyRecords(ctx, "", 0); !errors.Is(err, byok.ErrInvalidInput) {
+			t.Fatalf("limit 0: %v", err)
+		}
+	})
+
+	t.Run("CommitRotation", func(t *testing.T) {
+		st := setup(t)
+		cm := kms.Wrapped{KeyID: "fake:cmk/v1", Algorithm: "A256GCM", Ciphertext: []byte{4}}
+		if err := st.PutTenantKey(ctx, byok.TenantKeyRecord{Tenant: "t1", Kind: byok.CustomerManaged, Epoch: 1, CustomerShare: cm, PlatformShare: cm, Created: at}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutKeyRecord(ctx, record); err != nil {
+			t.Fatal(err)
+		}
+		next := record
+		next.Version, next.Settings.KeyID = 2, "fake:cmk/v2"
+		v2 := kms.Wrapped{KeyID: "fake:cmk/v2", Algorithm: "A256GCM", Ciphertext: []byte{5}}
+		// Wrong old key id: neither write happens.
+		if err := st.CommitRotation(ctx, next, byok.CustomerManaged, 1, "fake:cmk/v0", v2); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("CommitRotation with a stale key id: %v", err)
+		}
+		if got, _ := st.KeyRecord(ctx, "t1"); got.Version != 1 {
+			t.Fatalf("record written by a failed rotation: version %d", got.Version)
+		}
+		// Stale record: the share is not replaced either.
+		stale := next
+		stale.Version = 3
+		if err := st.CommitRotation(ctx, stale, byok.CustomerManaged, 1, "fake:cmk/v1", v2); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("CommitRotation with a stale record: %v", err)
+		}
+		if k, _ := st.TenantKey(ctx, "t1", byok.CustomerManaged); k.CustomerShare.KeyID != "fake:cmk/v1" {
+			t.Fatalf("share replaced by a failed rotation: %s", k.CustomerShare.KeyID)
+		}
+		if err := st.CommitRotation(ctx, next, byok.CustomerManaged, 1, "fake:cmk/v1", v2); err != nil {
+			t.Fatal(err)
+		}
+		k, _ := st.TenantKey(ctx, "t1", byok.CustomerManaged)
+		got, _ := st.KeyRecord(ctx, "t1")
+		if !reflect.DeepEqual(k.CustomerShare, v2) || got.Version != 2 || got.Settings.KeyID != "fake:cmk/v2" {
+			t.Fatalf("after CommitRotation: share %+v record %+v", k.CustomerShare, got)
+		}
+		if err := st.CommitRotation(ctx, next, byok.CustomerManaged, 9, "x", v2); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("CommitRotation of a missing epoch: %v", err)
+		}
+	})
+
+	t.Run("JobsAndBatches", func(t *testing.T) {
+		st := setup(t)
+		j := lifecycle.JobRecord{Job: lifecycle.Job{ID: "j1", Tenant: "t1", Kind: lifecycle.JobRekey, State: lifecycle.JobPending,
+			Total: 3, Actor: audit.Actor{Kind: audit.TenantAdmin, ID: "a"}, Created: at, Updated: at}, Epoch: 1, Walk: 1}
+		if err := st.PutJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := st.JobRecord(ctx, "j1"); err != nil || !reflect.DeepEqual(got, j) {
+			t.Fatalf("JobRecord:\n got %+v, %v\nwant %+v", got, err, j)
+		}
+		if _, err := st.JobRecord(ctx, "nope"); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("missing job: %v", err)
+		}
+		j2 := j
+		j2.ID, j2.Tenant, j2.State = "j2", "t2", lifecycle.JobDone
+		if err := st.PutJob(ctx, j2); err != nil {
+			t.Fatal(err)
+		}
+		if js, err := st.ListJobs(ctx, "", true, 10); err != nil || len(js) != 1 || js[0].ID != "j1" {
+			t.Fatalf("unfinished jobs: %+v, %v", js, err)
+		}
+		if js, err := st.ListJobs(ctx, "", false, 10); err != nil || len(js) != 2 || js[0].ID != "j2" {
+			t.Fatalf("all jobs, newest first: %+v, %v", js, err)
+		}
+		if js, err := st.ListJobs(ctx, "t2", false, 10); err != nil || len(js) != 1 || js[0].ID != "j2" {
+			t.Fatalf("jobs of t2: %+v, %v", js, err)
+		}
+		ghost := j
+		ghost.ID, ghost.Tenant = "j3", "ghost"
+		if err := st.PutJob(ctx, ghost); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("job of an unknown tenant: %v", err)
+		}
+
+		// A batch writes DEKs, the scope and the job together, or nothing.
+		d := byok.DEKRecord{ID: byok.DEKID{1}, Tenant: "t1", Scope: "s", Kind: byok.PlatformManaged, Epoch: 1, Wrapped: []byte{7}, Created: at}
+		if err := st.PutDEK(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := st.CountDEKs(ctx, "t1", byok.PlatformManaged, 2, ""); err != nil || n != 1 {
+			t.Fatalf("CountDEKs = %d, %v", n, err)
+		}
+		if n, err := st.CountDEKs(ctx, "t1", byok.PlatformManaged, 1, ""); err != nil || n != 0 {
+			t.Fatalf("CountDEKs below epoch 1 = %d, %v", n, err)
+		}
+		if n, err := st.CountDEKs(ctx, "t1", byok.PlatformManaged, 2, "other"); err != nil || n != 0 {
+			t.Fatalf("CountDEKs of another scope = %d, %v", n, err)
+		}
+		j.Done, j.Cursor, j.State = 1, d.ID, lifecycle.JobRunning
+		missing := d
+		missing.ID = byok.DEKID{2}
+		if err := st.RewrapBatch(ctx, nil, []byok.DEKRecord{d, missing}, j); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("batch with a missing DEK: %v", err)
+		}
+		if got, _ := st.JobRecord(ctx, "j1"); got.Done != 0 {
+			t.Fatalf("job progress written by a failed batch: %+v", got)
+		}
+		d.Wrapped = []byte{8}
+		scope := byok.ScopeRecord{Tenant: "t1", Scope: "s", Kind: byok.PlatformManaged}
+		if err := st.RewrapBatch(ctx, &scope, []byok.DEKRecord{d}, j); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := st.JobRecord(ctx, "j1"); got.Done != 1 || got.Cursor != d.ID || got.State != lifecycle.JobRunning {
+			t.Fatalf("job after a batch: %+v", got)
+		}
+		if got, _ := st.DEK(ctx, d.ID); !reflect.DeepEqual(got.Wrapped, []byte{8}) {
+			t.Fatalf("DEK after a batch: %+v", got)
+		}
+		if sc, err := st.Scope(ctx, "t1", "s"); err != nil || sc.Kind != byok.PlatformManaged {
+			t.Fatalf("scope after a batch: %+v, %v", sc, err)
+		}
+		wrongScope := byok.ScopeRecord{Tenant: "t1", Scope: "other", Kind: byok.PlatformManaged}
+		if err := st.RewrapBatch(ctx, &wrongScope, []byok.DEKRecord{d}, j); !errors.Is(err, byok.ErrInvalidInput) {
+			t.Fatalf("batch of another scope's DEK: %v", err)
+		}
+	})
+
+	t.Run("HealthEvents", func(t *testing.T) {
+		st := setup(t)
+		e1 := lifecycle.HealthEvent{Tenant: "t1", Kind: lifecycle.HealthRevoked, Reason: kms.ReasonDenied, DetectedAt: at, EnforcedAt: at.Add(time.Second), Replica: "r1"}
+		e2 := lifecycle.HealthEvent{Tenant: "t1", Kind: lifecycle.HealthRestored, DetectedAt: at.Add(time.Minute), EnforcedAt: at.Add(time.Minute), Replica: "r1"}
+		for _, e := range []lifecycle.HealthEvent{e1, e2} {
+			if err := st.AddHealthEvent(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := st.HealthEvents(ctx, "t1", 10)
+		if err != nil || !reflect.DeepEqual(got, []lifecycle.HealthEvent{e2, e1}) {
+			t.Fatalf("HealthEvents = %+v, %v", got, err)
+		}
+		if got, err := st.HealthEvents(ctx, "t2", 10); err != nil || len(got) != 0 {
+			t.Fatalf("HealthEvents of t2 = %+v, %v", got, err)
+		}
+		if err := st.AddHealthEvent(ctx, lifecycle.HealthEvent{Tenant: "ghost", Kind: lifecycle.HealthRevoked}); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("event of an unknown tenant: %v", err)
+		}
+		if err := st.AddHealthEvent(ctx, lifecycle.HealthEvent{Tenant: "t1"}); !errors.Is(err, byok.ErrInvalidInput) {
+			t.Fatalf("event without a kind: %v", err)
+		}
+	})
+}
