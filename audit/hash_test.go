@@ -29,6 +29,18 @@ var golden = audit.Event{
 
 const goldenHash = "d10fa470f8a86d0be18f38038234486904776601f11dfbead8c28bd8dabfa2c4"
 
+// goldenLine is the example event's export line in docs/audit.md.
+const goldenLine = `{"tenant":"contoso","seq":2,"prev_hash":"5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef","hash":"d10fa470f8a86d0be18f38038234486904776601f11dfbead8c28bd8dabfa2c4","id":"9f1c0a3b5d7e4f60a1b2c3d4e5f60718","time":"2026-07-01T12:00:30.000005000Z","actor":{"kind":"system","id":"health-monitor"},"action":"vault.unwrap","target":"https://contoso-kv.vault.azure.net/keys/cmk/4f0e","after":"{\"state\":\"revoked\"}","outcome":"failure","reason":"Forbidden: the caller lacks permission unwrapKey","vault":{"operation":"unwrapKey","key_id":"https://contoso-kv.vault.azure.net/keys/cmk/4f0e","purpose":"background-check","request_id":"9f1c0a3b5d7e4f60a1b2c3d4e5f60718"},"details":{"code":"Forbidden","status":"403"}}`
+
+func TestGoldenLine(t *testing.T) {
+	e := golden
+	e.Hash = goldenHash
+	b, err := json.Marshal(e)
+	if err != nil || string(b) != goldenLine {
+		t.Errorf("export line of the example event =\n%s (%v)\nwant the line of docs/audit.md\n%s", b, err, goldenLine)
+	}
+}
+
 func TestComputeHashGolden(t *testing.T) {
 	e := golden
 	if h := audit.ComputeHash(&e); h != goldenHash {
