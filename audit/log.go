@@ -68,7 +68,7 @@ func New(s Store, clock Clock) *Log {
 // nothing is recorded: a missing or malformed Action, an unknown actor
 // kind or outcome, Before or After that is not JSON, an oversized field,
 // or a detail (or a Before/After member) named like a secret — "secret",
-// "token", "password", "key_material", "private_key", "credential"...
+// "token", "password", "key_material", "private_key", "api_key"...
 // Callers pass no secret at all; the check catches the obvious mistakes.
 func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
 	if e.ID == "" {
@@ -240,7 +240,7 @@ func checkAction(a string) error {
 
 // secretWords are the name fragments that mark a secret, compared with
 // lowercase names stripped of '_', '-', '.' and spaces.
-var secretWords = []string{"secret", "token", "password", "passwd", "keymaterial", "privatekey", "credential", "apikey"}
+var secretWords = []string{"secret", "token", "password", "passwd", "keymaterial", "privatekey", "apikey"}
 
 // secretName reports whether a detail key or JSON member name looks like
 // it names a secret.

@@ -145,7 +145,7 @@ var invalidEvents = []struct {
 	{"detail password", func(e *audit.Event) { e.Details = map[string]string{"password": "x"} }, "details"},
 	{"detail key_material", func(e *audit.Event) { e.Details = map[string]string{"key_material": "x"} }, "details"},
 	{"detail privateKey", func(e *audit.Event) { e.Details = map[string]string{"privateKey": "x"} }, "details"},
-	{"detail Credential", func(e *audit.Event) { e.Details = map[string]string{"Credential": "x"} }, "details"},
+	{"detail API-Key", func(e *audit.Event) { e.Details = map[string]string{"API-Key": "x"} }, "details"},
 }
 
 func TestRecordInvalid(t *testing.T) {
@@ -175,7 +175,7 @@ func TestRecordInvalid(t *testing.T) {
 func TestRecordAllowsSecretFlags(t *testing.T) {
 	for _, raw := range []string{
 		`{"client_secret":""}`, `{"has_client_secret":true}`, `{"token":null}`,
-		`{"config":{"credential":"","tenant":"x"}}`, `{"key_id":"https://v/keys/k","state":"active"}`, `[1,"token"]`, `"password"`,
+		`{"config":{"client_secret":"","tenant":"x"}}`, `{"credential":"client-secret","secret_set":true}`, `{"key_id":"https://v/keys/k","state":"active"}`, `[1,"token"]`, `"password"`,
 	} {
 		e := valid()
 		e.After = json.RawMessage(raw)
