@@ -92,7 +92,8 @@ func (a *auditor) actions() map[string]int {
 
 // fixture is a service on a fresh SQLite store with fake providers.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
+	dbPath   string
 	svc      *lifecycle.Service
 	db       *sqlite.DB
 	clock    *clock
@@ -109,14 +110,15 @@ var (
 	t0       = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-func newFixture(t *testing.T, mod func(*lifecycle.Config)) *fixture {
+func newFixture(t testing.TB, mod func(*lifecycle.Config)) *fixture {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "byok.db"))
+	path := filepath.Join(t.TempDir(), "byok.db")
+	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fixture{t: t, db: db, clock: &clock{now: t0}, platform: kmstest.NewFake(), customer: kmstest.NewFake(), audit: &auditor{}}
+	f := &fixture{t: t, db: db, clock: &clock{now: t0}, platform: kmstest.NewFake(), customer: kmstest.NewFake(), audit: &auditor{}, dbPath: path}
 	prk := f.platform.AddKey("prk")
 	f.cmk = f.customer.AddKey("cmk")
 	f.conn = &connector{f: f.customer}
