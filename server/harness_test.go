@@ -100,8 +100,10 @@ func newEnv(t testing.TB) *env {
 	prk := e.platform.AddKey("prk")
 	e.cmk = e.customer.AddKey("cmk")
 	e.log = audit.New(db, nil)
+	m := NewMetrics(nil)
 	e.lc, err = lifecycle.New(lifecycle.Config{
-		Store: db, PlatformKMS: e.platform, PlatformKeyID: prk, Connector: fakeConnector{e.customer},
+		Store: db, PlatformKMS: m.InstrumentProvider("platform", e.platform), PlatformKeyID: prk,
+		Connector: m.InstrumentConnector(fakeConnector{e.customer}),
 		Audit: e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
 		Keyring: byok.Config{CheckInterval: 10 * time.Second, MaxStaleness: time.Minute},
 	})
@@ -109,7 +111,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e.h, err = New(Config{Lifecycle: e.lc, Store: db, Audit: e.log, PlatformKMS: e.platform, PlatformKeyID: prk,
-		Logger: slog.New(slog.NewJSONHandler(lockedWriter{w: e.logs}, nil)), Now: e.clock.Now, MaxBatch: 8})
+		Logger: slog.New(slog.NewJSONHandler(lockedWriter{w: e.logs}, nil)), Now: e.clock.Now, MaxBatch: 8, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
