@@ -104,7 +104,7 @@ func newEnv(t testing.TB) *env {
 	e.lc, err = lifecycle.New(lifecycle.Config{
 		Store: db, PlatformKMS: m.InstrumentProvider("platform", e.platform), PlatformKeyID: prk,
 		Connector: m.InstrumentConnector(fakeConnector{e.customer}),
-		Audit: e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
+		Audit:     e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
 		Keyring: byok.Config{CheckInterval: 10 * time.Second, MaxStaleness: time.Minute},
 	})
 	if err != nil {
