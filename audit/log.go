@@ -270,6 +270,9 @@ func compactJSON(name string, raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) > MaxJSONLen {
 		return nil, &byok.InputError{Arg: "audit event " + name, Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(raw), MaxJSONLen)}
 	}
+	if !utf8.Valid(raw) {
+		return nil, &byok.InputError{Arg: "audit event " + name, Reason: "is not valid UTF-8"}
+	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
 		return nil, &byok.InputError{Arg: "audit event " + name, Reason: "is not one JSON value: " + err.Error()}

@@ -113,6 +113,7 @@ var invalidEvents = []struct {
 	{"unknown outcome", func(e *audit.Event) { e.Outcome = "ok" }, "outcome"},
 	{"no outcome", func(e *audit.Event) { e.Outcome = "" }, "outcome"},
 	{"before not JSON", func(e *audit.Event) { e.Before = json.RawMessage(`{state}`) }, "before"},
+	{"before not UTF-8", func(e *audit.Event) { e.Before = json.RawMessage("{\"\xff\":0}") }, "before"},
 	{"after two values", func(e *audit.Event) { e.After = json.RawMessage(`1 2`) }, "after"},
 	{"before too large", func(e *audit.Event) { e.Before = json.RawMessage(`"` + strings.Repeat("x", audit.MaxJSONLen) + `"`) }, "before"},
 	{"secret member", func(e *audit.Event) { e.After = json.RawMessage(`{"client_secret":"s3cr3t"}`) }, "after"},
