@@ -653,3 +653,51 @@ func TestStartRejectsBrokenState(t *testing.T) {
 		t.Fatalf("Start with a CA certificate but no key: %v, want an error naming %s", err, caCertFile)
 	}
 }
+
+// TestConcurrentTokenRequests runs credentials in parallel with control
+// changes; run with -race.
+func TestConcurrentTokenRequests(t *testing.T) {
+	e, _ := startIdentityEmulator(t, Options{})
+	f := newIDFixture(t, e, true)
+	const workers, each = 8, 5
+	errs := make(chan error, (workers+1)*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				cred, err := azidentity.NewClientSecretCredential(f.tenant.ID, f.app.ClientID, f.secret.Value,
+					&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts(e)})
+				if err == nil {
+					_, err = cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultScope}})
+				}
+				errs <- err
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range each {
+			tn, err := e.CreateTenant(Tenant{})
+			if err == nil {
+				_, err = e.Consent(tn.ID, f.app.ClientID)
+			}
+			if err == nil {
+				_, err = e.AddSecret(f.app.ClientID, Secret{})
+			}
+			errs <- err
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := e.TokenCount(f.tenant.ID, f.app.ClientID); got.Requests != workers*each || got.Issued != workers*each {
+		t.Errorf("token count %+v, want %d requests, all issued", got, workers*each)
+	}
+}
