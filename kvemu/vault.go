@@ -177,7 +177,9 @@ func (e *Emulator) RoleAssignments(vaultName string) ([]RoleAssignment, error) {
 func (e *Emulator) RevokeRole(vaultName, id string) error { return e.vaults.RevokeRole(vaultName, id) }
 
 // RestoreRole reinstates a revoked role assignment.
-func (e *Emulator) RestoreRole(vaultName, id string) error { return e.vaults.RestoreRole(vaultName, id) }
+func (e *Emulator) RestoreRole(vaultName, id string) error {
+	return e.vaults.RestoreRole(vaultName, id)
+}
 
 // RemoveRole deletes a role assignment.
 func (e *Emulator) RemoveRole(vaultName, id string) error { return e.vaults.RemoveRole(vaultName, id) }
