@@ -158,7 +158,7 @@ func TestOpenNewerSchema(t *testing.T) {
 		db.Close()
 		t.Fatal("Open of a database with a newer schema succeeded")
 	}
-	if msg := err.Error(); !strings.Contains(msg, "version 999, newer than version 1") {
+	if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("version 999, newer than version %d", latestVersion(t))) {
 		t.Errorf("error %q does not say the schema is newer", msg)
 	}
 }
@@ -211,12 +211,19 @@ func TestLoadMigrations(t *testing.T) {
 // TestMigrationFailureRollsBack applies a migration whose second
 // statement fails: neither its first statement nor its record remain.
 func TestMigrationFailureRollsBack(t *testing.T) {
-	db := openTemp(t, true)
-	ms := fstest.MapFS{
-		"migrations/0001_init.sql": {Data: mustRead(t, "migrations/0001_init.sql")},
-		"migrations/0002_bad.sql":  {Data: []byte("CREATE TABLE extra (x INTEGER); INSERT INTO no_such_table VALUES (1);")},
+	db := openTemp(t, true) // at the latest version
+	latest := latestVersion(t)
+	ms := fstest.MapFS{}
+	entries, err := migrationFiles.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := migrate(t.Context(), db.w, ms); err == nil || !strings.Contains(err.Error(), "0002_bad.sql") {
+	for _, e := range entries {
+		ms["migrations/"+e.Name()] = &fstest.MapFile{Data: mustRead(t, "migrations/"+e.Name())}
+	}
+	bad := fmt.Sprintf("%04d_bad.sql", latest+1)
+	ms["migrations/"+bad] = &fstest.MapFile{Data: []byte("CREATE TABLE extra (x INTEGER); INSERT INTO no_such_table VALUES (1);")}
+	if err := migrate(t.Context(), db.w, ms); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("migrate with a failing migration: %v, want an error naming it", err)
 	}
 	var n int
@@ -229,9 +236,19 @@ func TestMigrationFailureRollsBack(t *testing.T) {
 	if err := db.w.QueryRowContext(t.Context(), `SELECT max(version) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Errorf("schema version after failed migration = %d, want 1", n)
+	if n != latest {
+		t.Errorf("schema version after failed migration = %d, want %d", n, latest)
 	}
+}
+
+// latestVersion is the version of the newest embedded migration.
+func latestVersion(t *testing.T) int {
+	t.Helper()
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms[len(ms)-1].version
 }
 
 func mustRead(t *testing.T, name string) []byte {
