@@ -280,16 +280,29 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // Calling it again returns the first result.
 func (e *Emulator) Close() error {
 	e.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err := errors.Join(e.srv.Shutdown(ctx), e.miSrv.Shutdown(ctx))
+		// Idle client connections first, so the servers see them go.
+		e.client.CloseIdleConnections()
+		var err error
+		for _, srv := range []*http.Server{e.srv, e.miSrv} {
+			err = errors.Join(err, shutdown(srv))
+		}
 		if e.opts.StateDir != "" {
 			err = errors.Join(err, e.Save())
 		}
-		e.client.CloseIdleConnections()
 		e.closeErr = err
 	})
 	return e.closeErr
+}
+
+// shutdown stops srv, waiting a moment for requests in flight, then closes
+// what is left (connections other clients keep open without a request).
+func shutdown(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return srv.Close()
 }
 
 // State file names inside Options.StateDir.
