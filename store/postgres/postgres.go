@@ -415,20 +415,20 @@ func (db *DB) PutDEK(ctx context.Context, d byok.DEKRecord) error {
 	if err := store.CheckDEK(d); err != nil {
 		return err
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO deks (id, tenant, scope, kind, epoch, wrapped, created)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	// The insert happens only if the tenant key exists (see the schema).
+	tag, err := db.pool.Exec(ctx, `INSERT INTO deks (id, tenant, scope, kind, epoch, wrapped, created)
+		SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (
+			SELECT FROM tenant_keys WHERE tenant = $2 AND kind = $4 AND epoch = $5)`,
 		d.ID[:], d.Tenant, d.Scope, int16(d.Kind), int64(d.Epoch), d.Wrapped, nanos(d.Created))
-	switch sqlState(err) {
-	case "":
-		if err == nil {
-			return nil
-		}
-	case uniqueViolation:
+	switch {
+	case sqlState(err) == uniqueViolation:
 		return fmt.Errorf("store/postgres: DEK %x already exists: %w", d.ID, byok.ErrExists)
-	case foreignKeyViolation:
+	case err != nil:
+		return wrapErr(err, "put DEK %x", d.ID)
+	case tag.RowsAffected() == 0:
 		return fmt.Errorf("store/postgres: put DEK %x: %s does not exist: %w", d.ID, keyName(d.Tenant, d.Kind, d.Epoch), byok.ErrNotFound)
 	}
-	return wrapErr(err, "put DEK %x", d.ID)
+	return nil
 }
 
 // DEK implements [byok.Store].
@@ -513,8 +513,11 @@ func (db *DB) MoveScope(ctx context.Context, s byok.ScopeRecord, rewrapped []byo
 
 // rewrap updates the wrapping of recs in tx with one statement that takes
 // the batch as arrays, pipelined with the check that every tenant key the
-// batch names exists: one round trip. UPDATE … FROM changes a row at most
-// once, so a DEK named twice is sent once, with its last record.
+// batch names exists (deks has no foreign key): one round trip. The
+// redundant "d.id = ANY($1)" lets the planner find the batch's rows
+// through the primary key instead of hashing the whole table. UPDATE … FROM
+// changes a row at most once, so a DEK named twice is sent once, with its
+// last record.
 func rewrap(ctx context.Context, tx pgx.Tx, recs []byok.DEKRecord) error {
 	if len(recs) == 0 {
 		return nil
@@ -555,7 +558,7 @@ func rewrap(ctx context.Context, tx pgx.Tx, recs []byok.DEKRecord) error {
 	b.Queue(`UPDATE deks d SET kind = u.kind, epoch = u.epoch, wrapped = u.wrapped
 		FROM unnest($1::bytea[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
 			AS u (id, tenant, scope, kind, epoch, wrapped)
-		WHERE d.id = u.id AND d.tenant = u.tenant AND d.scope = u.scope`,
+		WHERE d.id = ANY($1) AND d.id = u.id AND d.tenant = u.tenant AND d.scope = u.scope`,
 		ids, tenants, scopes, kinds, epochs, wrapped)
 	br := tx.SendBatch(ctx, b)
 	var missing keyRef
