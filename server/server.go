@@ -213,10 +213,6 @@ const (
 	authService                 // a service token listing the route's {tenant}
 )
 
-func (a auth) String() string {
-	return [...]string{"none", "operator", "tenant-admin", "service"}[a]
-}
-
 // route is one endpoint: its method and pattern, who may call it, its
 // body limit and time limit, and its handler.
 type route struct {
