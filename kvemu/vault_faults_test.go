@@ -232,7 +232,9 @@ func TestVaultSDKSurface(t *testing.T) {
 // identity, and a Managed HSM with a certificate credential.
 func TestVaultSDKManagedIdentity(t *testing.T) {
 	env := newVaultEnv(t)
-	mi, err := env.emu.CreateManagedIdentity(ManagedIdentity{Name: "web", TenantID: env.tenant, SystemAssigned: true})
+	// User-assigned, with a fresh client id: MSAL caches managed identity
+	// tokens process-wide, and another test's emulator signed those.
+	mi, err := env.emu.CreateManagedIdentity(ManagedIdentity{Name: "web", TenantID: env.tenant})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +248,8 @@ func TestVaultSDKManagedIdentity(t *testing.T) {
 	endpoint, header := env.emu.ManagedIdentityEnv()
 	t.Setenv("IDENTITY_ENDPOINT", endpoint)
 	t.Setenv("IDENTITY_HEADER", header)
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: env.clientOptions(0)})
+	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+		ClientOptions: env.clientOptions(0), ID: azidentity.ClientID(mi.ClientID)})
 	if err != nil {
 		t.Fatal(err)
 	}
