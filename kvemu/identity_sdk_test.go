@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/openbyok/byok/kvemu/internal/entra"
 )
@@ -699,5 +700,118 @@ func TestConcurrentTokenRequests(t *testing.T) {
 	}
 	if got := e.TokenCount(f.tenant.ID, f.app.ClientID); got.Requests != workers*each || got.Issued != workers*each {
 		t.Errorf("token count %+v, want %d requests, all issued", got, workers*each)
+	}
+}
+
+// TestEveryCredentialReachesTheVault wraps a key through azkeys with each
+// kind of credential, each granted Key Vault Crypto User by its object id,
+// and checks that a principal without a role is refused. It sets
+// IDENTITY_ENDPOINT, so it cannot run in parallel.
+func TestEveryCredentialReachesTheVault(t *testing.T) {
+	e, _ := startIdentityEmulator(t, Options{Now: time.Now})
+	f := newIDFixture(t, e, false)
+	if err := e.CreateVault(VaultConfig{Name: "idvault", TenantID: f.tenant.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateKey("idvault", "cmk", KeySpec{}); err != nil {
+		t.Fatal(err)
+	}
+	grant := func(oid string) {
+		t.Helper()
+		if _, err := e.AssignRole("idvault", RoleAssignment{PrincipalID: oid, Role: "Key Vault Crypto User"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := clientOpts(e)
+
+	// Client secret and certificate: the app's home service principal.
+	grant(f.app.ObjectID)
+	cert, key, err := e.CreateCertificate(f.app.ClientID, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certCred, err := azidentity.NewClientCertificateCredential(f.tenant.ID, f.app.ClientID, []*x509.Certificate{cert}, key,
+		&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Workload identity: a second app with a federated credential.
+	wl, err := e.CreateApp(App{TenantID: f.tenant.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant(wl.ObjectID)
+	const issuer = "https://oidc.idvault.example"
+	if err := e.AddFederatedIssuer(issuer); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddFederatedCredential(wl.ClientID, FederatedCredential{Issuer: issuer, Subject: "sa"}); err != nil {
+		t.Fatal(err)
+	}
+	fedTok, err := e.FederatedToken(issuer, "sa", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(fedTok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wlCred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+		ClientOptions: opts, ClientID: wl.ClientID, TenantID: f.tenant.ID, TokenFilePath: tokenFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Managed identity (App Service style), user-assigned so that MSAL-Go's
+	// process-wide cache holds no token of it.
+	mi, err := e.CreateManagedIdentity(ManagedIdentity{TenantID: f.tenant.ID, Name: "idvault-mi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant(mi.ObjectID)
+	clearMIEnv(t)
+	endpoint, header := e.ManagedIdentityEnv()
+	t.Setenv("IDENTITY_ENDPOINT", endpoint)
+	t.Setenv("IDENTITY_HEADER", header)
+	miCred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+		ClientOptions: opts, ID: azidentity.ClientID(mi.ClientID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A principal with no role.
+	nobody, err := e.CreateApp(App{TenantID: f.tenant.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobodySecret, err := e.AddSecret(nobody.ClientID, Secret{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	alg := azkeys.EncryptionAlgorithmRSAOAEP256
+	wrap := func(cred azcore.TokenCredential) error {
+		kc, err := azkeys.NewClient("https://idvault.vault.azure.net", cred, &azkeys.ClientOptions{ClientOptions: opts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = kc.WrapKey(context.Background(), "cmk", "", azkeys.KeyOperationParameters{Algorithm: &alg, Value: make([]byte, 32)}, nil)
+		return err
+	}
+	for name, cred := range map[string]azcore.TokenCredential{
+		"client secret":      secretCred(t, e, f.tenant.ID, f.app.ClientID, f.secret.Value),
+		"client certificate": certCred,
+		"workload identity":  wlCred,
+		"managed identity":   miCred,
+	} {
+		if err := wrap(cred); err != nil {
+			t.Errorf("%s: WrapKey: %v", name, err)
+		}
+	}
+	err = wrap(secretCred(t, e, f.tenant.ID, nobody.ClientID, nobodySecret.Value))
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+		t.Fatalf("principal without a role: %v, want 403", err)
 	}
 }
