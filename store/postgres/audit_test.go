@@ -41,4 +41,3 @@ func TestAuditAppendOnly(t *testing.T) {
 		t.Errorf("Verify from the other replica: %v", err)
 	}
 }
-
