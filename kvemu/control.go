@@ -346,7 +346,12 @@ func (e *Emulator) controlHandler() http.Handler {
 		}
 		return noContent(e.ApplySeed(seed))
 	})
-	handle("POST "+p+"/save", func(*http.Request) (int, any, error) { return noContent(e.Save()) })
+	handle("POST "+p+"/save", func(*http.Request) (int, any, error) {
+		if e.opts.StateDir == "" {
+			return 0, nil, fmt.Errorf("%w: the emulator keeps its state in memory; start it with --state DIR to save", errBadRequest)
+		}
+		return noContent(e.Save())
+	})
 	handle(p+"/", func(r *http.Request) (int, any, error) {
 		return http.StatusNotFound, nil, fmt.Errorf("%w: no control route %s %s; see docs/kvemu.md", entra.ErrNotFound, r.Method, truncate(r.URL.Path))
 	})

@@ -100,7 +100,7 @@ func TestControlAPIIdentity(t *testing.T) {
 		{"unknown vault", "GET", "/control/vaults/nosuchvault", ``, 404},
 		{"bad throttle mode", "PUT", "/control/vaults/nosuchvault/throttle", `{"mode":"fast"}`, 400},
 		{"bad key action", "POST", "/control/vaults/v/keys/k/explode", ``, 400},
-		{"save without state dir", "POST", "/control/save", ``, 500},
+		{"save without state dir", "POST", "/control/save", ``, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if st := control(t, e, tc.method, tc.path, tc.body, nil); st != tc.want {
@@ -266,5 +266,42 @@ func TestControlAPIVaults(t *testing.T) {
 	}
 	if st := control(t, e, "POST", "/control/vaults", `{"name":"contoso","tenantId":"11111111-2222-3333-4444-555555555555"}`, nil); st != 409 {
 		t.Errorf("duplicate vault: %d, want 409", st)
+	}
+}
+
+// TestStatePersistsVaults saves through the control API and restarts: the
+// vaults, keys and roles come back with the directory.
+func TestStatePersistsVaults(t *testing.T) {
+	dir := t.TempDir()
+	e, err := Start(Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Restored() {
+		t.Error("Restored on an empty state directory")
+	}
+	if st := control(t, e, "POST", "/control/seed", testSeed, nil); st != 204 {
+		t.Fatalf("seed: %d", st)
+	}
+	if st := control(t, e, "POST", "/control/save", "", nil); st != 204 {
+		t.Fatalf("save: %d", st)
+	}
+	before, err := e.Key("contoso", "cmk", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2, _ := startIdentityEmulator(t, Options{StateDir: dir, Now: time.Now})
+	if !e2.Restored() {
+		t.Error("Restored is false after a restart on saved state")
+	}
+	after, err := e2.Key("contoso", "cmk", "")
+	if err != nil || after.ID != before.ID {
+		t.Fatalf("key after restart %+v, %v; want %s", after, err, before.ID)
+	}
+	if oid, err := e2.ServicePrincipal("contoso.onmicrosoft.com", "aaaaaaaa-0000-0000-0000-000000000001"); err != nil || oid != "bbbbbbbb-0000-0000-0000-000000000001" {
+		t.Fatalf("consent after restart: %q, %v", oid, err)
 	}
 }
