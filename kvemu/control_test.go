@@ -305,3 +305,15 @@ func TestStatePersistsVaults(t *testing.T) {
 		t.Fatalf("consent after restart: %q, %v", oid, err)
 	}
 }
+
+// FuzzParseSeed checks that no seed text panics the strict decoder.
+func FuzzParseSeed(f *testing.F) {
+	f.Add(testSeed)
+	f.Add("tenants: [{id: x}]\nvaults: [{name: v, keys: [{name: k, size: 9}]}]")
+	f.Add("&a [*a]")
+	f.Fuzz(func(t *testing.T, text string) {
+		if _, err := ParseSeed([]byte(text)); err != nil && !strings.Contains(err.Error(), "invalid seed") {
+			t.Fatalf("error does not say the seed is invalid: %v", err)
+		}
+	})
+}
