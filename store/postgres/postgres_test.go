@@ -196,15 +196,17 @@ func TestLoadMigrations(t *testing.T) {
 // statement fails: neither its first statement nor its record remain.
 func TestMigrationFailureRollsBack(t *testing.T) {
 	db := openNew(t)
-	init, err := migrationFiles.ReadFile("migrations/0001_init.sql")
+	ms, err := loadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := fstest.MapFS{
-		"migrations/0001_init.sql": {Data: init},
-		"migrations/0002_bad.sql":  {Data: []byte("CREATE TABLE extra (x integer); INSERT INTO no_such_table VALUES (1);")},
+	fsys := fstest.MapFS{}
+	for _, m := range ms {
+		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
 	}
-	if err := migrate(t.Context(), db.pool, ms); err == nil || !strings.Contains(err.Error(), "0002_bad.sql") {
+	bad := fmt.Sprintf("%04d_bad.sql", len(ms)+1)
+	fsys["migrations/"+bad] = &fstest.MapFile{Data: []byte("CREATE TABLE extra (x integer); INSERT INTO no_such_table VALUES (1);")}
+	if err := migrate(t.Context(), db.pool, fsys); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("migrate with a failing migration: %v, want an error naming it", err)
 	}
 	var extra *string
@@ -214,8 +216,8 @@ func TestMigrationFailureRollsBack(t *testing.T) {
 	if extra != nil {
 		t.Error("the failed migration's first statement was kept")
 	}
-	if _, v := schemaVersion(t, db); v != 1 {
-		t.Errorf("schema version after failed migration = %d, want 1", v)
+	if _, v := schemaVersion(t, db); v != len(ms) {
+		t.Errorf("schema version after failed migration = %d, want %d", v, len(ms))
 	}
 }
 
