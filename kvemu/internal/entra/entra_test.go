@@ -219,6 +219,7 @@ func TestTokenEndpointSuccess(t *testing.T) {
 		{"secret v1", "/" + f.tenant.ID + "/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {f.app.ClientID},
 			"client_secret": {f.secret.Value}, "resource": {"https://vault.azure.net/"}}, "1"},
 		{"PS256 assertion", "/" + f.tenant.ID + "/oauth2/v2.0/token", f.assertionForm(f.assertion(t, "PS256", nil)), "2"},
+		{"assertion naming the tenant id, sent to the domain", "/t.onmicrosoft.com/oauth2/v2.0/token", f.assertionForm(f.assertion(t, "PS256", nil)), "2"},
 		{"RS256 assertion, v1 audience", "/" + f.tenant.ID + "/oauth2/v2.0/token", f.assertionForm(f.assertion(t, "RS256", func(m map[string]any) {
 			m["aud"] = []string{"https://login.microsoftonline.com/" + f.tenant.ID + "/oauth2/token"}
 		})), "2"},

@@ -218,7 +218,13 @@ func (s *Service) grantLocked(t *tenant, tenantSeg, tokenURL string, req tokenRe
 	p := principal{tenantID: t.ID, clientID: a.ClientID, objectID: oid, acr: "2"}
 	var aerr *aadError
 	if req.assertion != "" {
-		aerr = s.checkAssertion(a, tokenURL, req.assertion)
+		// The assertion may name the tenant by id or by the name the
+		// request used.
+		urls := []string{tokenURL}
+		if !strings.EqualFold(tenantSeg, t.ID) {
+			urls = append(urls, strings.Replace(tokenURL, "/"+tenantSeg+"/", "/"+t.ID+"/", 1))
+		}
+		aerr = s.checkAssertion(a, urls, req.assertion)
 	} else {
 		p.acr = "1"
 		aerr = s.checkSecret(a, req.secret)
@@ -247,9 +253,10 @@ func badAssertion(format string, args ...any) *aadError {
 }
 
 // checkAssertion authenticates a by a client assertion: a JWT signed by one
-// of its certificates (iss = sub = client id, aud = the token endpoint) or
-// a token of a trusted federated issuer. The caller holds mu.
-func (s *Service) checkAssertion(a *app, tokenURL, raw string) *aadError {
+// of its certificates (iss = sub = client id, aud = one of tokenURLs, the
+// token endpoint) or a token of a trusted federated issuer. The caller
+// holds mu.
+func (s *Service) checkAssertion(a *app, tokenURLs []string, raw string) *aadError {
 	p, err := parseJWT(raw)
 	if err != nil {
 		return badAssertion("%v.", err)
@@ -273,8 +280,10 @@ func (s *Service) checkAssertion(a *app, tokenURL, raw string) *aadError {
 		return badAssertion("The certificate with thumbprint '%s' used to sign the client assertion is not valid now (valid from %s to %s) on application '%s'.", thumb,
 			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), a.ClientID)
 	}
-	if !slices.ContainsFunc(p.audiences(), func(aud string) bool { return audienceMatches(aud, tokenURL) }) {
-		return badAssertion("The audience %q of the client assertion is not the token endpoint %s.", truncate(strings.Join(p.audiences(), ",")), tokenURL)
+	if !slices.ContainsFunc(p.audiences(), func(aud string) bool {
+		return slices.ContainsFunc(tokenURLs, func(u string) bool { return audienceMatches(aud, u) })
+	}) {
+		return badAssertion("The audience %q of the client assertion is not the token endpoint %s.", truncate(strings.Join(p.audiences(), ",")), tokenURLs[0])
 	}
 	return s.checkLifetimeAndReplay(p)
 }
