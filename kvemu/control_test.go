@@ -3,6 +3,9 @@ package kvemu
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -316,4 +319,106 @@ func FuzzParseSeed(f *testing.F) {
 			t.Fatalf("error does not say the seed is invalid: %v", err)
 		}
 	})
+}
+
+// TestControlAPIRoutes drives the remaining control routes, each checked
+// through the Go side.
+func TestControlAPIRoutes(t *testing.T) {
+	e, _ := startIdentityEmulator(t, Options{Now: time.Now})
+	if st := control(t, e, "POST", "/control/seed", testSeed, nil); st != 204 {
+		t.Fatalf("seed: %d", st)
+	}
+	const tenant, client = "11111111-2222-3333-4444-555555555555", "aaaaaaaa-0000-0000-0000-000000000001"
+
+	var mi ManagedIdentity
+	if st := control(t, e, "POST", "/control/identities", `{"tenantId":"`+tenant+`","systemAssigned":true}`, &mi); st != 200 || mi.ClientID == "" {
+		t.Fatalf("create identity: %d %+v", st, mi)
+	}
+	var mis []ManagedIdentity
+	if control(t, e, "GET", "/control/identities", "", &mis); len(mis) != 2 {
+		t.Errorf("identities %+v, want 2", mis)
+	}
+	if st := control(t, e, "DELETE", "/control/identities/"+mi.ClientID, "", nil); st != 204 {
+		t.Errorf("delete identity: %d", st)
+	}
+	if st := control(t, e, "POST", "/control/issuers", `{"issuer":"https://oidc.example"}`, nil); st != 204 {
+		t.Errorf("add issuer: %d", st)
+	}
+	if st := control(t, e, "POST", "/control/apps/"+client+"/federated-credentials", `{"issuer":"https://oidc.example","subject":"sa"}`, nil); st != 204 {
+		t.Errorf("add federated credential: %d", st)
+	}
+	var tok struct{ Token string }
+	if st := control(t, e, "POST", "/control/issuers/token", `{"issuer":"https://oidc.example","subject":"sa"}`, &tok); st != 200 || strings.Count(tok.Token, ".") != 2 {
+		t.Errorf("federated token: %d %q", st, tok.Token)
+	}
+	var app App
+	if st := control(t, e, "GET", "/control/apps/"+client, "", &app); st != 200 || app.TenantID != "72f988bf-86f1-41af-91ab-2d7cd011db47" {
+		t.Errorf("get app: %d %+v", st, app)
+	}
+	var sp struct{ ObjectID string }
+	if st := control(t, e, "GET", "/control/tenants/"+tenant+"/consents/"+client, "", &sp); st != 200 || sp.ObjectID != "bbbbbbbb-0000-0000-0000-000000000001" {
+		t.Errorf("get consent: %d %+v", st, sp)
+	}
+
+	// Vault routes.
+	if st := control(t, e, "PUT", "/control/vaults/contoso/network", `{"defaultAction":"Deny","allowedIps":["10.0.0.0/8"]}`, nil); st != 204 {
+		t.Errorf("network: %d", st)
+	}
+	if v, err := e.Vault("contoso"); err != nil || v.Network.DefaultAction != "Deny" {
+		t.Errorf("vault after network change: %+v, %v", v, err)
+	}
+	if st := control(t, e, "PATCH", "/control/vaults/contoso/keys/cmk", `{"ops":["wrapKey","unwrapKey"]}`, nil); st != 204 {
+		t.Errorf("update key: %d", st)
+	}
+	var versions []KeyInfo
+	if st := control(t, e, "GET", "/control/vaults/contoso/keys/cmk", "", &versions); st != 200 || len(versions) != 1 || len(versions[0].Ops) != 2 {
+		t.Errorf("key versions after update: %d %+v", st, versions)
+	}
+	priv := testRSAKeyPEM(t)
+	body, _ := json.Marshal(map[string]any{"pem": priv, "hsm": true})
+	var imported KeyInfo
+	if st := control(t, e, "POST", "/control/vaults/contoso/keys/imported", string(body), &imported); st != 200 || imported.Type != "RSA-HSM" {
+		t.Errorf("import: %d %+v", st, imported)
+	}
+	if st := control(t, e, "POST", "/control/vaults/contoso/keys/byo", `{"pem":"garbage"}`, nil); st != 400 {
+		t.Errorf("import of a non-PEM key: %d, want 400", st)
+	}
+	if st := control(t, e, "DELETE", "/control/vaults/contoso/keys/imported", "", nil); st != 204 {
+		t.Errorf("delete key: %d", st)
+	}
+	if st := control(t, e, "POST", "/control/vaults/contoso/keys/imported/recover", "", nil); st != 204 {
+		t.Errorf("recover key: %d", st)
+	}
+	if _, err := e.Key("contoso", "imported", ""); err != nil {
+		t.Errorf("key after recover: %v", err)
+	}
+	if st := control(t, e, "POST", "/control/vaults", `{"name":"legacy","tenantId":"`+tenant+`","accessPolicies":true}`, nil); st != 200 {
+		t.Fatalf("create vault: %d", st)
+	}
+	if st := control(t, e, "PUT", "/control/vaults/legacy/access-policies/bbbbbbbb-0000-0000-0000-000000000001", `{"keys":["get","wrapKey"]}`, nil); st != 204 {
+		t.Errorf("access policy: %d", st)
+	}
+	if st := control(t, e, "PUT", "/control/vaults/legacy/access-policies/x", `{"keys":["fly"]}`, nil); st != 400 {
+		t.Errorf("access policy with an unknown permission: %d, want 400", st)
+	}
+	if st := control(t, e, "DELETE", "/control/vaults/legacy", "", nil); st != 204 {
+		t.Errorf("delete vault: %d", st)
+	}
+	var calls []Call
+	if st := control(t, e, "GET", "/control/calls", "", &calls); st != 200 {
+		t.Errorf("calls: %d", st)
+	}
+}
+
+func testRSAKeyPEM(t *testing.T) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
