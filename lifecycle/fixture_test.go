@@ -67,17 +67,25 @@ func (c *connector) setFail(detail string) {
 	c.mu.Unlock()
 }
 
-// auditor keeps the events it records.
+// auditor records into the real audit log and keeps what it recorded, and
+// every event the log refused.
 type auditor struct {
-	mu     sync.Mutex
-	events []audit.Event
+	log      *audit.Log
+	mu       sync.Mutex
+	events   []audit.Event
+	refusals []error
 }
 
 func (a *auditor) Record(ctx context.Context, e audit.Event) (audit.Event, error) {
+	stored, err := a.log.Record(ctx, e)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.events = append(a.events, e)
-	return e, nil
+	if err != nil {
+		a.refusals = append(a.refusals, err)
+		return stored, err
+	}
+	a.events = append(a.events, stored)
+	return stored, nil
 }
 
 func (a *auditor) actions() map[string]int {
@@ -117,8 +125,15 @@ func newFixture(t testing.TB, mod func(*lifecycle.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	f := &fixture{t: t, db: db, clock: &clock{now: t0}, platform: kmstest.NewFake(), customer: kmstest.NewFake(), audit: &auditor{}, dbPath: path}
+	f := &fixture{t: t, db: db, clock: &clock{now: t0}, platform: kmstest.NewFake(), customer: kmstest.NewFake(), audit: &auditor{log: audit.New(db, nil)}, dbPath: path}
+	t.Cleanup(func() {
+		f.audit.mu.Lock()
+		defer f.audit.mu.Unlock()
+		for _, err := range f.audit.refusals {
+			t.Errorf("the audit log refused an event of the lifecycle: %v", err)
+		}
+		db.Close()
+	})
 	prk := f.platform.AddKey("prk")
 	f.cmk = f.customer.AddKey("cmk")
 	f.conn = &connector{f: f.customer}

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -269,7 +270,7 @@ func (p *auditedProvider) end(ctx context.Context, id, op, keyID string, err err
 	if !ok {
 		actor = audit.Actor{Kind: audit.System, ID: "keyring"}
 	}
-	e := audit.Event{Tenant: p.tenant, ID: id, Actor: actor, Action: "vault." + op, Target: keyID, Outcome: audit.Success,
+	e := audit.Event{Tenant: p.tenant, ID: id, Actor: actor, Action: "vault." + strings.ToLower(op), Target: keyID, Outcome: audit.Success,
 		Vault: &audit.VaultCall{Operation: op, KeyID: keyID, Purpose: purpose, RequestID: id}}
 	if err != nil {
 		e.Outcome, e.Reason = audit.Failure, string(kms.ReasonOf(err))+": "+err.Error()

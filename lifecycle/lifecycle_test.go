@@ -182,7 +182,7 @@ func TestJourney(t *testing.T) {
 	got := f.audit.actions()
 	for _, a := range []string{"key.configure/success", "key.test/failure", "key.test/success", "key.proceed/denied",
 		"key.proceed/success", "key.activate/success", "key.rotate/success", "key.revoked/success", "key.restored/success",
-		"key.disable/denied", "key.disable/success", "vault.wrapKey/success", "vault.unwrapKey/success"} {
+		"key.disable/denied", "key.disable/success", "vault.wrapkey/success", "vault.unwrapkey/success"} {
 		if got[a] == 0 {
 			t.Errorf("no audit event %s; got %v", a, got)
 		}

@@ -23,6 +23,8 @@ type command struct {
 // commands lists every subcommand, in the order help shows them.
 var commands = []command{
 	{"version", "print the version of byok", runVersion},
+	{"serve", "serve the HTTP API and run the scheduler, monitor and jobs", runServe},
+	{"demo", "run byok with a Key Vault emulator and a demo tenant", runDemo},
 	{"bench", "measure Encrypt and Decrypt against raw AES-256-GCM", runBench},
 	{"kv-emulator", "run kvemu, a local Azure Key Vault and Entra ID", runKVEmulator},
 	{"audit", "verify or export the audit log of a SQLite database", runAudit},

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/config"
+	"github.com/openbyok/byok/kms/azurekv"
+	"github.com/openbyok/byok/kms/local"
+	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/server"
+	"github.com/openbyok/byok/store/sqlite"
+)
+
+// app is a running byok service: the store, the platform key, the audit
+// log, the lifecycle (with its keyring) and the HTTP handler over them.
+type app struct {
+	db      *sqlite.DB
+	prk     *local.Key
+	audit   *audit.Log
+	lc      *lifecycle.Service
+	handler http.Handler
+	logger  *slog.Logger
+}
+
+// appOptions are what serve and demo choose differently.
+type appOptions struct {
+	// azureTransport, if set, carries every call to Azure (the demo
+	// passes the emulator's client).
+	azureTransport policy.Transporter
+	// getenv reads the environment (platform key variable, Azure secret).
+	getenv func(string) string
+}
+
+// openApp builds the service that cfg describes.
+func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *slog.Logger) (*app, error) {
+	a := &app{logger: logger}
+	var err error
+	if a.db, err = sqlite.Open(ctx, cfg.Store.SQLite); err != nil {
+		return nil, err
+	}
+	if a.prk, err = openPlatformKey(cfg.PlatformKey, opts.getenv); err != nil {
+		a.db.Close()
+		return nil, err
+	}
+	connector := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
+	if cfg.Azure.ClientID != "" {
+		secret := opts.getenv(cfg.Azure.ClientSecretEnv)
+		if secret == "" {
+			a.db.Close()
+			return nil, fmt.Errorf("azure.client_secret_env names %s, which is empty: set it to the platform app's client secret", cfg.Azure.ClientSecretEnv)
+		}
+		connector = lifecycle.NewAzureConnector(azurekv.PlatformApp{ClientID: cfg.Azure.ClientID, Secret: secret})
+	}
+	connector.Transport = opts.azureTransport
+	connector.Logger = logger
+
+	a.audit = audit.New(a.db, nil)
+	metrics := server.NewMetrics(nil)
+	a.lc, err = lifecycle.New(lifecycle.Config{
+		Store:         a.db,
+		PlatformKMS:   metrics.InstrumentProvider("platform", a.prk),
+		PlatformKeyID: a.prk.KeyID(),
+		Connector:     metrics.InstrumentConnector(connector),
+		Audit:         a.audit,
+		Logger:        logger,
+		Keyring: byok.Config{
+			CheckInterval:  cfg.Keyring.CheckInterval,
+			MaxStaleness:   cfg.Keyring.MaxStaleness,
+			DEKMaxMessages: cfg.Keyring.DEKMaxMessages,
+			DEKMaxAge:      cfg.Keyring.DEKMaxAge,
+			Logger:         logger,
+		},
+	})
+	if err != nil {
+		a.db.Close()
+		return nil, err
+	}
+	a.handler, err = server.New(server.Config{
+		Lifecycle: a.lc, Store: a.db, Audit: a.audit,
+		PlatformKMS: a.prk, PlatformKeyID: a.prk.KeyID(),
+		Metrics: metrics, Logger: logger,
+	})
+	if err != nil {
+		a.db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// openPlatformKey opens the key file (created on first run) or parses the
+// key from the environment variable the configuration names.
+func openPlatformKey(c config.PlatformKey, getenv func(string) string) (*local.Key, error) {
+	if c.File != "" {
+		return local.Open(c.File)
+	}
+	v := getenv(c.Env)
+	if v == "" {
+		return nil, fmt.Errorf("platform_key.env names %s, which is empty: set it to the content of a key file", c.Env)
+	}
+	return local.Parse(v)
+}
+
+// run serves on ln and runs the lifecycle's scheduler, monitor and jobs
+// until ctx is done, then shuts down gracefully.
+func (a *app) run(ctx context.Context, ln net.Listener, tlsCert, tlsKey string) error {
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 2)
+	go func() {
+		var err error
+		if tlsCert != "" {
+			err = srv.ServeTLS(ln, tlsCert, tlsKey)
+		} else {
+			err = srv.Serve(ln)
+		}
+		errc <- err
+	}()
+	go func() { errc <- a.lc.Run(ctx) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+func (a *app) close() error { return a.db.Close() }
+
+// newLogger returns the logger the configuration asks for, on w.
+func newLogger(c config.Log, w *os.File) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(strings.ToLower(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/config"
+	"github.com/openbyok/byok/kvemu"
+	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/server"
+	"github.com/openbyok/byok/server/token"
+)
+
+// The demo's fixed names: a customer "Contoso" with its own Entra
+// directory, app registration, vault and key in the emulator.
+const (
+	demoTenant    = "contoso"
+	demoDirectory = "7d5c2f3e-8a41-4b6e-9c1d-2f0a3b4c5d6e"
+	demoVault     = "contoso-byok"
+	demoKey       = "cmk"
+)
+
+var demoScopes = []string{"chat", "files", "analytics"}
+
+// demo is a running demo: the emulator, the service and the tokens that
+// reach it.
+type demo struct {
+	dir      string
+	emu      *kvemu.Emulator
+	app      *app
+	ln       net.Listener
+	url      string
+	roleID   string // the role assignment that lets the platform use the key
+	tokens   map[token.Kind]string
+	fresh    bool
+	testedOK bool
+}
+
+// startDemo starts the emulator and the service in dir (created if
+// missing) and, on first use of dir, seeds the demo customer.
+func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger) (*demo, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	d := &demo{dir: dir, tokens: map[token.Kind]string{}}
+	_, err := os.Stat(filepath.Join(dir, "byok.db"))
+	d.fresh = errors.Is(err, os.ErrNotExist)
+
+	d.emu, err = kvemu.Start(kvemu.Options{StateDir: filepath.Join(dir, "kvemu"), Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("starting the Key Vault emulator: %w", err)
+	}
+	cfg := config.Default()
+	cfg.Store.SQLite = filepath.Join(dir, "byok.db")
+	cfg.PlatformKey.File = filepath.Join(dir, "platform.key")
+	cfg.Keyring.CheckInterval = 5 * time.Second // revocations show within seconds
+	cfg.Keyring.MaxStaleness = time.Minute
+	d.app, err = openApp(ctx, cfg, appOptions{azureTransport: d.emu.HTTPClient(), getenv: os.Getenv}, logger)
+	if err != nil {
+		d.emu.Close()
+		return nil, err
+	}
+	if d.ln, err = net.Listen("tcp", addr); err != nil {
+		d.close()
+		return nil, fmt.Errorf("listening on %s: %w (choose another with --addr)", addr, err)
+	}
+	d.url = "http://" + d.ln.Addr().String()
+	if d.fresh {
+		if err := d.seed(ctx); err != nil {
+			d.close()
+			return nil, fmt.Errorf("seeding the demo: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// seed creates the customer's directory, app, secret, vault, key and role
+// in the emulator, and the tenant, its key settings and tokens in byok.
+func (d *demo) seed(ctx context.Context) error {
+	if _, err := d.emu.CreateTenant(kvemu.Tenant{ID: demoDirectory, Name: "Contoso"}); err != nil {
+		return err
+	}
+	app, err := d.emu.CreateApp(kvemu.App{TenantID: demoDirectory, DisplayName: "byok at SaaS Inc."})
+	if err != nil {
+		return err
+	}
+	secret, err := d.emu.AddSecret(app.ClientID, kvemu.Secret{ExpiresAt: time.Now().AddDate(1, 0, 0)})
+	if err != nil {
+		return err
+	}
+	if err := d.emu.CreateVault(kvemu.VaultConfig{Name: demoVault, TenantID: demoDirectory, PurgeProtection: true}); err != nil {
+		return err
+	}
+	if _, err := d.emu.CreateKey(demoVault, demoKey, kvemu.KeySpec{Type: "RSA", Size: 3072}); err != nil {
+		return err
+	}
+	if d.roleID, err = d.emu.AssignRole(demoVault, kvemu.RoleAssignment{PrincipalID: app.ObjectID, Role: "Key Vault Crypto Service Encryption User"}); err != nil {
+		return err
+	}
+	if err := d.emu.Save(); err != nil {
+		return err
+	}
+
+	operator := audit.Actor{Kind: "operator", ID: "demo"}
+	admin := audit.Actor{Kind: "tenant-admin", ID: "demo"}
+	if err := d.app.lc.CreateTenant(ctx, operator, demoTenant, byok.Grace, demoScopes); err != nil {
+		return err
+	}
+	_, err = d.app.lc.Configure(ctx, admin, demoTenant, lifecycle.KeySettings{
+		Provider:    lifecycle.ProviderAzure,
+		KeyID:       "https://" + demoVault + ".vault.azure.net/keys/" + demoKey,
+		DirectoryID: demoDirectory,
+		ClientID:    app.ClientID,
+		Credential:  lifecycle.CredentialClientSecret,
+		Secret:      lifecycle.NewSecret(secret.Value),
+	})
+	if err != nil {
+		return err
+	}
+	report, err := d.app.lc.Test(ctx, admin, demoTenant)
+	if err != nil {
+		return err
+	}
+	d.testedOK = report.Passed()
+
+	for _, k := range []token.Kind{token.Operator, token.TenantAdmin, token.Service} {
+		var tenants []string
+		if k != token.Operator {
+			tenants = []string{demoTenant}
+		}
+		text, _, err := server.IssueToken(ctx, d.app.db, k, tenants, "demo "+string(k), 0)
+		if err != nil {
+			return err
+		}
+		d.tokens[k] = text
+	}
+	env := fmt.Sprintf("export BYOK_SERVER=%s\nexport BYOK_TOKEN=%s\nexport BYOK_OPERATOR_TOKEN=%s\nexport BYOK_SERVICE_TOKEN=%s\n",
+		d.url, d.tokens[token.TenantAdmin], d.tokens[token.Operator], d.tokens[token.Service])
+	return os.WriteFile(filepath.Join(d.dir, "demo.env"), []byte(env), 0o600)
+}
+
+func (d *demo) close() {
+	if d.ln != nil {
+		d.ln.Close()
+	}
+	d.app.close()
+	d.emu.Close()
+}
+
+var demoBanner = template.Must(template.New("banner").Parse(`
+byok demo is running.
+
+  API            {{.URL}}   (docs/api.md)
+  metrics        {{.URL}}/metrics
+  Key Vault      emulated: https://{{.Vault}}.vault.azure.net/keys/{{.Key}} (kvemu on {{.Emu}})
+  state          {{.Dir}}
+{{if .Fresh}}
+Tenant "{{.Tenant}}" has scopes {{.Scopes}}, a customer key configured in its vault
+(client-secret credential) and a Test configuration that {{if .Tested}}passed{{else}}FAILED{{end}}.
+Tokens (also in {{.Dir}}/demo.env — "source" it):
+
+  operator       {{.Operator}}
+  tenant admin   {{.Admin}}
+  service        {{.Service}}
+
+Try:
+
+  source {{.Dir}}/demo.env
+  curl -s -H "Authorization: Bearer $BYOK_TOKEN" $BYOK_SERVER/v1/tenants/{{.Tenant}}/key
+  curl -s -H "Authorization: Bearer $BYOK_TOKEN" -H "Content-Type: application/json" -X POST $BYOK_SERVER/v1/tenants/{{.Tenant}}/key/proceed \
+       -d '{"enforce_at":"'$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%SZ)'"}'
+  curl -s -H "Authorization: Bearer $BYOK_SERVICE_TOKEN" -H "Content-Type: application/json" -X POST $BYOK_SERVER/v1/tenants/{{.Tenant}}/encrypt \
+       -d '{"scope":"chat","plaintext":"'$(printf hello | base64)'"}'
+
+Revoke the platform's access in the emulated vault, and watch the covered scopes fail
+closed within 5 s (check interval); restore it, and they come back by themselves:
+
+  curl -s --cacert {{.Dir}}/kvemu/ca.pem -X POST https://{{.Emu}}/control/vaults/{{.Vault}}/roles/{{.Role}}/revoke
+  curl -s --cacert {{.Dir}}/kvemu/ca.pem -X POST https://{{.Emu}}/control/vaults/{{.Vault}}/roles/{{.Role}}/restore
+{{else}}
+Reusing the state in {{.Dir}}: the tokens are in {{.Dir}}/demo.env.
+{{end}}
+Stop with Ctrl-C.
+`))
+
+func (d *demo) printBanner(w io.Writer) error {
+	return demoBanner.Execute(w, map[string]any{
+		"URL": d.url, "Vault": demoVault, "Key": demoKey, "Emu": d.emu.Addr(), "Dir": d.dir, "Fresh": d.fresh,
+		"Tenant": demoTenant, "Scopes": strings.Join(demoScopes, ", "), "Tested": d.testedOK, "Role": d.roleID,
+		"Operator": d.tokens[token.Operator], "Admin": d.tokens[token.TenantAdmin], "Service": d.tokens[token.Service],
+	})
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "keep the demo's state in this directory (default: a new temporary one)")
+	addr := fs.String("addr", "127.0.0.1:8080", "the API's listen address")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: byok demo [--dir DIR] [--addr HOST:PORT]\n\nStarts a Key Vault emulator, a SQLite-backed byok server and a demo tenant,\nand prints where to look.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "byok-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := startDemo(ctx, *dir, *addr, logger)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if err := d.printBanner(stdout); err != nil {
+		return err
+	}
+	return d.app.run(ctx, d.ln, "", "")
+}

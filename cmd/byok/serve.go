@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/openbyok/byok/config"
+	"github.com/openbyok/byok/server"
+	"github.com/openbyok/byok/server/token"
+	"github.com/openbyok/byok/store/sqlite"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", os.Getenv("BYOK_CONFIG"), "the configuration file (default $BYOK_CONFIG)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: byok serve --config FILE\n\nServes the HTTP API and runs the scheduler, health monitor and jobs.\nEnvironment variables override the file: ")
+		for _, o := range config.Overrides {
+			fmt.Fprintf(stderr, "%s ", o.Env)
+		}
+		fmt.Fprintln(stderr)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fs.Usage()
+		return errors.New("no configuration: give --config FILE (see docs/operations.md for an example)")
+	}
+	cfg, err := config.Load(*path, os.Getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.Log, os.Stderr)
+	a, err := openApp(ctx, cfg, appOptions{getenv: os.Getenv}, logger)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := bootstrapOperator(ctx, a.db, filepath.Join(filepath.Dir(cfg.Store.SQLite), "operator.token"), stdout); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if cfg.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	logger.Info("byok serving", "url", scheme+"://"+ln.Addr().String(), "database", cfg.Store.SQLite, "platform_key", a.prk.KeyID())
+	return a.run(ctx, ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+}
+
+// bootstrapOperator creates the first operator token when the database
+// has no token at all, and writes it, readable by its owner only, to path:
+// only its digest is stored, so this is the one time it can be read.
+func bootstrapOperator(ctx context.Context, db *sqlite.DB, path string, stdout io.Writer) error {
+	existing, err := db.ListTokens(ctx, "", 1)
+	if err != nil || len(existing) > 0 {
+		return err
+	}
+	text, _, err := server.IssueToken(ctx, db, token.Operator, nil, "bootstrap", 0)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(text+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the first operator token: %w", err)
+	}
+	fmt.Fprintf(stdout, "first operator token written to %s (mode 0600); create others with it and delete the file\n", path)
+	return nil
+}
