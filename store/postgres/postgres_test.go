@@ -447,7 +447,8 @@ func TestCanceledContext(t *testing.T) {
 }
 
 // putDEKs inserts n DEKs numbered from 0 under (tenant, kind, epoch) with
-// COPY, and returns them.
+// COPY, and returns them. It then analyzes the table, as autovacuum would
+// soon after such a load, so that queries are planned with statistics.
 func putDEKs(t testing.TB, db *DB, tenant string, kind byok.KeyKind, epoch uint32, n int) []byok.DEKRecord {
 	t.Helper()
 	ds := make([]byok.DEKRecord, n)
@@ -462,5 +463,6 @@ func putDEKs(t testing.TB, db *DB, tenant string, kind byok.KeyKind, epoch uint3
 	if err != nil {
 		t.Fatal(err)
 	}
+	exec(t, db, `ANALYZE deks`)
 	return ds
 }
