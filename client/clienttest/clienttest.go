@@ -1,0 +1,178 @@
+// Package clienttest runs a real byok API server for the tests of API
+// clients (package client, the byok CLI): server.New over the real
+// lifecycle, audit log and SQLite store, with kmstest.Fake key providers
+// in place of the vaults and a fake clock that the test moves.
+//
+// Customer key ids are those of kmstest.Fake, "fake:NAME[/vN]". The fake
+// connector's Test configuration checks the id's form and does a real
+// wrap/unwrap round trip on the fake, so a failure injected with
+// Customer.FailKey (a role removed) fails the report.
+//
+// Background work (activation, jobs, health checks) runs only in
+// [Server.Tick], and in one Tick before each job poll
+// (GET /v1/tenants/{tenant}/key/jobs/{job}), so that a client waiting for
+// a job sees it progress without any timer.
+package clienttest
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/kms/kmstest"
+	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/server"
+	"github.com/openbyok/byok/server/token"
+	"github.com/openbyok/byok/store/sqlite"
+)
+
+// Epoch is the fake clock's start.
+var Epoch = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+
+// CheckInterval is the keyring's check interval: move the clock past it
+// and Tick to have the health monitor check every active key.
+const CheckInterval = 10 * time.Second
+
+// Server is a running API server and the handles a test needs on it.
+type Server struct {
+	// URL is the server's base URL.
+	URL string
+	// Operator is an operator token that never expires.
+	Operator string
+	// Customer holds the customer keys; CMK is the versionless id of one,
+	// "fake:cmk".
+	Customer *kmstest.Fake
+	CMK      string
+	// Platform holds the platform root key.
+	Platform  *kmstest.Fake
+	Lifecycle *lifecycle.Service
+	DB        *sqlite.DB
+
+	mu  sync.Mutex
+	now time.Time
+}
+
+// New starts a server with an empty SQLite database in t.TempDir and
+// closes it when t ends. BatchSize is the DEKs a job re-wraps per batch
+// (0: lifecycle's default).
+func New(t testing.TB, batchSize int) *Server {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "byok.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := &Server{DB: db, Customer: kmstest.NewFake(), Platform: kmstest.NewFake(), now: Epoch}
+	prk := s.Platform.AddKey("prk")
+	s.CMK = s.Customer.AddKey("cmk")
+	log := audit.New(db, nil)
+	s.Lifecycle, err = lifecycle.New(lifecycle.Config{
+		Store: db, PlatformKMS: s.Platform, PlatformKeyID: prk, Connector: connector{s.Customer},
+		Audit: log, Now: s.Now, PlatformOnlyScopes: []string{"cache"}, BatchSize: batchSize,
+		Keyring: byok.Config{CheckInterval: CheckInterval, MaxStaleness: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := server.New(server.Config{Lifecycle: s.Lifecycle, Store: db, Audit: log,
+		PlatformKMS: s.Platform, PlatformKeyID: prk, Now: s.Now, MaxBatch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/key/jobs/") {
+			s.Lifecycle.Tick(r.Context()) // a failed job records its error; the poll reads it
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	s.Operator, _, err = server.IssueToken(ctx, db, token.Operator, nil, "clienttest", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Now is the fake clock.
+func (s *Server) Now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now
+}
+
+// Advance moves the fake clock by d.
+func (s *Server) Advance(d time.Duration) {
+	s.mu.Lock()
+	s.now = s.now.Add(d)
+	s.mu.Unlock()
+}
+
+// Tick runs one pass of the lifecycle's background work; it fails t on
+// error.
+func (s *Server) Tick(t testing.TB) {
+	t.Helper()
+	if err := s.Lifecycle.Tick(context.Background()); err != nil {
+		t.Fatalf("lifecycle Tick: %v", err)
+	}
+}
+
+// Token issues a token of kind for tenants, valid for ttl (0: forever) from
+// the fake clock's now, and returns its text.
+func (s *Server) Token(t testing.TB, kind string, ttl time.Duration, tenants ...string) string {
+	t.Helper()
+	text, rec, err := token.New(token.Kind(kind), tenants, "clienttest", s.Now(), ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB.CreateToken(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+// connector reaches the customer keys of a kmstest.Fake.
+type connector struct{ kms *kmstest.Fake }
+
+func (c connector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
+	if !strings.HasPrefix(s.KeyID, "fake:") {
+		return nil, &byok.InputError{Arg: "key_id", Reason: "is not a fake:NAME key id"}
+	}
+	return c.kms, nil
+}
+
+// Test checks the id's form (a versioned id is a warning: it does not
+// follow rotations) and does a wrap/unwrap round trip.
+func (c connector) Test(ctx context.Context, s lifecycle.KeySettings) (lifecycle.Report, error) {
+	r := lifecycle.Report{SettingsHash: s.Hash(), At: time.Now()}
+	id := lifecycle.Check{Name: "key-id", Outcome: lifecycle.Pass, Detail: "versionless: follows the key's current version"}
+	switch {
+	case !strings.HasPrefix(s.KeyID, "fake:"):
+		id = lifecycle.Check{Name: "key-id", Outcome: lifecycle.Fail, Detail: "not a fake:NAME key id", Remedy: "give fake:NAME"}
+	case strings.Contains(s.KeyID, "/"):
+		id = lifecycle.Check{Name: "key-id", Outcome: lifecycle.Warn, Detail: "versioned: pinned to one version",
+			Remedy: "give the versionless id to follow rotations"}
+	}
+	r.Checks = append(r.Checks, id)
+	w, err := c.kms.Wrap(ctx, s.KeyID, []byte("test configuration"))
+	if err == nil {
+		_, err = c.kms.Unwrap(ctx, w)
+		r.KeyID = w.KeyID
+	}
+	rt := lifecycle.Check{Name: "round-trip", Outcome: lifecycle.Pass, Detail: "wrap and unwrap succeeded"}
+	if err != nil {
+		rt = lifecycle.Check{Name: "round-trip", Outcome: lifecycle.Fail, Detail: string(kms.ReasonOf(err)),
+			Remedy: "grant the platform Key Vault Crypto User on the vault"}
+	}
+	r.Checks = append(r.Checks, rt)
+	return r, nil
+}
