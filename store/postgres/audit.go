@@ -16,8 +16,6 @@ import (
 	"github.com/openbyok/byok/store"
 )
 
-var _ audit.Store = (*DB)(nil)
-
 // auditLock is the first key of the advisory lock that serialises appends
 // to one audit chain ("audt" in ASCII); the second is the hash of the
 // chain's tenant id.

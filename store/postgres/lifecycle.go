@@ -18,8 +18,6 @@ import (
 	"github.com/openbyok/byok/store"
 )
 
-var _ lifecycle.Store = (*DB)(nil)
-
 // recordData is the JSON document of the data column of lifecycle_keys:
 // the fields of a lifecycle.Record that no query filters on. The settings'
 // secret is never in it (a Record holds it only sealed).

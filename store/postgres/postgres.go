@@ -1,5 +1,9 @@
 // Package postgres is the [store.Store] for several replicas of byok that
-// share one PostgreSQL database, through github.com/jackc/pgx/v5.
+// share one PostgreSQL database, through github.com/jackc/pgx/v5. Its [DB]
+// also keeps the audit log ([audit.Store]), the lifecycle records, jobs
+// and health timeline ([lifecycle.Store]) and the HTTP API's tokens
+// ([token.Store]); all of them pass the conformance suites in storetest,
+// as the SQLite store does.
 //
 // # Schema
 //
@@ -21,12 +25,17 @@
 // or algorithm name that is not fails with [byok.ErrInvalidInput], lookups
 // included.
 //
+// DEKs have no foreign key to their tenant key: the insert and the rewrap
+// check it instead (see migrations/0001_init.sql), which makes a rewrap a
+// third faster; tenant keys are never deleted, so the check cannot race.
+//
 // # Transactions
 //
 // Every method that writes more than one row runs in one transaction, at
 // PostgreSQL's default isolation (read committed). Rewraps send a whole
-// batch as arrays in one UPDATE … FROM unnest(…) statement: one round trip
-// per batch.
+// batch as arrays in one UPDATE … FROM unnest(…) statement, pipelined with
+// the tenant-key check: one round trip per batch. Appends to one audit
+// chain take turns on an advisory lock, so replicas never interleave them.
 //
 // # Cache invalidation across replicas
 //
@@ -52,7 +61,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store"
 )
 
@@ -63,7 +75,12 @@ type DB struct {
 	closed chan struct{} // closed by Close; stops Listen
 }
 
-var _ store.Store = (*DB)(nil)
+var (
+	_ store.Store     = (*DB)(nil)
+	_ lifecycle.Store = (*DB)(nil)
+	_ audit.Store     = (*DB)(nil)
+	_ token.Store     = (*DB)(nil)
+)
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

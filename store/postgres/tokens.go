@@ -13,8 +13,6 @@ import (
 	"github.com/openbyok/byok/store"
 )
 
-var _ token.Store = (*DB)(nil)
-
 // CreateToken implements [token.Store]: the token and its tenants in one
 // transaction.
 func (db *DB) CreateToken(ctx context.Context, r token.Record) error {
