@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -142,7 +142,7 @@ func (a *app) run(ctx context.Context, ln net.Listener, tlsCert, tlsKey string) 
 func (a *app) close() error { return a.db.Close() }
 
 // newLogger returns the logger the configuration asks for, on w.
-func newLogger(c config.Log, w *os.File) *slog.Logger {
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(strings.ToLower(c.Level)))
 	opts := &slog.HandlerOptions{Level: level}

@@ -27,8 +27,9 @@ const e2eCheckInterval = time.Second
 
 // api is a minimal client of the HTTP API for the end-to-end test.
 type api struct {
-	t    *testing.T
-	base string
+	t      *testing.T
+	base   string
+	tenant string // whose key status reads
 }
 
 // call sends a JSON request with a bearer token and decodes the answer
@@ -90,7 +91,7 @@ type keyStatus struct {
 
 func (a api) status(tok string) keyStatus {
 	var s keyStatus
-	a.must(tok, "GET", "/v1/tenants/acme/key", nil, &s)
+	a.must(tok, "GET", "/v1/tenants/"+a.tenant+"/key", nil, &s)
 	return s
 }
 
@@ -162,7 +163,7 @@ func TestEndToEnd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx, ln, "", "") }()
 	defer func() { cancel(); <-done }()
-	c := api{t: t, base: "http://" + ln.Addr().String()}
+	c := api{t: t, base: "http://" + ln.Addr().String(), tenant: "acme"}
 
 	operator, _, err := server.IssueToken(ctx, a.db, token.Operator, nil, "e2e", 0)
 	if err != nil {

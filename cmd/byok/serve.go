@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg.Log, os.Stderr)
+	logger := newLogger(cfg.Log, stderr)
 	a, err := openApp(ctx, cfg, appOptions{getenv: os.Getenv}, logger)
 	if err != nil {
 		return err

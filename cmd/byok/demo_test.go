@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/openbyok/byok/server/token"
+)
+
+// The demo seeds a tenant whose Test configuration passes against the
+// emulator, serves the API with the printed tokens, and keeps its state
+// across restarts in the same directory.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := startDemo(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.fresh || !d.testedOK {
+		t.Fatalf("fresh %v, Test configuration passed %v; want both", d.fresh, d.testedOK)
+	}
+	var banner bytes.Buffer
+	if err := d.printBanner(&banner); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{d.url, d.tokens[token.TenantAdmin], d.tokens[token.Service], "demo.env", "/roles/" + d.roleID + "/revoke"} {
+		if !strings.Contains(banner.String(), want) {
+			t.Fatalf("the banner does not show %q:\n%s", want, banner.String())
+		}
+	}
+	info, err := os.Stat(filepath.Join(dir, "demo.env"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("demo.env: %v, mode %v; want mode 0600", err, info.Mode())
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.app.run(ctx, d.ln, "", "") }()
+
+	c := api{t: t, base: d.url, tenant: demoTenant}
+	if s := c.status(d.tokens[token.TenantAdmin]); s.State != "draft" {
+		t.Fatalf("the demo tenant's key is %q, want draft (configured and tested, not yet enforced)", s.State)
+	}
+	var enc struct{ Ciphertext string }
+	c.must(d.tokens[token.Service], "POST", "/v1/tenants/contoso/encrypt", map[string]any{"scope": "chat", "plaintext": base64.StdEncoding.EncodeToString([]byte("hi"))}, &enc)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	d.close()
+
+	// A second start on the same directory reuses everything.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	d2, err := startDemo(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.close()
+	if d2.fresh {
+		t.Fatal("the second start seeded again")
+	}
+	go d2.app.run(ctx, d2.ln, "", "")
+	var dec struct{ Plaintext string }
+	api{t: t, base: d2.url, tenant: demoTenant}.must(d.tokens[token.Service], "POST", "/v1/tenants/contoso/decrypt", map[string]any{"scope": "chat", "ciphertext": enc.Ciphertext}, &dec)
+	if dec.Plaintext != base64.StdEncoding.EncodeToString([]byte("hi")) {
+		t.Fatalf("after a restart, decrypt = %q", dec.Plaintext)
+	}
+}
