@@ -91,6 +91,18 @@ func (f *clientFlags) client() (*client.Client, error) {
 	return c, nil
 }
 
+// clientCmd parses a client subcommand's flags and positional arguments
+// and returns its client.
+func clientCmd(fs *flag.FlagSet, f *clientFlags, args []string, want ...string) (*client.Client, []string, error) {
+	f.register(fs)
+	pos, err := parseArgs(fs, args, want...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := f.client()
+	return c, pos, err
+}
+
 // newFlagSet returns a flag set for "byok <name>" that reports to stderr
 // and prints usage, a one-line synopsis, before its flags.
 func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {

@@ -28,6 +28,11 @@ var commands = []command{
 	{"bench", "measure Encrypt and Decrypt against raw AES-256-GCM", runBench},
 	{"kv-emulator", "run kvemu, a local Azure Key Vault and Entra ID", runKVEmulator},
 	{"audit", "verify or export the audit log of a SQLite database", runAudit},
+	{"tenant", "create, list and show tenants, set their policy (operator)", runTenant},
+	{"token", "create, list and revoke API tokens (operator)", runToken},
+	{"key", "configure, test, schedule, rotate, re-key and disable a tenant's key (tenant admin)", runKey},
+	{"encrypt", "encrypt stdin for a tenant's scope (service)", runEncrypt},
+	{"decrypt", "decrypt stdin for a tenant's scope (service)", runDecrypt},
 }
 
 func main() {

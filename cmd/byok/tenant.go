@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 
 	"github.com/openbyok/byok/client"
@@ -18,18 +17,6 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"policy": func(args []string) error { return tenantPolicy(ctx, args, stdout, stderr) },
 	}
 	return subcommand("tenant", subs, []string{"create", "list", "show", "policy"}, args, stdout)
-}
-
-// clientCmd parses a client subcommand's flags and positional arguments
-// and returns its client.
-func clientCmd(fs *flag.FlagSet, f *clientFlags, args []string, want ...string) (*client.Client, []string, error) {
-	f.register(fs)
-	pos, err := parseArgs(fs, args, want...)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := f.client()
-	return c, pos, err
 }
 
 func tenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,486 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/openbyok/byok/client"
+)
+
+// runKey runs "byok key ...": a tenant admin's commands on its tenant's
+// customer-managed key.
+func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	order := []string{"status", "configure", "test", "proceed", "scopes", "rotate", "rekey", "disable", "inventory", "timeline"}
+	subs := map[string]func([]string) error{
+		"status":    func(args []string) error { return keyStatusCmd(ctx, args, stdout, stderr) },
+		"configure": func(args []string) error { return keyConfigure(ctx, args, stdout, stderr) },
+		"test":      func(args []string) error { return keyTest(ctx, args, stdout, stderr) },
+		"proceed":   func(args []string) error { return keyProceed(ctx, args, stdout, stderr) },
+		"scopes":    func(args []string) error { return keyScopes(ctx, args, stdout, stderr) },
+		"rotate":    func(args []string) error { return keyRotate(ctx, args, stdout, stderr) },
+		"rekey":     func(args []string) error { return keyJob(ctx, "rekey", args, stdout, stderr) },
+		"disable":   func(args []string) error { return keyJob(ctx, "disable", args, stdout, stderr) },
+		"inventory": func(args []string) error { return keyInventory(ctx, args, stdout, stderr) },
+		"timeline":  func(args []string) error { return keyTimeline(ctx, args, stdout, stderr) },
+	}
+	return subcommand("key", subs, order, args, stdout)
+}
+
+// keyFlags are the flags of every key command: the client's and the
+// tenant.
+type keyFlags struct {
+	clientFlags
+	tenant string
+}
+
+func (f *keyFlags) register(fs *flag.FlagSet) {
+	f.clientFlags.register(fs)
+	fs.StringVar(&f.tenant, "tenant", os.Getenv(envTenant), "the `tenant` whose key this is (default $"+envTenant+")")
+}
+
+// parse parses args and returns the client.
+func (f *keyFlags) parse(fs *flag.FlagSet, args []string) (*client.Client, error) {
+	f.register(fs)
+	if _, err := parseArgs(fs, args); err != nil {
+		return nil, err
+	}
+	if f.tenant == "" {
+		return nil, usagef("no tenant: give --tenant or set %s", envTenant)
+	}
+	return f.client()
+}
+
+// settingsFlags are the flags of a key's settings.
+type settingsFlags struct {
+	directoryID, clientID, credential, secretFile string
+}
+
+func (s *settingsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.directoryID, "directory-id", "", "the customer's Entra directory (tenant) `id`")
+	fs.StringVar(&s.clientID, "client-id", "", "the `app` id the platform signs in as")
+	fs.StringVar(&s.credential, "credential", "", "how the platform signs in: platform-app, client-secret or certificate")
+	fs.StringVar(&s.secretFile, "secret-file", "", "read the client secret or the PEM key and certificate from `file` (- for stdin); omit to keep the stored one")
+}
+
+// settings returns the settings of keyID with the flags'; stdin is read
+// for --secret-file -.
+func (s *settingsFlags) settings(keyID string, stdin io.Reader) (client.Settings, error) {
+	st := client.Settings{KeyID: keyID, DirectoryID: s.directoryID, ClientID: s.clientID, Credential: s.credential}
+	var b []byte
+	var err error
+	switch s.secretFile {
+	case "":
+		return st, nil
+	case "-":
+		b, err = io.ReadAll(stdin)
+	default:
+		b, err = os.ReadFile(s.secretFile)
+	}
+	if err != nil {
+		return st, usagef("cannot read the secret file: %v", err)
+	}
+	st.Secret = strings.TrimSpace(string(b))
+	if st.Secret == "" {
+		return st, usagef("the secret file %s is empty", s.secretFile)
+	}
+	return st, nil
+}
+
+// keyStdin is where --secret-file - reads; tests replace it.
+var keyStdin io.Reader = os.Stdin
+
+func keyStatusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	c, err := f.parse(newFlagSet("key status", "--tenant T", stderr), args)
+	if err != nil {
+		return err
+	}
+	k, err := c.Key(ctx, f.tenant)
+	if err != nil {
+		return apiError(err)
+	}
+	return printKey(stdout, f.json, k)
+}
+
+func keyConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	var s settingsFlags
+	fs := newFlagSet("key configure", "--tenant T --key-id URL [--directory-id D --client-id A --credential MODE --secret-file F]", stderr)
+	keyID := fs.String("key-id", "", "the key identifier, https://<vault>.vault.azure.net/keys/<name>[/<version>]; versionless follows rotations")
+	s.register(fs)
+	c, err := f.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *keyID == "" {
+		return usagef("--key-id is required: the key identifier from the vault")
+	}
+	st, err := s.settings(*keyID, keyStdin)
+	if err != nil {
+		return err
+	}
+	k, err := c.Configure(ctx, f.tenant, st)
+	if err != nil {
+		return apiError(err)
+	}
+	if err := printKey(stdout, f.json, k); err != nil {
+		return err
+	}
+	if !f.json {
+		fmt.Fprintln(stderr, "Saved. Next: byok key test, then byok key proceed --enforce-at <date>.")
+	}
+	return nil
+}
+
+// errTestFailed is the error of a Test configuration that did not pass:
+// the report has said why.
+var errTestFailed = errors.New("Test configuration did not pass: fix the failed checks above, then run byok key test again")
+
+func keyTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	c, err := f.parse(newFlagSet("key test", "--tenant T", stderr), args)
+	if err != nil {
+		return err
+	}
+	r, err := c.Test(ctx, f.tenant)
+	if err != nil {
+		return apiError(err)
+	}
+	if f.json {
+		err = printJSON(stdout, r)
+	} else {
+		err = printReport(stdout, r)
+	}
+	if err != nil {
+		return err
+	}
+	if !r.Passed {
+		return errTestFailed
+	}
+	return nil
+}
+
+// printReport prints a Test configuration report, one ✓ (pass), ! (warn)
+// or ✗ (fail) line per check with its detail, and the remedy below.
+func printReport(w io.Writer, r client.Report) error {
+	width := 0
+	for _, ch := range r.Checks {
+		width = max(width, len(ch.Name))
+	}
+	for _, ch := range r.Checks {
+		mark := map[string]string{"pass": "✓", "warn": "!", "fail": "✗"}[ch.Outcome]
+		if mark == "" {
+			mark = "?"
+		}
+		fmt.Fprintf(w, "%s %-*s  %s (%.0f ms)\n", mark, width, ch.Name, ch.Detail, ch.DurationMS)
+		if ch.Remedy != "" && ch.Outcome != "pass" {
+			fmt.Fprintf(w, "  %-*s  remedy: %s\n", width, "", ch.Remedy)
+		}
+	}
+	verdict := "passed"
+	if !r.Passed {
+		verdict = "FAILED"
+	}
+	_, err := fmt.Fprintf(w, "Test configuration %s for %s\n", verdict, orDash(r.KeyID))
+	return err
+}
+
+// coverageFlags select the scopes a key covers.
+type coverageFlags struct{ include, exclude string }
+
+func (c *coverageFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.include, "include", "", "cover only these scopes, comma-separated")
+	fs.StringVar(&c.exclude, "exclude", "", "cover every scope but these, comma-separated")
+}
+
+// coverage returns the selection: every scope but --exclude, or only
+// --include.
+func (c *coverageFlags) coverage() (client.Coverage, error) {
+	in, ex := list(c.include), list(c.exclude)
+	if in != nil && ex != nil {
+		return client.Coverage{}, usagef("--include and --exclude exclude each other: cover only some scopes, or all but some")
+	}
+	return client.Coverage{All: in == nil, Include: in, Exclude: ex}, nil
+}
+
+func keyProceed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	var cf coverageFlags
+	fs := newFlagSet("key proceed", "--tenant T (--enforce-at TIME | --in DURATION) [--include a,b | --exclude a,b]", stderr)
+	at := fs.String("enforce-at", "", "the enforcement date, RFC 3339 (2026-07-01T00:00:00Z)")
+	in := fs.Duration("in", 0, "the enforcement date as a delay from now (72h)")
+	cf.register(fs)
+	c, err := f.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	var enforce time.Time
+	switch {
+	case *at != "" && *in != 0:
+		return usagef("--enforce-at and --in exclude each other; give one")
+	case *at != "":
+		if enforce, err = time.Parse(time.RFC3339, *at); err != nil {
+			return usagef("--enforce-at %q is not an RFC 3339 time such as 2026-07-01T00:00:00Z", *at)
+		}
+	case *in > 0:
+		enforce = time.Now().Add(*in)
+	default:
+		return usagef("give the enforcement date: --enforce-at 2026-07-01T00:00:00Z or --in 72h")
+	}
+	cov, err := cf.coverage()
+	if err != nil {
+		return err
+	}
+	k, err := c.Proceed(ctx, f.tenant, enforce, &cov)
+	if err != nil {
+		return apiError(err)
+	}
+	return printKey(stdout, f.json, k)
+}
+
+// waitFlags are the flags of commands that start a job.
+type waitFlags struct {
+	wait bool
+	poll time.Duration
+}
+
+func (w *waitFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&w.wait, "wait", false, "wait for the job to finish, showing its progress")
+	fs.DurationVar(&w.poll, "poll", time.Second, "how often --wait reads the job's progress")
+}
+
+func keyScopes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	var cf coverageFlags
+	var wf waitFlags
+	fs := newFlagSet("key scopes", "--tenant T [--include a,b | --exclude a,b] [--wait]", stderr)
+	cf.register(fs)
+	wf.register(fs)
+	c, err := f.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	cov, err := cf.coverage()
+	if err != nil {
+		return err
+	}
+	k, err := c.SetScopes(ctx, f.tenant, cov)
+	if err != nil {
+		return apiError(err)
+	}
+	if err := printKey(stdout, f.json, k); err != nil {
+		return err
+	}
+	if k.Job != nil && wf.wait && !f.json {
+		_, err = followJob(ctx, c, f.tenant, *k.Job, wf.poll, stdout)
+	}
+	return err
+}
+
+func keyRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	var s settingsFlags
+	var wf waitFlags
+	fs := newFlagSet("key rotate", "--tenant T [--key-id VERSIONED-ID | --new-key URL [settings flags]] [--wait]", stderr)
+	keyID := fs.String("key-id", "", "rotate to this new `version` of the same key (a versioned id); omit for the key's current version")
+	newKey := fs.String("new-key", "", "rotate to another key or vault (`URL`), tested first, with the settings flags")
+	s.register(fs)
+	wf.register(fs)
+	c, err := f.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	var r client.Rotation
+	switch {
+	case *keyID != "" && *newKey != "":
+		return usagef("--key-id (a new version of the same key) and --new-key (another key) exclude each other")
+	case *newKey != "":
+		st, err := s.settings(*newKey, keyStdin)
+		if err != nil {
+			return err
+		}
+		r.Settings = &st
+	case s != settingsFlags{}:
+		return usagef("the settings flags go with --new-key; for a new version of the same key give --key-id only")
+	default:
+		r.KeyID = *keyID
+	}
+	j, err := c.Rotate(ctx, f.tenant, r)
+	if err != nil {
+		return apiError(err)
+	}
+	return finishJob(ctx, c, f, wf, j, stdout)
+}
+
+// keyJob runs "key rekey" and "key disable", which start a job.
+func keyJob(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	var wf waitFlags
+	fs := newFlagSet("key "+name, "--tenant T [--wait] [--poll 1s]", stderr)
+	wf.register(fs)
+	c, err := f.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	start := c.Rekey
+	if name == "disable" {
+		start = c.Disable
+	}
+	j, err := start(ctx, f.tenant)
+	if err != nil {
+		return apiError(err)
+	}
+	return finishJob(ctx, c, f, wf, j, stdout)
+}
+
+// finishJob prints a job just started, and waits for it with --wait.
+func finishJob(ctx context.Context, c *client.Client, f keyFlags, wf waitFlags, j client.Job, stdout io.Writer) error {
+	if f.json && !wf.wait {
+		return printJSON(stdout, j)
+	}
+	if wf.wait {
+		var err error
+		out := stdout
+		if f.json {
+			out = io.Discard
+		}
+		j, err = followJob(ctx, c, f.tenant, j, wf.poll, out)
+		if f.json {
+			if perr := printJSON(stdout, j); perr != nil {
+				return perr
+			}
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "%s job %s: %s, %d/%d\n", j.Kind, j.ID, j.State, j.Done, j.Total)
+	if !j.Finished() {
+		fmt.Fprintf(stdout, "follow it with: byok key %s --wait, or byok key status --tenant %s\n", j.Kind, f.tenant)
+	}
+	return jobError(j)
+}
+
+func keyInventory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	c, err := f.parse(newFlagSet("key inventory", "--tenant T", stderr), args)
+	if err != nil {
+		return err
+	}
+	inv, err := c.Inventory(ctx, f.tenant)
+	if err != nil {
+		return apiError(err)
+	}
+	if f.json {
+		return printJSON(stdout, inv)
+	}
+	rows := [][]string{{"KEY VERSION", "SHARES", "CURRENT", "SAFE TO RETIRE"}}
+	for _, v := range inv.Versions {
+		rows = append(rows, []string{v.KeyID, fmt.Sprint(v.Shares), yesNo(v.Current), yesNo(v.SafeToRetire)})
+	}
+	return table(stdout, rows...)
+}
+
+func keyTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	fs := newFlagSet("key timeline", "--tenant T [--limit N]", stderr)
+	limit := fs.Int("limit", 0, "show at most `n` events (server default 100)")
+	c, err := f.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	es, err := c.Timeline(ctx, f.tenant, *limit)
+	if err != nil {
+		return apiError(err)
+	}
+	if f.json {
+		return printJSON(stdout, es)
+	}
+	rows := [][]string{{"EVENT", "REASON", "DETECTED AT", "ENFORCED AT", "REPLICA"}}
+	for _, e := range es {
+		rows = append(rows, []string{e.Kind, orDash(e.Reason), when(e.DetectedAt), when(e.EnforcedAt), orDash(e.Replica)})
+	}
+	return table(stdout, rows...)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// printKey prints the "Enterprise Key" page of a tenant.
+func printKey(w io.Writer, asJSON bool, k client.Key) error {
+	if asJSON {
+		return printJSON(w, k)
+	}
+	cred := orDash(k.Settings.Credential)
+	if k.Settings.SecretSet {
+		cred += " (secret set)"
+	}
+	rows := [][]string{
+		{"tenant", k.Tenant},
+		{"state", k.State},
+		{"key id", orDash(k.Settings.KeyID)},
+		{"current version", orDash(k.CurrentKeyID)},
+		{"directory / app", orDash(k.Settings.DirectoryID) + " / " + orDash(k.Settings.ClientID)},
+		{"credential", cred},
+		{"enforcement date", when(k.EnforceAt)},
+		{"activated", when(k.ActivatedAt)},
+		{"coverage", coverageText(k.Coverage)},
+	}
+	if k.Epoch != 0 {
+		rows = append(rows, []string{"epoch", fmt.Sprint(k.Epoch)})
+	}
+	if k.LastTest != nil {
+		verdict := "failed"
+		if k.LastTest.Passed {
+			verdict = "passed"
+		}
+		rows = append(rows, []string{"last test", verdict + " at " + when(k.LastTest.At)})
+	}
+	if j := k.Job; j != nil {
+		rows = append(rows, []string{"job", fmt.Sprintf("%s %s %s, %d/%d", j.Kind, j.ID, j.State, j.Done, j.Total)})
+	}
+	if err := table(w, rows...); err != nil {
+		return err
+	}
+	if len(k.Scopes) > 0 {
+		fmt.Fprintln(w)
+		srows := [][]string{{"SCOPE", "KEY", "COVERED", "PLATFORM ONLY"}}
+		for _, s := range k.Scopes {
+			srows = append(srows, []string{s.Scope, s.Kind, yesNo(s.Covered), yesNo(s.PlatformOnly)})
+		}
+		if err := table(w, srows...); err != nil {
+			return err
+		}
+	}
+	if len(k.Health) > 0 {
+		fmt.Fprintln(w)
+		hrows := [][]string{{"KEY", "EPOCH", "HEALTH", "POLICY", "LAST CHECK OK", "REASON", "DETECTED AT"}}
+		for _, h := range k.Health {
+			hrows = append(hrows, []string{h.Kind, fmt.Sprint(h.Epoch), h.State, h.Policy, when(h.LastSuccess), orDash(h.Reason), when(h.DetectedAt)})
+		}
+		return table(w, hrows...)
+	}
+	return nil
+}
+
+// coverageText describes a coverage: "all scopes", "all but a, b",
+// "only a, b".
+func coverageText(c client.Coverage) string {
+	switch {
+	case c.All && len(c.Exclude) > 0:
+		return "all scopes but " + strings.Join(c.Exclude, ", ")
+	case c.All:
+		return "all scopes"
+	case len(c.Include) > 0:
+		return "only " + strings.Join(c.Include, ", ")
+	}
+	return "no scope"
+}
