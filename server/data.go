@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
 )
 
 // Data operations, as the batch route and the metrics name them.
@@ -78,6 +79,7 @@ func (s *server) do(c *call, op string, it dataItem) (dataResult, error) {
 	if err != nil {
 		return dataResult{}, err
 	}
+	s.countUsage(tenant, scope, op)
 	if op == opDecrypt {
 		return dataResult{Plaintext: out}, nil
 	}
@@ -145,4 +147,19 @@ func (s *server) batch(c *call) (any, error) {
 		resp.Results[i] = dataResult{Error: e}
 	}
 	return resp, nil
+}
+
+// countUsage counts one successful operation in the usage counters; a
+// re-encryption is a decryption and an encryption.
+func (s *server) countUsage(tenant, scope, op string) {
+	u := s.cfg.Usage
+	if u == nil {
+		return
+	}
+	if op != opEncrypt {
+		u.Add(tenant, scope, audit.Decrypt)
+	}
+	if op != opDecrypt {
+		u.Add(tenant, scope, audit.Encrypt)
+	}
 }

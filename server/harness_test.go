@@ -76,6 +76,7 @@ type env struct {
 	db       *sqlite.DB
 	lc       *lifecycle.Service
 	log      *audit.Log
+	usage    *audit.Counter
 	platform *kmstest.Fake
 	customer *kmstest.Fake
 	cmk      string // versionless id of the customer key
@@ -100,6 +101,7 @@ func newEnv(t testing.TB) *env {
 	prk := e.platform.AddKey("prk")
 	e.cmk = e.customer.AddKey("cmk")
 	e.log = audit.New(db, nil)
+	e.usage = audit.NewCounter(e.log)
 	m := NewMetrics(nil)
 	e.lc, err = lifecycle.New(lifecycle.Config{
 		Store: db, PlatformKMS: m.InstrumentProvider("platform", e.platform), PlatformKeyID: prk,
@@ -111,7 +113,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e.h, err = New(Config{Lifecycle: e.lc, Store: db, Audit: e.log, PlatformKMS: e.platform, PlatformKeyID: prk,
-		Logger: slog.New(slog.NewJSONHandler(lockedWriter{w: e.logs}, nil)), Now: e.clock.Now, MaxBatch: 8, Metrics: m})
+		Logger: slog.New(slog.NewJSONHandler(lockedWriter{w: e.logs}, nil)), Now: e.clock.Now, MaxBatch: 8, Metrics: m, Usage: e.usage})
 	if err != nil {
 		t.Fatal(err)
 	}

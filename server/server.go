@@ -120,6 +120,9 @@ type Config struct {
 	// Logger receives one line per request and the details of internal
 	// errors; nil discards them.
 	Logger *slog.Logger
+	// Usage, if set, counts every successful data operation per tenant and
+	// scope; *audit.Counter records the counts as per-minute usage events.
+	Usage UsageCounter
 	// MaxBatch is the most items a batch request takes; default 256.
 	MaxBatch int
 	// Now is the clock (token expiry, token creation); nil means time.Now.
@@ -137,6 +140,11 @@ type server struct {
 	m      *Metrics
 	ready  readiness
 	routes []route
+}
+
+// UsageCounter counts data operations; *audit.Counter implements it.
+type UsageCounter interface {
+	Add(tenant, scope string, op audit.Op)
 }
 
 // New returns the API's handler. It checks cfg and makes no remote call.

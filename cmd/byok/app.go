@@ -29,6 +29,7 @@ type app struct {
 	db      *sqlite.DB
 	prk     *local.Key
 	audit   *audit.Log
+	usage   *audit.Counter
 	lc      *lifecycle.Service
 	handler http.Handler
 	logger  *slog.Logger
@@ -67,6 +68,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	connector.Logger = logger
 
 	a.audit = audit.New(a.db, nil)
+	a.usage = audit.NewCounter(a.audit)
 	metrics := server.NewMetrics(nil)
 	a.lc, err = lifecycle.New(lifecycle.Config{
 		Store:         a.db,
@@ -90,7 +92,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	a.handler, err = server.New(server.Config{
 		Lifecycle: a.lc, Store: a.db, Audit: a.audit,
 		PlatformKMS: a.prk, PlatformKeyID: a.prk.KeyID(),
-		Metrics: metrics, Logger: logger,
+		Metrics: metrics, Logger: logger, Usage: a.usage,
 	})
 	if err != nil {
 		a.db.Close()
@@ -126,7 +128,11 @@ func (a *app) run(ctx context.Context, ln net.Listener, tlsCert, tlsKey string) 
 		}
 		errc <- err
 	}()
+	ctx, cancel := context.WithCancel(ctx)
 	go func() { errc <- a.lc.Run(ctx) }()
+	usageDone := make(chan struct{})
+	go func() { a.usage.Run(ctx); close(usageDone) }()
+	defer func() { cancel(); <-usageDone }() // the last counts are flushed
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
