@@ -16,7 +16,7 @@ import (
 // runKey runs "byok key ...": a tenant admin's commands on its tenant's
 // customer-managed key.
 func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	order := []string{"status", "configure", "test", "proceed", "scopes", "rotate", "rekey", "disable", "inventory", "timeline"}
+	order := []string{"status", "configure", "test", "proceed", "scopes", "rotate", "rekey", "disable", "inventory", "timeline", "audit"}
 	subs := map[string]func([]string) error{
 		"status":    func(args []string) error { return keyStatusCmd(ctx, args, stdout, stderr) },
 		"configure": func(args []string) error { return keyConfigure(ctx, args, stdout, stderr) },
@@ -28,6 +28,7 @@ func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"disable":   func(args []string) error { return keyJob(ctx, "disable", args, stdout, stderr) },
 		"inventory": func(args []string) error { return keyInventory(ctx, args, stdout, stderr) },
 		"timeline":  func(args []string) error { return keyTimeline(ctx, args, stdout, stderr) },
+		"audit":     func(args []string) error { return keyAudit(ctx, args, stdout, stderr) },
 	}
 	return subcommand("key", subs, order, args, stdout)
 }
@@ -405,6 +406,60 @@ func keyTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		rows = append(rows, []string{e.Kind, orDash(e.Reason), when(e.DetectedAt), when(e.EnforcedAt), orDash(e.Replica)})
 	}
 	return table(stdout, rows...)
+}
+
+// keyAudit lists the tenant's own audit chain, or exports it as JSON
+// lines (which `byok audit verify` checks) with --export.
+func keyAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	fs := newFlagSet("key audit", "--tenant T [--action PREFIX] [--since TIME] [--until TIME] [--limit N] [--cursor C | --export]", stderr)
+	action := fs.String("action", "", "only actions that start with this `prefix` (key., vault.)")
+	since := fs.String("since", "", "only events at or after this RFC 3339 `time`")
+	until := fs.String("until", "", "only events before this RFC 3339 `time`")
+	limit := fs.Int("limit", 0, "list at most `n` events (server default 100)")
+	cursor := fs.String("cursor", "", "continue a listing from the `cursor` it printed")
+	export := fs.Bool("export", false, "write every selected event as JSON lines instead of a table")
+	c, err := f.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	q := client.AuditQuery{Action: *action, Limit: *limit, Cursor: *cursor}
+	for _, t := range []struct {
+		name, s string
+		to      *time.Time
+	}{{"--since", *since, &q.Since}, {"--until", *until, &q.Until}} {
+		if t.s == "" {
+			continue
+		}
+		if *t.to, err = time.Parse(time.RFC3339Nano, t.s); err != nil {
+			return usagef("%s %q is not an RFC 3339 time such as 2026-07-01T00:00:00Z", t.name, t.s)
+		}
+	}
+	if *export {
+		if *cursor != "" || *limit != 0 {
+			return usagef("--export writes every selected event: --cursor and --limit apply to listings only")
+		}
+		_, err := c.TenantAuditExport(ctx, f.tenant, q, stdout)
+		return apiError(err)
+	}
+	pg, err := c.TenantAudit(ctx, f.tenant, q)
+	if err != nil {
+		return apiError(err)
+	}
+	if f.json {
+		return printJSON(stdout, pg)
+	}
+	rows := [][]string{{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON"}}
+	for _, e := range pg.Events {
+		rows = append(rows, []string{fmt.Sprint(e.Seq), when(e.Time), e.Actor.Kind + ":" + e.Actor.ID, e.Action, orDash(e.Target), e.Outcome, orDash(e.Reason)})
+	}
+	if err := table(stdout, rows...); err != nil {
+		return err
+	}
+	if pg.NextCursor != "" {
+		fmt.Fprintf(stdout, "more: byok key audit --cursor %s\n", pg.NextCursor)
+	}
+	return nil
 }
 
 func yesNo(b bool) string {

@@ -155,6 +155,25 @@ func TestKeyCommands(t *testing.T) {
 	if pt := mustRun(t, ct, args("decrypt --scope chat --aad msg-1", svc)); pt != "hello, world" {
 		t.Fatalf("decrypt after disable printed %q", pt)
 	}
+
+	// The tenant's own audit chain: a table with a cursor, and JSON lines.
+	out = mustRun(t, "", args("key audit --action key.configure --limit 1", admin))
+	if !strings.Contains(out, "key.configure") || !strings.Contains(out, "more: byok key audit --cursor ") {
+		t.Fatalf("key audit --limit 1 printed %q; want a key.configure row and the next cursor", out)
+	}
+	cursor := strings.Fields(lineWith(t, out, "more:"))[5]
+	if out = mustRun(t, "", args("key audit --action key.configure --cursor "+cursor, admin)); !strings.Contains(out, "key.configure") {
+		t.Fatalf("key audit --cursor printed %q; want the next key.configure", out)
+	}
+	out = mustRun(t, "", args("key audit --export --action key. --since 2026-01-01T00:00:00Z", admin))
+	for i, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e client.AuditEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Tenant != "acme" || !strings.HasPrefix(e.Action, "key.") {
+			t.Fatalf("key audit --export line %d = %q, %v; want an event of acme's key", i, l, err)
+		}
+	}
+	mustFail(t, 2, "apply to listings only", "", args("key audit --export --limit 5", admin))
+	mustFail(t, 2, "not an RFC 3339 time", "", args("key audit --since yesterday", admin))
 }
 
 // lineWith returns the first line of out that contains s.
