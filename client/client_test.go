@@ -327,6 +327,9 @@ func TestKeyAndDataRoutes(t *testing.T) {
 	if _, err := admin.Job(ctx, "acme", "no-such-job"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("Job of an unknown id = %v, want ErrNotFound", err)
 	}
+	if _, err := admin.WaitJob(ctx, "acme", j.ID, 0, nil); err == nil || !strings.Contains(err.Error(), "positive") {
+		t.Fatalf("WaitJob with interval 0 = %v, want an error asking for a positive one", err)
+	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := admin.WaitJob(cancelled, "acme", j.ID, time.Millisecond, nil); !errors.Is(err, context.Canceled) {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -141,8 +142,12 @@ func (c *Client) Job(ctx context.Context, tenant, id string) (Job, error) {
 // WaitJob polls job id every interval until it is finished, calling
 // progress (if not nil) with each state read, the first at once. It
 // returns the finished job, or the error of a poll, or ctx's error. A job
-// that finished as failed is returned without error: check its State.
+// that finished as failed is returned without error: check its State. The
+// interval must be positive.
 func (c *Client) WaitJob(ctx context.Context, tenant, id string, interval time.Duration, progress func(Job)) (Job, error) {
+	if interval <= 0 {
+		return Job{}, fmt.Errorf("client: WaitJob's interval is %s; give a positive one, such as 1s", interval)
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -256,6 +256,14 @@ func (w *waitFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&w.poll, "poll", time.Second, "how often --wait reads the job's progress")
 }
 
+// check refuses a poll interval that is not positive.
+func (w *waitFlags) check() error {
+	if w.poll <= 0 {
+		return usagef("--poll is %s; give a positive interval such as 1s", w.poll)
+	}
+	return nil
+}
+
 func keyScopes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f keyFlags
 	var cf coverageFlags
@@ -265,6 +273,9 @@ func keyScopes(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	wf.register(fs)
 	c, err := f.parse(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := wf.check(); err != nil {
 		return err
 	}
 	cov, err := cf.coverage()
@@ -297,6 +308,9 @@ func keyRotate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if err := wf.check(); err != nil {
+		return err
+	}
 	var r client.Rotation
 	switch {
 	case *keyID != "" && *newKey != "":
@@ -327,6 +341,9 @@ func keyJob(ctx context.Context, name string, args []string, stdout, stderr io.W
 	wf.register(fs)
 	c, err := f.parse(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := wf.check(); err != nil {
 		return err
 	}
 	start := c.Rekey

@@ -120,6 +120,7 @@ func TestKeyCommands(t *testing.T) {
 		!strings.Contains(lines[len(lines)-1], ": 100% (") || !strings.HasSuffix(lines[len(lines)-1], " done") || strings.Contains(out, "\r") {
 		t.Fatalf("key rekey --wait printed %q; want percentage lines ending at 100%% done", out)
 	}
+	mustFail(t, 2, "--poll is 0s", "", args("key rekey --wait --poll 0", admin))
 	var j client.Job
 	if err := json.Unmarshal([]byte(mustRun(t, "", args("key rekey --json --wait --poll 1ms", admin))), &j); err != nil || j.State != "done" || j.Done != j.Total {
 		t.Fatalf("key rekey --json --wait = %+v, %v; want the finished job only", j, err)
