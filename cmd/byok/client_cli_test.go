@@ -179,6 +179,13 @@ func TestClientCommandErrors(t *testing.T) {
 	}
 }
 
+// TestDataInputLimit checks that encrypt refuses, before any request, an
+// input over what one data call carries.
+func TestDataInputLimit(t *testing.T) {
+	big := strings.Repeat("a", maxDataInput+1)
+	mustFail(t, 1, "over 6 MiB", big, args("encrypt --server http://127.0.0.1:1 --token t --tenant acme --scope chat"))
+}
+
 func TestExitCode(t *testing.T) {
 	for _, tc := range []struct {
 		err  error

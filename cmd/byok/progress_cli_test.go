@@ -82,3 +82,13 @@ func TestIsTerminal(t *testing.T) {
 		t.Fatal("a regular file or a buffer is taken for a terminal")
 	}
 }
+
+func TestJobError(t *testing.T) {
+	if err := jobError(client.Job{State: "done"}); err != nil {
+		t.Fatalf("jobError of a done job = %v", err)
+	}
+	err := jobError(client.Job{ID: "j1", Kind: "rekey", State: "failed", Attempts: 10, Error: "store: disk full"})
+	if err == nil || !strings.Contains(err.Error(), "rekey job j1 failed after 10 attempt(s): store: disk full") || exitCode(err) != 1 {
+		t.Fatalf("jobError of a failed job = %v; want its kind, id, attempts and error, exit code 1", err)
+	}
+}
