@@ -55,9 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			if err != nil {
 				fmt.Fprintf(stderr, "byok %s: %v\n", c.name, err)
-				return 1
 			}
-			return 0
+			return exitCode(err)
 		}
 	}
 	fmt.Fprintf(stderr, "byok: unknown command %q; run 'byok help' for the list\n", args[0])

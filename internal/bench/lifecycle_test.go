@@ -1,0 +1,53 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// The measurements of `byok bench lifecycle` measure what they say: a
+// rotation makes at most two vault calls, a re-key re-wraps every DEK, a
+// revocation fails closed and a restoration brings service back.
+func TestLifecycleEnv(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	e, err := NewLifecycleEnv(t.TempDir(), interval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.AddDEKs(500); err != nil {
+		t.Fatal(err)
+	}
+	crypto, other, _, err := e.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crypto != 2 || other != 0 {
+		t.Fatalf("rotation: %d wrap/unwrap and %d other vault calls, want 2 and 0", crypto, other)
+	}
+	n, _, err := e.Rekey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 500 {
+		t.Fatalf("re-key re-wrapped %d DEKs, want at least the 500 added", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Service.Run(ctx)
+	revoked, restored, err := e.RevocationLatency(ctx, interval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if revoked <= 0 || restored <= 0 {
+		t.Fatalf("latencies %v and %v", revoked, restored)
+	}
+	ops, p50, p99, err := e.HTTPEncrypt(2, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ops <= 0 || p50 > p99 {
+		t.Fatalf("HTTP encrypt: %.0f ops/s, p50 %v, p99 %v", ops, p50, p99)
+	}
+}
