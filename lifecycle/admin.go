@@ -452,7 +452,7 @@ func (s *Service) rotate(ctx context.Context, actor audit.Actor, rec Record, set
 	if perr := s.cfg.Store.PutJob(ctx, j); perr != nil && err == nil {
 		err = perr
 	}
-	s.kr.Forget(rec.Tenant)
+	s.forget(rec.Tenant)
 	after, _ := json.Marshal(map[string]any{"key_id": rec.Settings.KeyID, "shares": j.Done})
 	s.audit(ctx, actor, rec.Tenant, "key.rotate", settings.KeyID, nil, after, err)
 	if err == nil {
@@ -632,7 +632,7 @@ func (s *Service) Disable(ctx context.Context, actor audit.Actor, tenant string)
 	if err := s.save(ctx, &rec); err != nil {
 		return Job{}, err
 	}
-	s.kr.Forget(tenant)
+	s.forget(tenant)
 	s.auditChange(ctx, actor, "key.disable", before, rec, nil)
 	s.notify(ctx, tenant, "key.disabled", nil)
 	return s.startJob(ctx, actor, tenant, JobDisable, 0)

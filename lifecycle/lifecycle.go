@@ -126,6 +126,15 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// forget drops what this process caches of a tenant whose keys or scopes
+// changed, and tells the other replicas to (Config.Changed).
+func (s *Service) forget(tenant string) {
+	s.kr.Forget(tenant)
+	if s.cfg.Changed != nil {
+		s.cfg.Changed(tenant)
+	}
+}
+
 // Keyring returns the keyring of the service, for data calls.
 func (s *Service) Keyring() *byok.Keyring { return s.kr }
 

@@ -73,6 +73,12 @@ type Config struct {
 	TickInterval time.Duration
 	// ReplicaID names this process in health events; default "replica-1".
 	ReplicaID string
+	// Changed, if set, is called after the service changed a tenant's
+	// keys or scopes in the store (activation, rotation, re-key, scope
+	// moves, disable). Replicas that share the store must then drop what
+	// they cache of the tenant (byok.Keyring.Forget); byok serve passes a
+	// PostgreSQL NOTIFY that does it.
+	Changed func(tenant string)
 	// Now is the clock of the service and its keyring; nil means time.Now.
 	Now func() time.Time
 	// Logger receives operational logs; nil discards them.

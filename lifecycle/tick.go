@@ -341,7 +341,7 @@ func (s *Service) runJob(ctx context.Context, j JobRecord) error {
 	default:
 		err = fmt.Errorf("unknown job kind %q", j.Kind)
 	}
-	s.kr.Forget(j.Tenant)
+	s.forget(j.Tenant)
 	j.Updated = s.cfg.Now()
 	if err == nil {
 		j.State, j.Error = JobDone, ""
