@@ -37,7 +37,7 @@ func browser(t *testing.T) context.Context {
 		cancelCtx()
 		cancelAlloc()
 	})
-	if err := chromedp.Do(ctx); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatalf("starting chromium (%s): %v", path, err)
 	}
 	return ctx
@@ -84,10 +84,14 @@ func (p *page) open(path string) {
 	p.do("open "+path, chromedp.Navigate(p.f.srv.URL+"/console"+path), chromedp.WaitVisible(chromedp.CSS("main")))
 }
 
-// click clicks sel and waits for the next page's wait selector.
+// click clicks sel, which loads a new page, waits for that page to load
+// and then for its wait selector.
 func (p *page) click(sel, wait string) {
 	p.t.Helper()
-	p.do("click "+sel, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(wait)))
+	if _, err := chromedp.RunResponse(p.ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+		p.t.Fatalf("click %s: %v", sel, err)
+	}
+	p.do("wait for "+wait, chromedp.WaitVisible(chromedp.CSS(wait)))
 }
 
 // shot saves a screenshot of the viewport as docs/screenshots/name.png.
@@ -115,8 +119,8 @@ func (p *page) scroll(sel string) {
 func (p *page) signIn(tok, wait string) {
 	p.t.Helper()
 	p.open("/signin")
-	p.do("sign in", chromedp.SendKeys(chromedp.CSS("#token"), tok), chromedp.Click(chromedp.CSS("#signin")),
-		chromedp.WaitVisible(chromedp.CSS(wait)))
+	p.do("type the token", chromedp.SendKeys(chromedp.CSS("#token"), tok))
+	p.click("#signin", wait)
 }
 
 // TestBrowserJourney drives the whole customer journey in chromium
@@ -158,7 +162,7 @@ func TestBrowserJourney(t *testing.T) {
 		t.Fatal("the failed test shows no failing check")
 	}
 	mustContain(t, "failed report", p.html(), "Key Vault Crypto")
-	p.scroll("#report")
+	p.scroll("#checks tr.check-fail")
 	p.shot("test-configuration-failed")
 
 	// The customer grants the role in the vault; the test passes.
