@@ -18,7 +18,6 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 		want string
 	}{
 		{"empty", console.Config{}, "Lifecycle, Tokens, Audit"},
-		{"prefix", console.Config{Lifecycle: nil}, "Lifecycle"},
 	} {
 		_, err := console.New(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -35,7 +35,7 @@ type page struct {
 
 var funcs = template.FuncMap{
 	"when":    when,
-	"pct":     pct,
+	"jobpct":  jobPercent,
 	"version": keyVersion,
 	"badge":   badge,
 	"ms":      func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) },
