@@ -53,8 +53,14 @@ type TLS struct {
 
 // Store names where metadata lives: exactly one of the fields.
 type Store struct {
-	// SQLite is the path of the SQLite database file, created if missing.
+	// SQLite is the path of the SQLite database file, created if missing:
+	// one replica.
 	SQLite string `yaml:"sqlite"`
+	// Postgres is a PostgreSQL connection string (libpq form, e.g.
+	// "host=db.internal dbname=byok user=byok sslmode=verify-full"),
+	// for several replicas sharing one database. Keep the password out
+	// of the file: PGPASSWORD or a .pgpass file supply it.
+	Postgres string `yaml:"postgres"`
 }
 
 // PlatformKey names where the platform root key comes from: exactly one
@@ -168,6 +174,7 @@ type Override struct {
 var Overrides = []Override{
 	{"BYOK_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
 	{"BYOK_STORE_SQLITE", "store.sqlite", func(c *Config, v string) error { c.Store.SQLite = v; return nil }},
+	{"BYOK_STORE_POSTGRES", "store.postgres", func(c *Config, v string) error { c.Store.Postgres = v; return nil }},
 	{"BYOK_PLATFORM_KEY_FILE", "platform_key.file", func(c *Config, v string) error { c.PlatformKey.File = v; return nil }},
 	{"BYOK_CHECK_INTERVAL", "keyring.check_interval", durationSetter(func(c *Config) *time.Duration { return &c.Keyring.CheckInterval })},
 	{"BYOK_MAX_STALENESS", "keyring.max_staleness", durationSetter(func(c *Config) *time.Duration { return &c.Keyring.MaxStaleness })},
@@ -221,8 +228,13 @@ func (c *Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "set both cert_file and key_file, or neither (plain HTTP)")
 	}
-	if c.Store.SQLite == "" {
-		bad("store.sqlite", "is empty; give the database file's path, e.g. /var/lib/byok/byok.db")
+	switch {
+	case c.Store.SQLite == "" && c.Store.Postgres == "":
+		bad("store", "set sqlite (a database file, e.g. /var/lib/byok/byok.db) or postgres (a connection string, for several replicas)")
+	case c.Store.SQLite != "" && c.Store.Postgres != "":
+		bad("store", "set sqlite or postgres, not both")
+	case strings.Contains(strings.ToLower(c.Store.Postgres), "password="):
+		bad("store.postgres", "holds a password; remove it and set PGPASSWORD or use a .pgpass file")
 	}
 	switch {
 	case c.PlatformKey.File == "" && c.PlatformKey.Env == "":

@@ -83,7 +83,7 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("Validate accepted a broken configuration")
 	}
-	for _, field := range []string{"listen:", "tls:", "store.sqlite:", "platform_key:", "keyring.check_interval:", "keyring.dek_max_messages:", "log.level:"} {
+	for _, field := range []string{"listen:", "tls:", "store:", "platform_key:", "keyring.check_interval:", "keyring.dek_max_messages:", "log.level:"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("the error does not name %s:\n%v", field, err)
 		}
@@ -94,6 +94,20 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	c.Keyring.MaxStaleness = time.Second
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "not both") || !strings.Contains(err.Error(), "max_staleness") {
 		t.Fatalf("Validate = %v", err)
+	}
+	c = config.Default()
+	c.PlatformKey.File = "k"
+	c.Store = config.Store{SQLite: "x.db", Postgres: "dbname=byok"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "store: set sqlite or postgres, not both") {
+		t.Fatalf("both stores: %v", err)
+	}
+	c.Store = config.Store{Postgres: "dbname=byok password=hunter2"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "PGPASSWORD") {
+		t.Fatalf("a password in the file: %v", err)
+	}
+	c.Store = config.Store{Postgres: "host=/run/postgresql dbname=byok"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a PostgreSQL store: %v", err)
 	}
 }
 

@@ -20,13 +20,23 @@ import (
 	"github.com/openbyok/byok/kms/local"
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/server"
+	"github.com/openbyok/byok/store/postgres"
 	"github.com/openbyok/byok/store/sqlite"
 )
+
+// metadataStore is everything byok serve keeps in its database; the SQLite
+// and the PostgreSQL stores both implement it.
+type metadataStore interface {
+	lifecycle.Store
+	server.Store
+	audit.Store
+}
 
 // app is a running byok service: the store, the platform key, the audit
 // log, the lifecycle (with its keyring) and the HTTP handler over them.
 type app struct {
-	db      *sqlite.DB
+	db      metadataStore
+	pg      *postgres.DB // the same store when it is PostgreSQL: replicas
 	prk     *local.Key
 	audit   *audit.Log
 	usage   *audit.Counter
@@ -42,13 +52,47 @@ type appOptions struct {
 	azureTransport policy.Transporter
 	// getenv reads the environment (platform key variable, Azure secret).
 	getenv func(string) string
+	// replicaID names this process in health events ("" means
+	// "replica-1").
+	replicaID string
+}
+
+// replicaHooks returns, when replicas share a PostgreSQL store, the hooks
+// that tell the others to drop what they cache of a tenant: on every
+// revocation or restoration this replica sees, and on every change of a
+// tenant's keys or scopes. With SQLite (one replica) both are nil.
+func (a *app) replicaHooks(replica string) (func(byok.Event), func(string)) {
+	if a.pg == nil {
+		return nil, nil
+	}
+	notify := func(tenant string) {
+		// Off the caller's path: the keyring reports events under a lock.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := a.pg.Notify(ctx, tenant); err != nil {
+				a.logger.Warn("telling the other replicas failed; they will see the change at their next check", "tenant", tenant, "error", err)
+			}
+		}()
+	}
+	event := func(e byok.Event) {
+		if e.Type == byok.EventRevoked || e.Type == byok.EventRestored {
+			notify(e.Tenant)
+		}
+	}
+	return event, notify
 }
 
 // openApp builds the service that cfg describes.
 func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *slog.Logger) (*app, error) {
 	a := &app{logger: logger}
 	var err error
-	if a.db, err = sqlite.Open(ctx, cfg.Store.SQLite); err != nil {
+	if cfg.Store.Postgres != "" {
+		if a.pg, err = postgres.Open(ctx, cfg.Store.Postgres); err != nil {
+			return nil, err
+		}
+		a.db = a.pg
+	} else if a.db, err = sqlite.Open(ctx, cfg.Store.SQLite); err != nil {
 		return nil, err
 	}
 	if a.prk, err = openPlatformKey(cfg.PlatformKey, opts.getenv); err != nil {
@@ -70,7 +114,10 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	a.audit = audit.New(a.db, nil)
 	a.usage = audit.NewCounter(a.audit)
 	metrics := server.NewMetrics(nil)
+	keyringEvent, changed := a.replicaHooks(opts.replicaID)
 	a.lc, err = lifecycle.New(lifecycle.Config{
+		ReplicaID: opts.replicaID,
+		Changed:   changed,
 		Store:         a.db,
 		PlatformKMS:   metrics.InstrumentProvider("platform", a.prk),
 		PlatformKeyID: a.prk.KeyID(),
@@ -83,6 +130,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 			DEKMaxMessages: cfg.Keyring.DEKMaxMessages,
 			DEKMaxAge:      cfg.Keyring.DEKMaxAge,
 			Logger:         logger,
+			OnEvent:        keyringEvent,
 		},
 	})
 	if err != nil {
@@ -118,7 +166,7 @@ func openPlatformKey(c config.PlatformKey, getenv func(string) string) (*local.K
 // until ctx is done, then shuts down gracefully.
 func (a *app) run(ctx context.Context, ln net.Listener, tlsCert, tlsKey string) error {
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		var err error
 		if tlsCert != "" {
@@ -130,6 +178,16 @@ func (a *app) run(ctx context.Context, ln net.Listener, tlsCert, tlsKey string) 
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	go func() { errc <- a.lc.Run(ctx) }()
+	if a.pg != nil {
+		// Another replica changed a tenant or saw its key revoked: drop
+		// what this one caches, so the next call checks the key again.
+		go func() {
+			err := a.pg.Listen(ctx, a.lc.Keyring().Forget)
+			if err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("listening for other replicas: %w", err)
+			}
+		}()
+	}
 	usageDone := make(chan struct{})
 	go func() { a.usage.Run(ctx); close(usageDone) }()
 	defer func() { cancel(); <-usageDone }() // the last counts are flushed

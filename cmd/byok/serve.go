@@ -13,13 +13,13 @@ import (
 	"github.com/openbyok/byok/config"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/token"
-	"github.com/openbyok/byok/store/sqlite"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", os.Getenv("BYOK_CONFIG"), "the configuration file (default $BYOK_CONFIG)")
+	tokenFile := fs.String("operator-token-file", "", "where the first operator token is written on first run (default: operator.token beside the SQLite file, or in the working directory)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: byok serve --config FILE\n\nServes the HTTP API and runs the scheduler, health monitor and jobs.\nEnvironment variables override the file: ")
 		for _, o := range config.Overrides {
@@ -39,12 +39,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	logger := newLogger(cfg.Log, stderr)
-	a, err := openApp(ctx, cfg, appOptions{getenv: os.Getenv}, logger)
+	if *tokenFile == "" {
+		*tokenFile = "operator.token"
+		if cfg.Store.SQLite != "" {
+			*tokenFile = filepath.Join(filepath.Dir(cfg.Store.SQLite), "operator.token")
+		}
+	}
+	host, _ := os.Hostname()
+	a, err := openApp(ctx, cfg, appOptions{getenv: os.Getenv, replicaID: fmt.Sprintf("%s-%d", host, os.Getpid())}, logger)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	if err := bootstrapOperator(ctx, a.db, filepath.Join(filepath.Dir(cfg.Store.SQLite), "operator.token"), stdout); err != nil {
+	if err := bootstrapOperator(ctx, a.db, *tokenFile, stdout); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -55,14 +62,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.TLS.CertFile != "" {
 		scheme = "https"
 	}
-	logger.Info("byok serving", "url", scheme+"://"+ln.Addr().String(), "database", cfg.Store.SQLite, "platform_key", a.prk.KeyID())
+	logger.Info("byok serving", "url", scheme+"://"+ln.Addr().String(), "platform_key", a.prk.KeyID(), "replicas", a.pg != nil)
 	return a.run(ctx, ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
 }
 
 // bootstrapOperator creates the first operator token when the database
 // has no token at all, and writes it, readable by its owner only, to path:
 // only its digest is stored, so this is the one time it can be read.
-func bootstrapOperator(ctx context.Context, db *sqlite.DB, path string, stdout io.Writer) error {
+func bootstrapOperator(ctx context.Context, db server.Store, path string, stdout io.Writer) error {
 	existing, err := db.ListTokens(ctx, "", 1)
 	if err != nil || len(existing) > 0 {
 		return err
