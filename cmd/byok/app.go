@@ -116,8 +116,8 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	metrics := server.NewMetrics(nil)
 	keyringEvent, changed := a.replicaHooks(opts.replicaID)
 	a.lc, err = lifecycle.New(lifecycle.Config{
-		ReplicaID: opts.replicaID,
-		Changed:   changed,
+		ReplicaID:     opts.replicaID,
+		Changed:       changed,
 		Store:         a.db,
 		PlatformKMS:   metrics.InstrumentProvider("platform", a.prk),
 		PlatformKeyID: a.prk.KeyID(),
