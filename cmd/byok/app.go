@@ -20,6 +20,7 @@ import (
 	"github.com/openbyok/byok/kms/local"
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/server"
+	"github.com/openbyok/byok/server/console"
 	"github.com/openbyok/byok/store/postgres"
 	"github.com/openbyok/byok/store/sqlite"
 )
@@ -137,7 +138,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 		a.db.Close()
 		return nil, err
 	}
-	a.handler, err = server.New(server.Config{
+	api, err := server.New(server.Config{
 		Lifecycle: a.lc, Store: a.db, Audit: a.audit,
 		PlatformKMS: a.prk, PlatformKeyID: a.prk.KeyID(),
 		Metrics: metrics, Logger: logger, Usage: a.usage,
@@ -146,6 +147,18 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 		a.db.Close()
 		return nil, err
 	}
+	ui, err := console.New(console.Config{
+		Lifecycle: a.lc, Tokens: a.db, Audit: a.audit, PlatformAppID: cfg.Azure.ClientID, Logger: logger,
+	})
+	if err != nil {
+		a.db.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", ui)
+	mux.Handle("/{$}", http.RedirectHandler("/console/", http.StatusSeeOther))
+	mux.Handle("/", api)
+	a.handler = mux
 	return a, nil
 }
 

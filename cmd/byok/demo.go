@@ -146,8 +146,8 @@ func (d *demo) seed(ctx context.Context) error {
 		}
 		d.tokens[k] = text
 	}
-	env := fmt.Sprintf("export BYOK_SERVER=%s\nexport BYOK_TOKEN=%s\nexport BYOK_OPERATOR_TOKEN=%s\nexport BYOK_SERVICE_TOKEN=%s\n",
-		d.url, d.tokens[token.TenantAdmin], d.tokens[token.Operator], d.tokens[token.Service])
+	env := fmt.Sprintf("export BYOK_SERVER=%s\nexport BYOK_TENANT=%s\nexport BYOK_TOKEN=%s\nexport BYOK_OPERATOR_TOKEN=%s\nexport BYOK_SERVICE_TOKEN=%s\n",
+		d.url, demoTenant, d.tokens[token.TenantAdmin], d.tokens[token.Operator], d.tokens[token.Service])
 	return os.WriteFile(filepath.Join(d.dir, "demo.env"), []byte(env), 0o600)
 }
 
@@ -162,30 +162,30 @@ func (d *demo) close() {
 var demoBanner = template.Must(template.New("banner").Parse(`
 byok demo is running.
 
-  API            {{.URL}}   (docs/api.md)
+  console        {{.URL}}/console/   (sign in with the tenant admin token below)
+  API            {{.URL}}/v1/…   (docs/api.md)
   metrics        {{.URL}}/metrics
   Key Vault      emulated: https://{{.Vault}}.vault.azure.net/keys/{{.Key}} (kvemu on {{.Emu}})
   state          {{.Dir}}
 {{if .Fresh}}
 Tenant "{{.Tenant}}" has scopes {{.Scopes}}, a customer key configured in its vault
 (client-secret credential) and a Test configuration that {{if .Tested}}passed{{else}}FAILED{{end}}.
-Tokens (also in {{.Dir}}/demo.env — "source" it):
+Tokens (also in {{.Dir}}/demo.env):
 
   operator       {{.Operator}}
   tenant admin   {{.Admin}}
   service        {{.Service}}
 
-Try:
+Try, in another shell in this repository:
 
-  source {{.Dir}}/demo.env
-  curl -s -H "Authorization: Bearer $BYOK_TOKEN" $BYOK_SERVER/v1/tenants/{{.Tenant}}/key
-  curl -s -H "Authorization: Bearer $BYOK_TOKEN" -H "Content-Type: application/json" -X POST $BYOK_SERVER/v1/tenants/{{.Tenant}}/key/proceed \
-       -d '{"enforce_at":"'$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%SZ)'"}'
-  curl -s -H "Authorization: Bearer $BYOK_SERVICE_TOKEN" -H "Content-Type: application/json" -X POST $BYOK_SERVER/v1/tenants/{{.Tenant}}/encrypt \
-       -d '{"scope":"chat","plaintext":"'$(printf hello | base64)'"}'
+  source {{.Dir}}/demo.env     # BYOK_SERVER, BYOK_TENANT, BYOK_TOKEN (tenant admin), BYOK_SERVICE_TOKEN
+  go run ./cmd/byok key status
+  go run ./cmd/byok key proceed --in 10s        # then, 10 s later: key status shows "active"
+  echo hello | BYOK_TOKEN=$BYOK_SERVICE_TOKEN go run ./cmd/byok encrypt --scope chat > /tmp/ct
+  BYOK_TOKEN=$BYOK_SERVICE_TOKEN go run ./cmd/byok decrypt --scope chat < /tmp/ct
 
-Revoke the platform's access in the emulated vault, and watch the covered scopes fail
-closed within 5 s (check interval); restore it, and they come back by themselves:
+Revoke the platform's access in the emulated vault and the covered scopes fail closed
+within 5 s (the check interval); restore it and they come back by themselves:
 
   curl -s --cacert {{.Dir}}/kvemu/ca.pem -X POST https://{{.Emu}}/control/vaults/{{.Vault}}/roles/{{.Role}}/revoke
   curl -s --cacert {{.Dir}}/kvemu/ca.pem -X POST https://{{.Emu}}/control/vaults/{{.Vault}}/roles/{{.Role}}/restore

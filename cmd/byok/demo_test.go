@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +47,15 @@ func TestDemo(t *testing.T) {
 	c := api{t: t, base: d.url, tenant: demoTenant}
 	if s := c.status(d.tokens[token.TenantAdmin]); s.State != "draft" {
 		t.Fatalf("the demo tenant's key is %q, want draft (configured and tested, not yet enforced)", s.State)
+	}
+	resp, err := http.Get(d.url + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "<form") {
+		t.Fatalf("GET /console/: %d, want the sign-in page", resp.StatusCode)
 	}
 	var enc struct{ Ciphertext string }
 	c.must(d.tokens[token.Service], "POST", "/v1/tenants/contoso/encrypt", map[string]any{"scope": "chat", "plaintext": base64.StdEncoding.EncodeToString([]byte("hi"))}, &enc)
