@@ -1,7 +1,9 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	stdpng "image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,9 +14,17 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// screenshotDir is where the browser tests save their screenshots; the
-// README shows some of them.
-const screenshotDir = "../../docs/screenshots"
+// screenshotDir is where the browser tests save their screenshots: the
+// directory $BYOK_SCREENSHOTS names, or a temporary one. The README's
+// screenshots are made with
+//
+//	BYOK_SCREENSHOTS=$PWD/docs/screenshots go test -run TestBrowserJourney ./server/console
+func screenshotDir(t *testing.T) string {
+	if dir := os.Getenv("BYOK_SCREENSHOTS"); dir != "" {
+		return dir
+	}
+	return t.TempDir()
+}
 
 // browser starts Debian's chromium, headless, with a fresh profile, and
 // returns a context that drives one tab of it. The test fails (never skips)
@@ -45,9 +55,10 @@ func browser(t *testing.T) context.Context {
 
 // page drives the console in the browser for one test.
 type page struct {
-	t   *testing.T
-	ctx context.Context
-	f   *fixture
+	t     *testing.T
+	ctx   context.Context
+	f     *fixture
+	shots string // where screenshots go; chosen at the first
 }
 
 // do runs browser actions and fails the test on error.
@@ -94,17 +105,23 @@ func (p *page) click(sel, wait string) {
 	p.do("wait for "+wait, chromedp.WaitVisible(chromedp.CSS(wait)))
 }
 
-// shot saves a screenshot of the viewport as docs/screenshots/name.png.
+// shot saves a screenshot of the viewport as name.png in screenshotDir.
 func (p *page) shot(name string) {
 	p.t.Helper()
 	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		p.t.Fatalf("screenshot %s: %v", name, err)
 	}
-	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+	if img, err := stdpng.Decode(bytes.NewReader(png)); err != nil || img.Bounds().Dx() < 100 {
+		p.t.Fatalf("screenshot %s is not a picture of the page: %v", name, err)
+	}
+	if p.shots == "" {
+		p.shots = screenshotDir(p.t)
+	}
+	if err := os.MkdirAll(p.shots, 0o755); err != nil {
 		p.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(p.shots, name+".png"), png, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
 }
