@@ -121,6 +121,9 @@ type tester struct {
 	cfg    Config
 	report Report
 	status map[string]Status
+	// progress, if set, is called with each check as it is added
+	// (see TestConfigurationProgress).
+	progress func(Check)
 
 	id        KeyID
 	p         *Provider
@@ -134,6 +137,9 @@ type tester struct {
 func (t *tester) add(c Check) Status {
 	t.report.Checks = append(t.report.Checks, c)
 	t.status[c.Name] = c.Status
+	if t.progress != nil {
+		t.progress(c)
+	}
 	return c.Status
 }
 
