@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/openbyok/byok/internal/envelope"
 )
@@ -25,7 +24,7 @@ type dek struct {
 // activeDEK is the DEK this process encrypts a scope's new data with.
 type activeDEK struct {
 	dek     *dek
-	expires time.Time
+	expires deadline      // DEKMaxAge after creation
 	used    atomic.Uint64 // messages sealed, counted before sealing
 }
 
@@ -37,8 +36,7 @@ func (k *Keyring) activeDEK(ctx context.Context, tenant, scope string) (*activeD
 	a := k.active[scopeID{tenant, scope}]
 	k.mu.RUnlock()
 	if a != nil {
-		now := k.cfg.Now()
-		if a.dek.tk.usable(now) && now.Before(a.expires) && a.used.Add(1) <= k.cfg.DEKMaxMessages {
+		if k.usable(a.dek.tk) && !a.expires.passed(k) && a.used.Add(1) <= k.cfg.DEKMaxMessages {
 			return a, nil
 		}
 	}
@@ -83,7 +81,7 @@ func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string) (*act
 	k.mu.RLock()
 	a := k.active[scopeID{tenant, scope}]
 	k.mu.RUnlock()
-	if a != nil && a.dek.tk == t && now.Before(a.expires) && a.used.Load() < k.cfg.DEKMaxMessages {
+	if a != nil && a.dek.tk == t && !a.expires.passed(k) && a.used.Load() < k.cfg.DEKMaxMessages {
 		return a, nil
 	}
 
@@ -99,11 +97,16 @@ func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string) (*act
 		clear(d.key)
 		return nil, fmt.Errorf("byok: storing a new DEK for tenant %q scope %q: %w", tenant, scope, err)
 	}
-	a = &activeDEK{dek: d, expires: now.Add(k.cfg.DEKMaxAge)}
+	next := &activeDEK{dek: d}
+	next.expires.set(k, now.Add(k.cfg.DEKMaxAge).UnixNano())
 	k.mu.Lock()
 	k.deks[d.id] = d
-	k.active[scopeID{tenant, scope}] = a
+	k.active[scopeID{tenant, scope}] = next
 	k.mu.Unlock()
+	if a != nil {
+		a.expires.close(k) // releases its timer
+	}
+	a = next
 	return a, nil
 }
 
@@ -142,7 +145,7 @@ func (k *Keyring) dekByID(ctx context.Context, tenant, scope string, id DEKID) (
 		if d.tenant != tenant || d.scope != scope {
 			return nil, ErrDecrypt
 		}
-		if d.tk.usable(k.cfg.Now()) {
+		if k.usable(d.tk) {
 			return d, nil
 		}
 		if _, err := k.ensure(ctx, d.tk); err != nil {

@@ -95,7 +95,7 @@ func (g *guardedReader) Read(p []byte) (int, error) {
 
 // usableOrErr returns nil if t may be used now, running a due check.
 func (k *Keyring) usableOrErr(ctx context.Context, t *tenantKey) error {
-	if t.usable(k.cfg.Now()) {
+	if k.usable(t) {
 		return nil
 	}
 	_, err := k.ensure(ctx, t)

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/openbyok/byok/internal/envelope"
@@ -19,15 +18,15 @@ import (
 // tenantKey is the cached state of one tenant key: its material while it
 // is usable, and its health.
 //
-// The warm path reads only validUntil: while the clock is before it, the
-// material may be used without asking anyone. Everything else is guarded
-// by mu and changed only by check, which runs once at a time per key.
+// The warm path reads only valid: until it passes, the material may be
+// used without asking anyone. Everything else is guarded by mu and changed
+// only by check, which runs once at a time per key.
 type tenantKey struct {
 	id tkID
 
-	// validUntil is the Unix-nanosecond time until which aead may be used
-	// without a check; 0 when the key must not be used.
-	validUntil atomic.Int64
+	// valid is when aead must next be checked; closed when the key must
+	// not be used.
+	valid deadline
 
 	mu          sync.Mutex
 	aead        cipher.AEAD // nil when dropped
@@ -40,16 +39,16 @@ type tenantKey struct {
 	lastErr     error // last transient failure
 }
 
-// usable reports whether the key's material may be used at now without a
+// usable reports whether the key's material may be used now without a
 // check.
-func (t *tenantKey) usable(now time.Time) bool {
-	return now.UnixNano() < t.validUntil.Load()
+func (k *Keyring) usable(t *tenantKey) bool {
+	return !t.valid.passed(k)
 }
 
 // material returns the key's AEAD if it may be used at now, running a
 // check first when one is due.
 func (k *Keyring) material(ctx context.Context, t *tenantKey) (cipher.AEAD, error) {
-	if t.usable(k.cfg.Now()) {
+	if k.usable(t) {
 		t.mu.Lock()
 		a := t.aead
 		t.mu.Unlock()
@@ -83,7 +82,7 @@ func (k *Keyring) ensure(ctx context.Context, t *tenantKey) (cipher.AEAD, error)
 func (k *Keyring) checkIfDue(t *tenantKey) (cipher.AEAD, error) {
 	now := k.cfg.Now()
 	t.mu.Lock()
-	if t.aead != nil && t.usable(now) {
+	if t.aead != nil && k.usable(t) {
 		a := t.aead
 		t.mu.Unlock()
 		return a, nil
@@ -156,7 +155,7 @@ func (k *Keyring) succeeded(t *tenantKey, derived []byte, now time.Time) cipher.
 	}
 	t.revoked, t.lastErr, t.failures = nil, nil, 0
 	t.lastSuccess, t.nextAttempt = now, time.Time{}
-	t.validUntil.Store(now.Add(k.cfg.CheckInterval).UnixNano())
+	t.valid.set(k, now.Add(k.cfg.CheckInterval).UnixNano())
 	if wasDown {
 		k.emit(Event{Type: EventRestored, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, At: now})
 	}
@@ -176,7 +175,7 @@ func (k *Keyring) failedTransiently(t *tenantKey, err error, now time.Time) (cip
 		if t.revoked == nil && t.aead != nil {
 			k.drop(t)
 		}
-		t.validUntil.Store(0)
+		t.valid.close(k)
 		k.emit(Event{Type: EventUnavailable, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, Reason: reason, At: now})
 		k.cfg.Logger.Warn("tenant key unavailable: failing closed", "tenant", t.id.tenant, "kind", t.id.kind.String(), "reason", string(reason), "error", err)
 		return nil, serveErr
@@ -185,7 +184,7 @@ func (k *Keyring) failedTransiently(t *tenantKey, err error, now time.Time) (cip
 	if stale := t.lastSuccess.Add(k.cfg.MaxStaleness); stale.Before(until) {
 		until = stale
 	}
-	t.validUntil.Store(until.UnixNano())
+	t.valid.set(k, until.UnixNano())
 	k.emit(Event{Type: EventDegraded, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, Reason: reason, At: now})
 	k.cfg.Logger.Warn("tenant key check failed: serving from cache", "tenant", t.id.tenant, "kind", t.id.kind.String(), "reason", string(reason), "error", err)
 	return a, nil
@@ -195,7 +194,7 @@ func (k *Keyring) failedTransiently(t *tenantKey, err error, now time.Time) (cip
 // DEK under it leave memory and calls fail until a check succeeds.
 func (k *Keyring) revoke(t *tenantKey, err error, now time.Time) error {
 	k.drop(t)
-	t.validUntil.Store(0)
+	t.valid.close(k)
 	t.failures = 0
 	t.nextAttempt = now.Add(jitter(k.cfg.CheckInterval))
 	reason := kms.ReasonOf(err)
@@ -230,6 +229,7 @@ func (k *Keyring) dropDEKs(t *tenantKey) {
 	}
 	for s, a := range k.active {
 		if a.dek.tk == t {
+			a.expires.close(k)
 			delete(k.active, s)
 		}
 	}

@@ -83,7 +83,7 @@ func (k *Keyring) Forget(tenant string) {
 	for _, t := range dropped {
 		t.mu.Lock()
 		k.drop(t)
-		t.validUntil.Store(0)
+		t.valid.close(k)
 		t.mu.Unlock()
 	}
 }
