@@ -164,9 +164,9 @@ func New(cfg Config) (*Keyring, error) {
 		realClock:  realClock,
 		start:      start,
 		startNanos: start.UnixNano(),
-		tks:    make(map[tkID]*tenantKey),
-		deks:   make(map[DEKID]*dek),
-		active: make(map[scopeID]*activeDEK),
+		tks:        make(map[tkID]*tenantKey),
+		deks:       make(map[DEKID]*dek),
+		active:     make(map[scopeID]*activeDEK),
 	}, nil
 }
 
