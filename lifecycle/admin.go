@@ -17,7 +17,10 @@ import (
 // Limits on settings fields.
 const (
 	maxFieldLen  = 1024
-	maxSecretLen = kms.MaxPlaintext // sealed by one platform wrap
+	maxSecretLen = kms.MaxPlaintext // a client secret: sealed by one platform wrap
+	// maxCertificateSecretLen bounds a certificate credential's key and
+	// certificate (CertificateSecret), sealed in an envelope.
+	maxCertificateSecretLen = 16 << 10
 )
 
 // CreateTenant registers a tenant with a platform-managed key and
@@ -162,8 +165,12 @@ func checkSettings(s KeySettings, keepSecret bool) error {
 		return &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; use %q, %q or %q",
 			s.Credential, CredentialPlatformApp, CredentialClientSecret, CredentialCertificate)}
 	}
-	if n := s.Secret.k.Len(); n > maxSecretLen {
-		return &FieldError{Field: "secret", Reason: fmt.Sprintf("is %d bytes, the limit is %d", n, maxSecretLen)}
+	limit := maxSecretLen
+	if s.Credential == CredentialCertificate {
+		limit = maxCertificateSecretLen
+	}
+	if n := s.Secret.k.Len(); n > limit {
+		return &FieldError{Field: "secret", Reason: fmt.Sprintf("is %d bytes, the limit is %d", n, limit)}
 	}
 	return nil
 }
@@ -171,6 +178,16 @@ func checkSettings(s KeySettings, keepSecret bool) error {
 // Test runs Test configuration on the saved settings and stores the
 // report with their hash. A failing check is in the report, not an error.
 func (s *Service) Test(ctx context.Context, actor audit.Actor, tenant string) (Report, error) {
+	return s.TestWithProgress(ctx, actor, tenant, nil)
+}
+
+// TestWithProgress is [Service.Test] that calls progress (if not nil)
+// with each check as soon as it is decided, in report order, before the
+// next check starts, when the connector is a [ProgressTester], and with
+// every check once the test ends otherwise. The report is stored and
+// audited exactly as Test does; progress must not block for long, since
+// the test waits for it.
+func (s *Service) TestWithProgress(ctx context.Context, actor audit.Actor, tenant string, progress func(Check)) (Report, error) {
 	rec, err := s.load(ctx, tenant)
 	if err != nil {
 		return Report{}, err
@@ -183,7 +200,7 @@ func (s *Service) Test(ctx context.Context, actor audit.Actor, tenant string) (R
 	if err != nil {
 		return Report{}, err
 	}
-	r, err := s.test(ctx, actor, tenant, settings)
+	r, err := s.testProgress(ctx, actor, tenant, settings, progress)
 	if err != nil {
 		return Report{}, err
 	}
@@ -199,8 +216,25 @@ func (s *Service) Test(ctx context.Context, actor audit.Actor, tenant string) (R
 // test runs the connector's test of settings and audits it; the event id
 // is the request id of the test's vault calls.
 func (s *Service) test(ctx context.Context, actor audit.Actor, tenant string, settings KeySettings) (Report, error) {
+	return s.testProgress(ctx, actor, tenant, settings, nil)
+}
+
+// testProgress is test with a progress callback (see TestWithProgress).
+func (s *Service) testProgress(ctx context.Context, actor audit.Actor, tenant string, settings KeySettings, progress func(Check)) (Report, error) {
 	id := audit.NewID()
-	r, err := s.cfg.Connector.Test(kms.WithOperationID(ctx, id), settings)
+	ctx = kms.WithOperationID(ctx, id)
+	var r Report
+	var err error
+	if pt, ok := s.cfg.Connector.(ProgressTester); ok && progress != nil {
+		r, err = pt.TestProgress(ctx, settings, progress)
+	} else {
+		r, err = s.cfg.Connector.Test(ctx, settings)
+		if err == nil && progress != nil {
+			for _, c := range r.Checks {
+				progress(c)
+			}
+		}
+	}
 	if err != nil {
 		return Report{}, fmt.Errorf("lifecycle: testing the key of tenant %q: %w", tenant, err)
 	}
@@ -213,6 +247,52 @@ func (s *Service) test(ctx context.Context, actor audit.Actor, tenant string, se
 	e.After, _ = json.Marshal(r.Checks)
 	s.record(ctx, e)
 	return r, nil
+}
+
+// ListVaultKeys lists the keys and versions of the vault at vaultURL (a
+// vault URL or any key identifier in it; "" for the vault of the saved
+// key) with the tenant's saved credential, for picking the key. It needs
+// saved settings ([*StateError] in state none) and a connector that is a
+// [KeyLister] (else an error wrapping [errors.ErrUnsupported]). The call is
+// audited as a vault call ("vault.listkeys", purpose tenant-request) whose
+// event id is the request id sent to the vault; vault errors are
+// classified [*kms.Error]s, a malformed vaultURL wraps
+// [byok.ErrInvalidInput].
+func (s *Service) ListVaultKeys(ctx context.Context, actor audit.Actor, tenant, vaultURL string) ([]VaultKey, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Version == 0 {
+		return nil, &StateError{Tenant: tenant, State: rec.State, Op: "list-keys",
+			Reason: "save the key settings (directory and credential) first: the vault is listed with them", Allowed: []Op{OpConfigure}}
+	}
+	kl, ok := s.cfg.Connector.(KeyLister)
+	if !ok {
+		return nil, fmt.Errorf("lifecycle: the %s connector cannot list a vault's keys; type the key identifier: %w", rec.Settings.Provider, errors.ErrUnsupported)
+	}
+	if vaultURL == "" {
+		vaultURL = rec.Settings.KeyID
+	}
+	settings, err := s.unseal(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	id := audit.NewID()
+	keys, err := kl.ListKeys(kms.WithOperationID(ctx, id), settings, vaultURL)
+	e := audit.Event{Tenant: tenant, ID: id, Actor: actor, Action: "vault.listkeys", Target: vaultURL, Outcome: audit.Success,
+		Vault: &audit.VaultCall{Operation: "listKeys", KeyID: vaultURL, Purpose: audit.PurposeTenantRequest, RequestID: id}}
+	if err != nil {
+		e.Outcome, e.Reason = audit.Failure, string(kms.ReasonOf(err))+": "+err.Error()
+	}
+	s.record(context.WithoutCancel(ctx), e)
+	if err != nil {
+		if kms.ClassOf(err) == kms.Invalid {
+			return nil, fmt.Errorf("lifecycle: listing the keys of %s: %w: %w", vaultURL, byok.ErrInvalidInput, err)
+		}
+		return nil, fmt.Errorf("lifecycle: listing the keys of %s: %w", vaultURL, err)
+	}
+	return keys, nil
 }
 
 func failedChecks(r Report) string {

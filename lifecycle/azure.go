@@ -2,6 +2,10 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -31,7 +35,81 @@ func NewAzureConnector(platform azurekv.PlatformApp) *AzureConnector {
 	return &AzureConnector{Platform: platform}
 }
 
-var _ Connector = (*AzureConnector)(nil)
+var (
+	_ Connector      = (*AzureConnector)(nil)
+	_ ProgressTester = (*AzureConnector)(nil)
+	_ KeyLister      = (*AzureConnector)(nil)
+)
+
+// CertificateSecret encodes a certificate credential as the [Secret] of
+// settings with [CredentialCertificate]: the private key as a PKCS #8
+// "PRIVATE KEY" PEM block followed by the certificate as a "CERTIFICATE"
+// PEM block (about 3.7 KB for an RSA-3072 key; the lifecycle seals it under
+// the platform root key in an envelope, as it does any secret). The
+// certificate is what the customer uploads to its app registration.
+func CertificateSecret(c *azurekv.Certificate) (Secret, error) {
+	if c == nil || c.Cert == nil || c.Key == nil {
+		return Secret{}, errors.New("lifecycle: CertificateSecret needs a certificate and its private key")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		return Secret{}, fmt.Errorf("lifecycle: encoding the certificate's private key: %w", err)
+	}
+	defer clear(der)
+	b := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	defer clear(b)
+	return NewSecret(string(b) + string(c.PEM())), nil
+}
+
+// parseCertificateSecret decodes the Secret of [CertificateSecret]: one
+// PKCS #8 RSA "PRIVATE KEY" block and one "CERTIFICATE" block that matches
+// it, in either order. Its errors never quote the secret.
+func parseCertificateSecret(sec Secret) (*azurekv.Certificate, error) {
+	var c azurekv.Certificate
+	rest := []byte(sec.Reveal())
+	defer clear(rest)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		switch b.Type {
+		case "PRIVATE KEY":
+			if c.Key != nil {
+				return nil, errors.New("the certificate credential holds two private keys; it needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block")
+			}
+			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+			clear(b.Bytes)
+			if err != nil {
+				return nil, errors.New("the certificate credential's PRIVATE KEY block is not a PKCS #8 key")
+			}
+			rk, ok := k.(*rsa.PrivateKey)
+			if !ok {
+				return nil, fmt.Errorf("the certificate credential's private key is %T; Entra ID certificate credentials need RSA", k)
+			}
+			c.Key = rk
+		case "CERTIFICATE":
+			if c.Cert != nil {
+				return nil, errors.New("the certificate credential holds two certificates; it needs exactly one")
+			}
+			cert, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("the certificate credential's CERTIFICATE block does not parse: %v", err)
+			}
+			c.Cert = cert
+		default:
+			return nil, fmt.Errorf("the certificate credential holds a %q PEM block; it needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block", b.Type)
+		}
+	}
+	switch {
+	case c.Key == nil || c.Cert == nil:
+		return nil, errors.New("the certificate credential needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block (generate the certificate in the console)")
+	case !c.Key.PublicKey.Equal(c.Cert.PublicKey):
+		return nil, errors.New("the certificate credential's private key does not match its certificate")
+	}
+	return &c, nil
+}
 
 // config turns settings into an azurekv.Config, or an error wrapping
 // byok.ErrInvalidInput that says what is wrong.
@@ -46,8 +124,11 @@ func (c *AzureConnector) config(s KeySettings) (azurekv.Config, error) {
 	case CredentialClientSecret:
 		cfg.Credential = azurekv.ClientSecret{ClientID: s.ClientID, Secret: s.Secret.Reveal()}
 	case CredentialCertificate:
-		return azurekv.Config{}, fmt.Errorf("%w: the certificate credential is not supported by this connector yet; use %s or %s",
-			byok.ErrInvalidInput, CredentialPlatformApp, CredentialClientSecret)
+		cert, err := parseCertificateSecret(s.Secret)
+		if err != nil {
+			return azurekv.Config{}, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
+		}
+		cfg.Credential = azurekv.ClientCertificate{ClientID: s.ClientID, Certificates: azurekv.CertificateSet{Current: cert}}
 	default:
 		return azurekv.Config{}, fmt.Errorf("%w: unknown credential mode %q", byok.ErrInvalidInput, s.Credential)
 	}
@@ -74,22 +155,68 @@ func (c *AzureConnector) Provider(ctx context.Context, s KeySettings) (kms.Provi
 // that cannot even be turned into a configuration give a report with one
 // failing line, not an error.
 func (c *AzureConnector) Test(ctx context.Context, s KeySettings) (Report, error) {
+	return c.TestProgress(ctx, s, nil)
+}
+
+// TestProgress implements [ProgressTester] with
+// azurekv.TestConfigurationProgress; a nil progress is Test.
+func (c *AzureConnector) TestProgress(ctx context.Context, s KeySettings, progress func(Check)) (Report, error) {
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
 	cfg, err := c.config(s)
 	if err != nil {
-		return Report{KeyID: s.KeyID, Checks: []Check{{Name: azurekv.CheckKeyURI, Outcome: Fail,
-			Detail: err.Error(), Remedy: "fix the settings and test again"}}}, nil
+		ch := Check{Name: azurekv.CheckKeyURI, Outcome: Fail, Detail: err.Error(), Remedy: "fix the settings and test again"}
+		if progress != nil {
+			progress(ch)
+		}
+		return Report{KeyID: s.KeyID, Checks: []Check{ch}}, nil
 	}
-	ar := azurekv.TestConfiguration(ctx, cfg)
+	var report func(azurekv.Check)
+	if progress != nil {
+		report = func(ch azurekv.Check) { progress(check(ch)) }
+	}
+	ar := azurekv.TestConfigurationProgress(ctx, cfg, report)
 	r := Report{KeyID: s.KeyID}
 	for _, ch := range ar.Checks {
-		detail := ch.Reason
-		if ch.Value != "" {
-			detail = ch.Value + ": " + ch.Reason
-		}
-		r.Checks = append(r.Checks, Check{Name: ch.Name, Outcome: Outcome(ch.Status), Detail: detail, Remedy: ch.Remedy})
+		r.Checks = append(r.Checks, check(ch))
 	}
 	return r, nil
+}
+
+// check turns a line of azurekv's report into one of the lifecycle's.
+func check(ch azurekv.Check) Check {
+	detail := ch.Reason
+	if ch.Value != "" {
+		detail = ch.Value + ": " + ch.Reason
+	}
+	return Check{Name: ch.Name, Outcome: Outcome(ch.Status), Detail: detail, Remedy: ch.Remedy}
+}
+
+// ListKeys implements [KeyLister] with azurekv.ListKeys, signing in as s
+// does (s.KeyID need not be valid: the vault is vaultURL's).
+func (c *AzureConnector) ListKeys(ctx context.Context, s KeySettings, vaultURL string) ([]VaultKey, error) {
+	v, err := azurekv.ParseVaultURL(vaultURL)
+	if err != nil {
+		return nil, azurekv.Classify("list", vaultURL, err)
+	}
+	s.KeyID = v.VaultURL() + "/keys/list" // config checks a key id; ListKeys ignores it
+	cfg, err := c.config(s)
+	if err != nil {
+		return nil, &kms.Error{Op: "list", KeyID: vaultURL, Class: kms.Invalid, Reason: kms.ReasonBadRequest, Err: err}
+	}
+	keys, err := azurekv.ListKeys(ctx, cfg, vaultURL)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]VaultKey, len(keys))
+	for i, k := range keys {
+		out[i] = VaultKey{Name: k.Name, KeyID: k.KeyID, MoreVersions: k.MoreVersions}
+		for _, v := range k.Versions {
+			out[i].Versions = append(out[i].Versions, KeyVersion{KeyID: v.KeyID, Version: v.Version, Enabled: v.Enabled,
+				Type: v.Type, Size: v.Size, Created: v.Created, NotBefore: v.NotBefore, Expires: v.Expires, Usable: v.Usable(now)})
+		}
+	}
+	return out, nil
 }

@@ -208,7 +208,7 @@ func (s *Service) unseal(ctx context.Context, rec Record) (KeySettings, error) {
 	if rec.SealedSecret.KeyID == "" {
 		return settings, nil
 	}
-	b, err := s.cfg.PlatformKMS.Unwrap(ctx, rec.SealedSecret)
+	b, err := s.openSealed(ctx, rec.Tenant, rec.SealedSecret)
 	if err != nil {
 		return settings, fmt.Errorf("lifecycle: unsealing the credential of tenant %q under the platform key: %w", rec.Tenant, err)
 	}
@@ -217,9 +217,16 @@ func (s *Service) unseal(ctx context.Context, rec Record) (KeySettings, error) {
 	return settings, nil
 }
 
-// seal wraps a secret under the platform root key.
+// seal wraps a secret under the platform root key: in one wrap, or in an
+// envelope when it is larger than a wrap takes (see envelopePrefix).
 func (s *Service) seal(ctx context.Context, tenant string, sec Secret) (kms.Wrapped, error) {
-	w, err := s.cfg.PlatformKMS.Wrap(ctx, s.cfg.PlatformKeyID, sec.k.Bytes())
+	var w kms.Wrapped
+	var err error
+	if b := sec.k.Bytes(); len(b) > kms.MaxPlaintext {
+		w, err = s.sealEnvelope(ctx, tenant, b)
+	} else {
+		w, err = s.cfg.PlatformKMS.Wrap(ctx, s.cfg.PlatformKeyID, b)
+	}
 	if err != nil {
 		return kms.Wrapped{}, fmt.Errorf("lifecycle: sealing the credential of tenant %q under the platform key: %w", tenant, err)
 	}

@@ -27,6 +27,54 @@ type Connector interface {
 	Test(ctx context.Context, s KeySettings) (Report, error)
 }
 
+// ProgressTester is a [Connector] that reports each check of Test
+// configuration as soon as it is decided. [Service.TestWithProgress] uses
+// it when the connector implements it; [AzureConnector] does.
+type ProgressTester interface {
+	// TestProgress is [Connector.Test] that calls progress with each
+	// check, in report order, before the next check starts; the checks
+	// progress sees are those of the returned report.
+	TestProgress(ctx context.Context, s KeySettings, progress func(Check)) (Report, error)
+}
+
+// KeyLister is a [Connector] that lists the keys of a vault with the
+// credential of saved settings, for the console's key picker.
+// [Service.ListVaultKeys] uses it; [AzureConnector] implements it.
+type KeyLister interface {
+	// ListKeys lists the keys of the vault at vaultURL (a vault URL or a
+	// key identifier in the vault) that s's principal can see, by name,
+	// each with its newest versions first. It signs in as s does; errors
+	// are classified [*kms.Error]s (a malformed vaultURL is kms.Invalid).
+	ListKeys(ctx context.Context, s KeySettings, vaultURL string) ([]VaultKey, error)
+}
+
+// VaultKey is one key of a vault listing. KeyID is its versionless
+// identifier: settings with it follow the key's current version.
+type VaultKey struct {
+	Name     string
+	KeyID    string
+	Versions []KeyVersion // newest first
+	// MoreVersions says that older versions were left out of Versions.
+	MoreVersions bool
+}
+
+// KeyVersion is one version of a listed key. KeyID is its versioned
+// identifier: settings with it are pinned to this version. Type and Size
+// are "" and 0 when the vault did not let the principal read the version.
+type KeyVersion struct {
+	KeyID     string
+	Version   string
+	Enabled   bool
+	Type      string
+	Size      int
+	Created   time.Time
+	NotBefore time.Time // zero when unset
+	Expires   time.Time // zero when unset
+	// Usable: enabled, RSA of at least 2048 bits, within its validity
+	// window; Test configuration still checks rights and the vault.
+	Usable bool
+}
+
 // Auditor records audit events; *audit.Log implements it.
 type Auditor interface {
 	Record(ctx context.Context, e audit.Event) (audit.Event, error)

@@ -175,24 +175,45 @@ func (p *Provider) listVersions(ctx context.Context, vault KeyID, k *VaultKey) e
 	if err != nil {
 		return err
 	}
+	// Newest first. Creation times have one-second resolution, so the
+	// key's current version (a versionless get) goes first whatever the
+	// ties.
 	slices.SortStableFunc(all, func(a, b KeyVersion) int { return b.Created.Compare(a.Created) })
+	current, err := p.describeListed(ctx, id.String())
+	if err != nil {
+		return err
+	}
+	if i := slices.IndexFunc(all, func(v KeyVersion) bool { return current.KeyID == v.KeyID }); i >= 0 {
+		cur := all[i]
+		cur.Type, cur.Size = current.Type, current.Size
+		all = slices.Insert(slices.Delete(all, i, i+1), 0, cur)
+	}
 	if len(all) > MaxListedVersions {
 		all, k.MoreVersions = all[:MaxListedVersions], true
 	}
 	for i := range all {
-		info, err := p.Describe(ctx, all[i].KeyID)
-		switch {
-		case err == nil:
-			all[i].Type, all[i].Size = info.Type, info.Size
-		case kms.ClassOf(err) == kms.Authoritative:
-			// The version cannot be read (no read right, disabled,
-			// deleted meanwhile): show what the list said.
-		default:
+		if all[i].KeyID == current.KeyID {
+			continue
+		}
+		info, err := p.describeListed(ctx, all[i].KeyID)
+		if err != nil {
 			return err
 		}
+		all[i].Type, all[i].Size = info.Type, info.Size
 	}
 	k.Versions = all
 	return nil
+}
+
+// describeListed describes keyID for a listing: a version the vault
+// refuses to read (no read right, disabled, deleted meanwhile) gives a
+// zero KeyInfo, shown with what the list said; other errors are returned.
+func (p *Provider) describeListed(ctx context.Context, keyID string) (kms.KeyInfo, error) {
+	info, err := p.Describe(ctx, keyID)
+	if err != nil && kms.ClassOf(err) == kms.Authoritative {
+		return kms.KeyInfo{}, nil
+	}
+	return info, err
 }
 
 func timeOf(t *time.Time) time.Time {
