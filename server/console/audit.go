@@ -1,25 +1,12 @@
 package console
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/openbyok/byok/audit"
-	"github.com/openbyok/byok/kms/azurekv"
 )
-
-// certificateSecret is the Secret of the certificate credential: the
-// private key (PKCS #8) and the certificate, PEM-encoded.
-func certificateSecret(c *azurekv.Certificate) (string, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
-	if err != nil {
-		return "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})) + string(c.PEM()), nil
-}
 
 // auditPrefixes are the action filters the audit page offers.
 var auditPrefixes = []struct{ Value, Label string }{

@@ -170,7 +170,13 @@ func TestBrowserJourney(t *testing.T) {
 		t.Fatalf("state after saving: %q (%s), want draft", got, p.text("#flash"))
 	}
 
-	// Test configuration fails: the app has no role on the vault.
+	// Without a role the vault refuses to list its keys.
+	p.click("#browse-keys", "#keys-error")
+	mustContain(t, "key list without a role", p.text("#keys-error"), "access-denied")
+
+	// Test configuration fails: the app has no role on the vault. The
+	// report streams in; its result comes last.
+	p.open("/t/contoso/setup")
 	p.click("#test", "#test-result")
 	if got := p.text("#test-result"); got != "failed" {
 		t.Fatalf("first test: %q, want failed", got)
@@ -181,15 +187,35 @@ func TestBrowserJourney(t *testing.T) {
 	mustContain(t, "failed report", p.html(), "Key Vault Crypto")
 	p.scroll("#checks tr.check-fail")
 	p.shot("test-configuration-failed")
+	p.click("#back-to-setup", "#test")
+	mustContain(t, "setup after a failed test", p.text("#checks"), "key-read")
 
-	// The customer grants the role in the vault; the test passes.
+	// The customer grants the role in the vault and makes a second version
+	// of the key; the admin picks the key (versionless) from the vault's
+	// list, saves, and the test passes.
 	roleID := f.grantRole()
+	second, err := f.emu.RotateKey(vaultName, keyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`(document.getElementById("key_id").value = "") === ""`)); err != nil {
+		t.Fatalf("clear the key identifier: %v", err)
+	}
+	p.click("#browse-keys", "#vault-keys")
+	mustContain(t, "key list", p.text("#vault-keys"), keyName, second.Version, "RSA 3072-bit", "usable")
+	p.shot("key-picker")
+	p.click("#pick-"+keyName, "#picked")
+	if v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById("key_id").value`)); err != nil || v != keyID {
+		t.Fatalf("key identifier after picking: %q (%v), want %s", v, err, keyID)
+	}
+	p.click("#save", "#flash")
 	p.click("#test", "#test-result")
 	if got := p.text("#test-result"); got != "passed" {
 		t.Fatalf("second test: %q, want passed\n%s", got, p.text("#checks"))
 	}
 	p.scroll("#report")
 	p.shot("test-configuration-passed")
+	p.click("#back-to-setup", "#enforce_at")
 
 	// Enforcement date an hour ahead of the lifecycle's clock, all apps.
 	enforceAt := f.clock.Now().Add(time.Hour).UTC()

@@ -159,6 +159,7 @@ func (c *console) routes() http.Handler {
 	mux.Handle("POST "+t+"/certificate", c.tenant(c.generateCertificate))
 	mux.Handle("GET "+t+"/certificate/{format}", c.tenant(c.downloadCertificate))
 	mux.Handle("POST "+t+"/test", c.tenant(c.test))
+	mux.Handle("GET "+t+"/keys", c.tenant(c.keysPage))
 	mux.Handle("POST "+t+"/proceed", c.tenant(c.proceed))
 	mux.Handle("POST "+t+"/scopes", c.tenant(c.setScopes))
 	mux.Handle("GET "+t+"/rotate", c.tenant(c.confirmPage("rotate")))

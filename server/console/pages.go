@@ -151,6 +151,11 @@ type setupView struct {
 	ConsentURL    string
 	SPCommand     string
 	Certificate   *azurekv.Certificate
+	// PickedKeyID is a key identifier picked in the vault's key list
+	// (the key_id query parameter); it fills the key identifier field.
+	PickedKeyID string
+	// Vault is the URL of the saved key's vault, for the key picker.
+	Vault string
 	// EnforceMin is the earliest enforcement date the form offers, in
 	// the datetime-local input's format (UTC).
 	EnforceMin     string
@@ -167,8 +172,11 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	now := c.cfg.Now().UTC()
 	v := setupView{Key: k, Allowed: allowedOps(k, now), PlatformAppID: c.cfg.PlatformAppID,
-		Certificate: c.sessions.certificate(s),
-		EnforceMin:  now.Add(time.Minute).Format(dateTimeLocal), EnforceDefault: now.Add(7 * 24 * time.Hour).Format(dateTimeLocal)}
+		Certificate: c.sessions.certificate(s), PickedKeyID: strings.TrimSpace(r.URL.Query().Get("key_id")),
+		EnforceMin: now.Add(time.Minute).Format(dateTimeLocal), EnforceDefault: now.Add(7 * 24 * time.Hour).Format(dateTimeLocal)}
+	if id, err := azurekv.ParseVaultURL(k.Settings.KeyID); err == nil {
+		v.Vault = id.VaultURL()
+	}
 	if c.cfg.PlatformAppID != "" {
 		dir := k.Settings.DirectoryID
 		if dir == "" {
@@ -203,12 +211,12 @@ func (c *console) configure(w http.ResponseWriter, r *http.Request, s *session) 
 		settings.Secret = lifecycle.NewSecret(r.PostFormValue("secret"))
 	case lifecycle.CredentialCertificate:
 		if cert := c.sessions.certificate(s); cert != nil {
-			pem, err := certificateSecret(cert)
+			sec, err := lifecycle.CertificateSecret(cert)
 			if err != nil {
 				c.internal(w, r, s, err)
 				return
 			}
-			settings.Secret = lifecycle.NewSecret(pem)
+			settings.Secret = sec
 		}
 	}
 	_, err := c.cfg.Lifecycle.Configure(r.Context(), actor(s), s.tenant, settings)
@@ -250,19 +258,6 @@ func (c *console) downloadCertificate(w http.ResponseWriter, r *http.Request, s 
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="byok-`+url.PathEscape(s.tenant)+"."+r.PathValue("format")+`"`)
 	w.Write(body)
-}
-
-// test runs Test configuration on the saved settings.
-func (c *console) test(w http.ResponseWriter, r *http.Request, s *session) {
-	rep, err := c.cfg.Lifecycle.Test(r.Context(), actor(s), s.tenant)
-	msg := "Test configuration passed: every check passed or warned."
-	if err == nil && !rep.Passed() {
-		msg = "Test configuration failed. Fix what the report says and test again."
-		c.sessions.setFlash(s, false, msg)
-		http.Redirect(w, r, c.tenantURL(s.tenant, "setup")+"#report", http.StatusSeeOther)
-		return
-	}
-	c.done(w, r, s, err, c.tenantURL(s.tenant, "setup")+"#report", msg)
 }
 
 // coverageOf reads the scope checkboxes: every selectable scope checked

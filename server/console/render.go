@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates/*.html files that are pages; each is parsed
 // with layout.html.
-var pageNames = []string{"signin", "error", "operator", "status", "setup", "confirm", "audit"}
+var pageNames = []string{"signin", "error", "operator", "status", "setup", "confirm", "audit", "testrun", "keys"}
 
 // page is what every template gets.
 type page struct {
