@@ -75,6 +75,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, tlsServer bool) *fixture {
 	t.Helper()
+	return newFixtureWith(t, tlsServer, nil)
+}
+
+// newFixtureWith is newFixture with the console's Lifecycle wrapped by
+// wrap (nil: the service itself).
+func newFixtureWith(t *testing.T, tlsServer bool, wrap func(*lifecycle.Service) server.Lifecycle) *fixture {
+	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
 	f := &fixture{t: t, ctx: ctx, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}, tokens: map[string]string{}}
@@ -103,7 +110,11 @@ func newFixture(t *testing.T, tlsServer bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ui, err := console.New(console.Config{Lifecycle: f.lc, Tokens: f.db, Audit: log, PlatformAppID: "11111111-2222-3333-4444-555555555555", Now: f.clock.Now})
+	var lc server.Lifecycle = f.lc
+	if wrap != nil {
+		lc = wrap(f.lc)
+	}
+	ui, err := console.New(console.Config{Lifecycle: lc, Tokens: f.db, Audit: log, PlatformAppID: "11111111-2222-3333-4444-555555555555", Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
