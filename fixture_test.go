@@ -9,35 +9,18 @@ import (
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/internal/envelope"
+	"github.com/openbyok/byok/internal/fakeclock"
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/store/sqlite"
 )
-
-// clock is a fake clock that moves only when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // fixture is a keyring over a real SQLite file, a fake platform key and a
 // fake customer key provider, on a fake clock.
 type fixture struct {
 	t     *testing.T
 	ctx   context.Context
-	clock *clock
+	clock *fakeclock.Clock
 	prk   *kmstest.Fake // the platform root key
 	cmk   *kmstest.Fake // the tenants' own keys
 	db    *sqlite.DB
@@ -63,7 +46,7 @@ func newFixture(t *testing.T, opts ...func(*byok.Config)) *fixture {
 	t.Cleanup(func() { db.Close() })
 	f := &fixture{
 		t: t, ctx: ctx, db: db,
-		clock: &clock{now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
+		clock: fakeclock.New(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)),
 		prk:   kmstest.NewFake(),
 		cmk:   kmstest.NewFake(),
 	}

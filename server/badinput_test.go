@@ -42,7 +42,7 @@ func TestBadInput(t *testing.T) {
 	var revoked tokenView
 	e.must(t, 201, "POST", "/v1/tokens", e.operator, map[string]any{"kind": "service", "tenants": []string{"acme"}}).decode(t, &revoked)
 	e.must(t, 200, "POST", "/v1/tokens/"+revoked.ID+"/revoke", e.operator, nil)
-	e.clock.Add(2 * time.Hour) // the 1h token has expired
+	e.clock.Advance(2 * time.Hour) // the 1h token has expired
 	forged := svc[:len(svc)-4] + "AAAA"
 	ct := e.encrypt(t, svc, "acme", "chat", []byte("data"))
 	tampered := bytes.Clone(ct)

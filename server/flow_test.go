@@ -87,7 +87,7 @@ func TestKeyLifecycleThroughAPI(t *testing.T) {
 	before := e.encrypt(t, svc, "acme", "chat", []byte("before"))
 
 	// The enforcement date comes: activation.
-	e.clock.Add(25 * time.Hour)
+	e.clock.Advance(25 * time.Hour)
 	e.tick(t)
 	e.tick(t)
 	if k = e.keyState(t, "acme", admin); k.State != lifecycle.StateActive {
@@ -116,7 +116,7 @@ func TestKeyLifecycleThroughAPI(t *testing.T) {
 	// Revoke the role: the covered scope fails closed at the next check,
 	// the deselected one keeps working.
 	e.customer.FailKey(e.cmk, kms.Authoritative, kms.ReasonDenied)
-	e.clock.Add(11 * time.Second)
+	e.clock.Advance(11 * time.Second)
 	e.tick(t)
 	if r := e.decrypt(t, svc, "acme", "chat", covered); r.status != 403 || r.errCode() != CodeKeyRevoked {
 		t.Fatalf("decrypt in a covered scope after revocation = %d %s, want 403 key_revoked", r.status, r.body)
@@ -134,7 +134,7 @@ func TestKeyLifecycleThroughAPI(t *testing.T) {
 
 	// Restore the role: service resumes by itself.
 	e.customer.HealKey(e.cmk)
-	e.clock.Add(11 * time.Second)
+	e.clock.Advance(11 * time.Second)
 	e.tick(t)
 	e.mustDecrypt(t, svc, "acme", "chat", covered, []byte("covered"))
 
@@ -142,7 +142,7 @@ func TestKeyLifecycleThroughAPI(t *testing.T) {
 	e.must(t, 202, "POST", "/v1/tenants/acme/key/disable", admin, nil)
 	e.tick(t)
 	e.customer.FailKey(e.cmk, kms.Authoritative, kms.ReasonDenied)
-	e.clock.Add(11 * time.Second)
+	e.clock.Advance(11 * time.Second)
 	e.tick(t)
 	e.mustDecrypt(t, svc, "acme", "chat", covered, []byte("covered"))
 	e.mustDecrypt(t, svc, "acme", "chat", before, []byte("before"))

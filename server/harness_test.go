@@ -16,30 +16,13 @@ import (
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/internal/fakeclock"
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store/sqlite"
 )
-
-// clock is a fake clock that tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // fakeConnector reaches customer keys held by a kmstest.Fake: key ids
 // "fake:NAME[/vN]". Test does a real wrap/unwrap round trip on the fake,
@@ -80,7 +63,7 @@ type env struct {
 	platform *kmstest.Fake
 	customer *kmstest.Fake
 	cmk      string // versionless id of the customer key
-	clock    *clock
+	clock    *fakeclock.Clock
 	srv      *httptest.Server
 	h        http.Handler
 	logs     *bytes.Buffer // the server's request logs
@@ -97,7 +80,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{db: db, platform: kmstest.NewFake(), customer: kmstest.NewFake(), clock: &clock{now: epoch}, logs: &bytes.Buffer{}}
+	e := &env{db: db, platform: kmstest.NewFake(), customer: kmstest.NewFake(), clock: fakeclock.New(epoch), logs: &bytes.Buffer{}}
 	prk := e.platform.AddKey("prk")
 	e.cmk = e.customer.AddKey("cmk")
 	e.log = audit.New(db, nil)

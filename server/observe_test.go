@@ -77,7 +77,7 @@ func TestProbesAndMetrics(t *testing.T) {
 	}
 	// The platform key stops answering: not ready.
 	e.platform.Fail(kms.Authoritative, kms.ReasonDisabled)
-	e.clock.Add(readyTTL)
+	e.clock.Advance(readyTTL)
 	if r := e.do(t, "GET", "/readyz", "", nil); r.status != 503 || !strings.Contains(string(r.body), "platform root key") {
 		t.Errorf("readyz with the platform key failing = %d %s, want 503 naming it", r.status, r.body)
 	}

@@ -20,12 +20,12 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/internal/fakeclock"
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
@@ -56,8 +56,7 @@ type Server struct {
 	Lifecycle *lifecycle.Service
 	DB        *sqlite.DB
 
-	mu  sync.Mutex
-	now time.Time
+	clock *fakeclock.Clock
 }
 
 // New starts a server with an empty SQLite database in t.TempDir and
@@ -71,7 +70,7 @@ func New(t testing.TB, batchSize int) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s := &Server{DB: db, Customer: kmstest.NewFake(), Platform: kmstest.NewFake(), now: Epoch}
+	s := &Server{DB: db, Customer: kmstest.NewFake(), Platform: kmstest.NewFake(), clock: fakeclock.New(Epoch)}
 	prk := s.Platform.AddKey("prk")
 	s.CMK = s.Customer.AddKey("cmk")
 	log := audit.New(db, nil)
@@ -104,18 +103,10 @@ func New(t testing.TB, batchSize int) *Server {
 }
 
 // Now is the fake clock.
-func (s *Server) Now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now
-}
+func (s *Server) Now() time.Time { return s.clock.Now() }
 
 // Advance moves the fake clock by d.
-func (s *Server) Advance(d time.Duration) {
-	s.mu.Lock()
-	s.now = s.now.Add(d)
-	s.mu.Unlock()
-}
+func (s *Server) Advance(d time.Duration) { s.clock.Advance(d) }
 
 // Tick runs one pass of the lifecycle's background work; it fails t on
 // error.
