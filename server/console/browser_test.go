@@ -3,6 +3,8 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	stdpng "image/png"
 	"os"
 	"os/exec"
@@ -347,4 +349,76 @@ func TestBrowserJourney(t *testing.T) {
 	p.signIn(f.tokens["operator"], "#tenants")
 	mustContain(t, "operator page", p.text("#tenants"), "contoso", "fabrikam", "disabled", "none")
 	p.shot("operator")
+}
+
+// TestBrowserCertificateJourney: the recommended credential end to end in
+// chromium. The admin generates a certificate, downloads the .cer through
+// the browser, the customer uploads it to its app in kvemu and grants the
+// role; the settings are saved with the certificate, Test configuration
+// passes, Proceed, enforcement, and data is encrypted and decrypted under
+// the key reached with the certificate.
+func TestBrowserCertificateJourney(t *testing.T) {
+	f := newFixture(t, false)
+	p := &page{t: t, ctx: browser(t), f: f}
+	p.signIn(f.tokens[contoso], "#state")
+
+	p.open("/t/contoso/setup")
+	p.click("#generate-cert", "#download-cer")
+	b64, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](
+		`fetch(document.getElementById("download-cer").href).then(r => r.arrayBuffer()).then(b => btoa(String.fromCharCode(...new Uint8Array(b))))`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("downloading the .cer: %v", err)
+	}
+	der, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("the downloaded .cer is not a DER certificate: %v", err)
+	}
+	mustContain(t, "certificate subject", cert.Subject.CommonName, contoso)
+	if _, err := f.emu.AddCertificate(f.app.ClientID, der); err != nil {
+		t.Fatal(err)
+	}
+	f.grantRole()
+
+	p.do("fill in the key settings",
+		chromedp.SendKeys(chromedp.CSS("#key_id"), keyID),
+		chromedp.SendKeys(chromedp.CSS("#directory_id"), directory),
+		chromedp.Click(chromedp.CSS("#cred-cert")),
+		chromedp.SendKeys(chromedp.CSS("#client_id"), f.app.ClientID))
+	p.click("#save", "#flash")
+	if got := p.text("#flash"); !strings.Contains(got, "Settings saved") {
+		t.Fatalf("saving with the certificate: %q", got)
+	}
+	p.scroll("#credential")
+	p.shot("certificate-credential")
+	p.click("#test", "#test-result")
+	if got := p.text("#test-result"); got != "passed" {
+		t.Fatalf("test with the certificate: %q\n%s", got, p.text("#checks"))
+	}
+	mustContain(t, "certificate report", p.text("#checks"), "certificate", "expires")
+	p.click("#back-to-setup", "#enforce_at")
+	p.do("set the enforcement date", chromedp.SetValue(chromedp.CSS("#enforce_at"), f.clock.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04")))
+	p.click("#proceed-button", "#confirm")
+	p.click("#confirm", "#state")
+	if got := p.text("#state"); got != "scheduled" {
+		t.Fatalf("state after proceed: %q, want scheduled", got)
+	}
+	f.clock.Add(2 * time.Hour)
+	f.tick()
+	p.open("/t/contoso/")
+	if got := p.text("#state"); got != "active" {
+		t.Fatalf("state after the enforcement date: %q, want active", got)
+	}
+	ct, err := f.lc.Keyring().Encrypt(f.ctx, contoso, "chat", []byte("signed in with a certificate"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.lc.Keyring().Forget(contoso) // the next decrypt unwraps from the vault again
+	if pt, err := f.lc.Keyring().Decrypt(f.ctx, contoso, "chat", ct, nil); err != nil || string(pt) != "signed in with a certificate" {
+		t.Fatalf("decrypt under the certificate credential: %q, %v", pt, err)
+	}
 }
