@@ -45,6 +45,15 @@ func TestBadInput(t *testing.T) {
 	e.clock.Advance(2 * time.Hour) // the 1h token has expired
 	forged := svc[:len(svc)-4] + "AAAA"
 	ct := e.encrypt(t, svc, "acme", "chat", []byte("data"))
+	// A ciphertext whose URL-safe base64 is not also standard base64: it
+	// holds a '-' or '_' (random bytes do in most, not all, draws).
+	urlSafe := base64.RawURLEncoding.EncodeToString(ct)
+	for i := 0; !strings.ContainsAny(urlSafe, "-_"); i++ {
+		if i == 100 {
+			t.Fatal("no ciphertext with '-' or '_' in its URL-safe base64 in 100 tries")
+		}
+		urlSafe = base64.RawURLEncoding.EncodeToString(e.encrypt(t, svc, "acme", "chat", []byte("data")))
+	}
 	tampered := bytes.Clone(ct)
 	tampered[len(tampered)-1] ^= 1
 	past := epoch.Add(-time.Hour).Format(time.RFC3339)
@@ -95,7 +104,7 @@ func TestBadInput(t *testing.T) {
 		{"body on test route", "POST", "/v1/tenants/acme/key/test", admin, map[string]any{"force": true}, 400, CodeUnknownField, "force"},
 		// Values.
 		{"bad base64", "POST", "/v1/tenants/acme/encrypt", svc, map[string]any{"scope": "chat", "plaintext": "not base64!"}, 400, CodeInvalidInput, "plaintext"},
-		{"url-safe base64", "POST", "/v1/tenants/acme/decrypt", svc, map[string]any{"scope": "chat", "ciphertext": base64.RawURLEncoding.EncodeToString(ct)}, 400, CodeInvalidInput, "ciphertext"},
+		{"url-safe base64", "POST", "/v1/tenants/acme/decrypt", svc, map[string]any{"scope": "chat", "ciphertext": urlSafe}, 400, CodeInvalidInput, "ciphertext"},
 		{"plaintext on decrypt", "POST", "/v1/tenants/acme/decrypt", svc, map[string]any{"scope": "chat", "plaintext": "AA=="}, 400, CodeInvalidInput, "plaintext"},
 		{"tampered ciphertext", "POST", "/v1/tenants/acme/decrypt", svc, map[string]any{"scope": "chat", "ciphertext": tampered}, 400, CodeDecryptFailed, ""},
 		{"ciphertext of another scope", "POST", "/v1/tenants/acme/decrypt", svc, map[string]any{"scope": "other", "ciphertext": ct}, 400, CodeDecryptFailed, ""},
