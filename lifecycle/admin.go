@@ -17,7 +17,7 @@ import (
 // Limits on settings fields.
 const (
 	maxFieldLen  = 1024
-	maxSecretLen = kms.MaxPlaintext // a client secret: sealed by one platform wrap
+	maxSecretLen = kms.MaxPlaintext // a client secret (Azure makes them 40 characters)
 	// maxCertificateSecretLen bounds a certificate credential's key and
 	// certificate (CertificateSecret), sealed in an envelope.
 	maxCertificateSecretLen = 16 << 10

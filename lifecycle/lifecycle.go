@@ -217,22 +217,6 @@ func (s *Service) unseal(ctx context.Context, rec Record) (KeySettings, error) {
 	return settings, nil
 }
 
-// seal wraps a secret under the platform root key: in one wrap, or in an
-// envelope when it is larger than a wrap takes (see envelopePrefix).
-func (s *Service) seal(ctx context.Context, tenant string, sec Secret) (kms.Wrapped, error) {
-	var w kms.Wrapped
-	var err error
-	if b := sec.k.Bytes(); len(b) > kms.MaxPlaintext {
-		w, err = s.sealEnvelope(ctx, tenant, b)
-	} else {
-		w, err = s.cfg.PlatformKMS.Wrap(ctx, s.cfg.PlatformKeyID, b)
-	}
-	if err != nil {
-		return kms.Wrapped{}, fmt.Errorf("lifecycle: sealing the credential of tenant %q under the platform key: %w", tenant, err)
-	}
-	return w, nil
-}
-
 // auditedProvider records every call to a customer's vault in the audit
 // log, with the purpose and actor the context carries and the event id as
 // the request id sent to the vault.

@@ -605,3 +605,41 @@ func TestStoreConflict(t *testing.T) {
 		t.Fatalf("stale write: %v", err)
 	}
 }
+
+// A sealed credential is bound to its tenant: copied into another tenant's
+// record, it does not open, so one tenant's credential never signs in for
+// another.
+func TestSealedSecretBoundToTenant(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.createTenant()
+	if err := f.svc.CreateTenant(ctx, operator, "t2", byok.Grace, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tenant := range []string{"t1", "t2"} {
+		s := f.settings()
+		s.Credential, s.Secret = lifecycle.CredentialClientSecret, lifecycle.NewSecret("secret of "+tenant)
+		if _, err := f.svc.Configure(ctx, admin, tenant, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r1, err := f.db.KeyRecord(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := f.db.KeyRecord(ctx, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.SealedSecret = r1.SealedSecret
+	r2.Version++
+	if err := f.db.PutKeyRecord(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Test(ctx, admin, "t2"); err == nil || !strings.Contains(err.Error(), "another tenant") {
+		t.Fatalf("Test with t1's sealed credential in t2's record: %v, want an authentication failure", err)
+	}
+	if _, err := f.svc.Test(ctx, admin, "t1"); err != nil {
+		t.Fatalf("t1's own credential: %v", err)
+	}
+}

@@ -2,9 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,84 +10,52 @@ import (
 	"github.com/openbyok/byok/kms"
 )
 
-// envelopePrefix marks, in kms.Wrapped.Algorithm, a secret too large for
-// one platform wrap (more than kms.MaxPlaintext bytes, such as a
-// certificate credential's private key and certificate): a random AES-256
-// key is wrapped by the platform key, and the secret is sealed with
-// AES-256-GCM under it. The rest of Algorithm is the platform wrap's own
-// algorithm and Ciphertext is
+// sealedPrefix marks, in kms.Wrapped.Algorithm, a credential sealed with
+// kms.Seal under the platform root key. The rest of Algorithm is the
+// platform wrap's own algorithm, and Ciphertext is
 //
-//	uint16 len(wrapped key) ‖ wrapped key ‖ 12-byte nonce ‖ sealed secret ‖ tag
+//	uint16 len(wrapped AES key) ‖ wrapped AES key ‖ 12-byte nonce ‖ sealed credential ‖ tag
 //
-// with the tenant and the platform key id as additional data. Secrets that
-// fit one wrap are sealed as before, so stored records keep their format.
-const envelopePrefix = "byok-envelope-v1+"
+// The tenant is bound as associated data, so a sealed credential copied
+// into another tenant's record does not open.
+const sealedPrefix = "byok-sealed-v1+"
 
-// sealEnvelope seals b, which is larger than one platform wrap takes.
-func (s *Service) sealEnvelope(ctx context.Context, tenant string, b []byte) (kms.Wrapped, error) {
-	dek := make([]byte, 32)
-	rand.Read(dek)
-	defer clear(dek)
-	w, err := s.cfg.PlatformKMS.Wrap(ctx, s.cfg.PlatformKeyID, dek)
+// credentialAAD names what a sealed credential is for and whose it is.
+func credentialAAD(tenant string) []byte { return []byte("lifecycle credential\x00" + tenant) }
+
+// seal seals a tenant's secret under the platform root key.
+func (s *Service) seal(ctx context.Context, tenant string, sec Secret) (kms.Wrapped, error) {
+	sl, err := kms.Seal(ctx, s.cfg.PlatformKMS, s.cfg.PlatformKeyID, sec.k.Bytes(), credentialAAD(tenant))
 	if err != nil {
-		return kms.Wrapped{}, err
+		return kms.Wrapped{}, fmt.Errorf("lifecycle: sealing the credential of tenant %q under the platform key: %w", tenant, err)
 	}
-	if len(w.Ciphertext) > 0xffff {
-		return kms.Wrapped{}, fmt.Errorf("lifecycle: the platform key wrapped 32 bytes into %d bytes, more than an envelope holds", len(w.Ciphertext))
+	if len(sl.Key.Ciphertext) > 0xffff {
+		return kms.Wrapped{}, fmt.Errorf("lifecycle: the platform key wrapped 32 bytes into %d bytes, more than a sealed credential holds", len(sl.Key.Ciphertext))
 	}
-	aead, err := envelopeAEAD(dek)
-	if err != nil {
-		return kms.Wrapped{}, err
-	}
-	out := binary.BigEndian.AppendUint16(nil, uint16(len(w.Ciphertext)))
-	out = append(out, w.Ciphertext...)
-	nonce := make([]byte, aead.NonceSize())
-	rand.Read(nonce)
-	out = append(out, nonce...)
-	out = aead.Seal(out, nonce, b, envelopeAAD(tenant, w.KeyID))
-	return kms.Wrapped{KeyID: w.KeyID, Algorithm: envelopePrefix + w.Algorithm, Ciphertext: out}, nil
+	out := binary.BigEndian.AppendUint16(nil, uint16(len(sl.Key.Ciphertext)))
+	out = append(out, sl.Key.Ciphertext...)
+	out = append(out, sl.Nonce...)
+	out = append(out, sl.Ciphertext...)
+	return kms.Wrapped{KeyID: sl.Key.KeyID, Algorithm: sealedPrefix + sl.Key.Algorithm, Ciphertext: out}, nil
 }
 
-// openSealed opens a secret sealed by seal: one platform wrap, or an
-// envelope (see envelopePrefix).
+// openSealed opens a credential sealed by seal.
 func (s *Service) openSealed(ctx context.Context, tenant string, w kms.Wrapped) ([]byte, error) {
-	alg, ok := strings.CutPrefix(w.Algorithm, envelopePrefix)
-	if !ok {
-		return s.cfg.PlatformKMS.Unwrap(ctx, w)
-	}
+	alg, ok := strings.CutPrefix(w.Algorithm, sealedPrefix)
 	c := w.Ciphertext
-	if len(c) < 2 || len(c) < 2+int(binary.BigEndian.Uint16(c)) {
-		return nil, errors.New("lifecycle: the sealed credential is truncated")
+	const nonceSize = 12
+	if !ok || len(c) < 2 || len(c) < 2+int(binary.BigEndian.Uint16(c))+nonceSize {
+		return nil, errors.New("lifecycle: the sealed credential is malformed or truncated")
 	}
 	n := int(binary.BigEndian.Uint16(c))
-	dek, err := s.cfg.PlatformKMS.Unwrap(ctx, kms.Wrapped{KeyID: w.KeyID, Algorithm: alg, Ciphertext: c[2 : 2+n]})
-	if err != nil {
-		return nil, err
+	sl := kms.Sealed{
+		Key:        kms.Wrapped{KeyID: w.KeyID, Algorithm: alg, Ciphertext: c[2 : 2+n]},
+		Nonce:      c[2+n : 2+n+nonceSize],
+		Ciphertext: c[2+n+nonceSize:],
 	}
-	defer clear(dek)
-	aead, err := envelopeAEAD(dek)
-	if err != nil {
-		return nil, err
-	}
-	rest := c[2+n:]
-	if len(rest) < aead.NonceSize()+aead.Overhead() {
-		return nil, errors.New("lifecycle: the sealed credential is truncated")
-	}
-	b, err := aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], envelopeAAD(tenant, w.KeyID))
-	if err != nil {
+	b, err := kms.Open(ctx, s.cfg.PlatformKMS, sl, credentialAAD(tenant))
+	if errors.Is(err, kms.ErrSealedAuth) {
 		return nil, errors.New("lifecycle: the sealed credential failed authentication: it was altered, or sealed for another tenant")
 	}
-	return b, nil
-}
-
-func envelopeAEAD(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("lifecycle: %w", err)
-	}
-	return cipher.NewGCM(b)
-}
-
-func envelopeAAD(tenant, keyID string) []byte {
-	return []byte("byok sealed credential v1\x00" + tenant + "\x00" + keyID)
+	return b, err
 }

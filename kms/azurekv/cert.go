@@ -1,9 +1,6 @@
 package azurekv
 
 import (
-	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -15,8 +12,6 @@ import (
 	"fmt"
 	"math/big"
 	"time"
-
-	"github.com/openbyok/byok/kms"
 )
 
 // CertificateKeyBits is the size of the RSA keys [GenerateCertificate]
@@ -165,85 +160,4 @@ func (s CertificateSet) validate() error {
 		}
 	}
 	return nil
-}
-
-// SealedKey is a certificate's private key sealed under a provider's key:
-// a random AES-256 key wrapped by the provider, and the PKCS#8 private key
-// encrypted with AES-256-GCM under it. (A PKCS#8 RSA key is far larger
-// than what RSA-OAEP can wrap, hence the two layers.) Store all three
-// fields; none is secret on its own.
-type SealedKey struct {
-	Wrapped    kms.Wrapped // the AES key, wrapped by the provider
-	Nonce      []byte      // the GCM nonce
-	Ciphertext []byte      // the PKCS#8 key, sealed; the GCM tag is appended
-}
-
-// sealAAD binds a sealed key to the provider key that wraps its AES key.
-func sealAAD(keyID string) []byte { return []byte("byok azurekv sealed private key v1\x00" + keyID) }
-
-// SealPrivateKey seals key under the provider key keyID (typically the
-// platform root key), so that a certificate's private key can be stored.
-func SealPrivateKey(ctx context.Context, p kms.Provider, keyID string, key *rsa.PrivateKey) (SealedKey, error) {
-	if key == nil {
-		return SealedKey{}, errors.New("azurekv: SealPrivateKey: no key")
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return SealedKey{}, fmt.Errorf("azurekv: encoding the private key: %w", err)
-	}
-	defer clear(der)
-	dek := make([]byte, 32)
-	rand.Read(dek)
-	defer clear(dek)
-	w, err := p.Wrap(ctx, keyID, dek)
-	if err != nil {
-		return SealedKey{}, fmt.Errorf("azurekv: wrapping the private key's AES key: %w", err)
-	}
-	aead, err := newGCM(dek)
-	if err != nil {
-		return SealedKey{}, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	rand.Read(nonce)
-	return SealedKey{Wrapped: w, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, der, sealAAD(w.KeyID))}, nil
-}
-
-// OpenPrivateKey opens a key sealed by [SealPrivateKey] with the same
-// provider. An altered SealedKey fails; errors of the provider are returned
-// wrapped (see [kms.ClassOf]).
-func OpenPrivateKey(ctx context.Context, p kms.Provider, s SealedKey) (*rsa.PrivateKey, error) {
-	dek, err := p.Unwrap(ctx, s.Wrapped)
-	if err != nil {
-		return nil, fmt.Errorf("azurekv: unwrapping the private key's AES key: %w", err)
-	}
-	defer clear(dek)
-	aead, err := newGCM(dek)
-	if err != nil {
-		return nil, err
-	}
-	if len(s.Nonce) != aead.NonceSize() {
-		return nil, fmt.Errorf("azurekv: the sealed key's nonce has %d bytes, want %d", len(s.Nonce), aead.NonceSize())
-	}
-	der, err := aead.Open(nil, s.Nonce, s.Ciphertext, sealAAD(s.Wrapped.KeyID))
-	if err != nil {
-		return nil, errors.New("azurekv: the sealed private key failed authentication: it was altered or sealed under another key")
-	}
-	defer clear(der)
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("azurekv: the sealed private key is not PKCS#8: %w", err)
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("azurekv: the sealed private key is a %T, want RSA", k)
-	}
-	return rk, nil
-}
-
-func newGCM(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("azurekv: %w", err)
-	}
-	return cipher.NewGCM(b)
 }

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/openbyok/byok/kms"
-	"github.com/openbyok/byok/kms/kmstest"
 )
 
 func TestGenerateCertificate(t *testing.T) {
@@ -133,43 +131,6 @@ func TestCertificateSetValidate(t *testing.T) {
 		if err := tc.set.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("validate() = %v, want %q", err, tc.want)
 		}
-	}
-}
-
-func TestSealPrivateKey(t *testing.T) {
-	fake := kmstest.NewFake()
-	key := fake.AddKey("prk")
-	c := must(GenerateCertificate("t", 30*24*time.Hour))
-	sealed, err := SealPrivateKey(bg, fake, key, c.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der := must(x509.MarshalPKCS8PrivateKey(c.Key))
-	if bytes.Contains(sealed.Ciphertext, der[len(der)-64:]) {
-		t.Error("the sealed key contains the private key in clear")
-	}
-	got, err := OpenPrivateKey(bg, fake, sealed)
-	if err != nil || !got.Equal(c.Key) {
-		t.Fatalf("OpenPrivateKey: %v", err)
-	}
-	tampered := sealed
-	tampered.Ciphertext = bytes.Clone(sealed.Ciphertext)
-	tampered.Ciphertext[5] ^= 1
-	if _, err := OpenPrivateKey(bg, fake, tampered); err == nil || !strings.Contains(err.Error(), "altered") {
-		t.Errorf("tampered: %v", err)
-	}
-	short := sealed
-	short.Nonce = sealed.Nonce[:4]
-	if _, err := OpenPrivateKey(bg, fake, short); err == nil || !strings.Contains(err.Error(), "nonce") {
-		t.Errorf("short nonce: %v", err)
-	}
-	fake.Fail(kms.Authoritative, kms.ReasonDisabled)
-	_, err = OpenPrivateKey(bg, fake, sealed)
-	if kms.ClassOf(err) != kms.Authoritative {
-		t.Errorf("provider failure: %v, want its class kept", err)
-	}
-	if _, err := SealPrivateKey(bg, fake, key, c.Key); !errors.Is(err, kms.ErrAuthoritative) {
-		t.Errorf("SealPrivateKey with a failing provider: %v", err)
 	}
 }
 

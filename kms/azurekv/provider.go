@@ -17,7 +17,7 @@
 //
 // [TestConfiguration] runs the customer-facing checks of a configuration
 // and returns a [Report]; [GenerateCertificate], [CertificateSet],
-// [SealPrivateKey], [AdminConsentURL] and [CreateServicePrincipalCommand]
+// [AdminConsentURL] and [CreateServicePrincipalCommand]
 // serve the console's setup steps. docs/azure-setup.md is the customer's
 // guide.
 package azurekv
