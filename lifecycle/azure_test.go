@@ -133,7 +133,7 @@ func (e *azureEnv) fixture(t *testing.T) *fixture {
 	conn := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
 	conn.Transport = e.emu.HTTPClient()
 	f := newFixture(t, func(c *lifecycle.Config) { c.Connector = conn })
-	f.clock.now = time.Now().UTC()
+	f.clock.Set(time.Now().UTC())
 	f.createTenant()
 	return f
 }
@@ -191,7 +191,7 @@ func TestAzureCertificateCredential(t *testing.T) {
 	}
 
 	f.must(f.svc.Proceed(ctx, admin, "t1", f.clock.Now().Add(time.Hour), nil))
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	f.tick()
 	f.wantState(lifecycle.StateActive)
 	if k := f.status(); !strings.HasPrefix(k.CurrentKeyID, e.cmk+"/") {

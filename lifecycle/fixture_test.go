@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"github.com/openbyok/byok/internal/fakeclock"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,24 +15,6 @@ import (
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/store/sqlite"
 )
-
-// clock is a fake clock that tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // connector is a lifecycle.Connector over one kmstest.Fake: every key id
 // "fake:NAME" of the fake is reachable; testErr makes Test fail a check.
@@ -104,7 +87,7 @@ type fixture struct {
 	dbPath   string
 	svc      *lifecycle.Service
 	db       *sqlite.DB
-	clock    *clock
+	clock    *fakeclock.Clock
 	platform *kmstest.Fake
 	customer *kmstest.Fake
 	conn     *connector
@@ -125,7 +108,7 @@ func newFixture(t testing.TB, mod func(*lifecycle.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, db: db, clock: &clock{now: t0}, platform: kmstest.NewFake(), customer: kmstest.NewFake(), audit: &auditor{log: audit.New(db, nil)}, dbPath: path}
+	f := &fixture{t: t, db: db, clock: fakeclock.New(t0), platform: kmstest.NewFake(), customer: kmstest.NewFake(), audit: &auditor{log: audit.New(db, nil)}, dbPath: path}
 	t.Cleanup(func() {
 		f.audit.mu.Lock()
 		defer f.audit.mu.Unlock()
@@ -174,7 +157,7 @@ func (f *fixture) activate(cov *lifecycle.Coverage) {
 		f.t.Fatalf("Test: %+v, %v", r, err)
 	}
 	f.must(f.svc.Proceed(ctx, admin, "t1", f.clock.Now().Add(time.Hour), cov))
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	f.tick()
 	f.wantState(lifecycle.StateActive)
 }

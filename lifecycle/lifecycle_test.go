@@ -62,12 +62,12 @@ func TestJourney(t *testing.T) {
 	b0 := f.encrypt("b", 3)
 
 	// Before the date nothing happens; still editable.
-	f.clock.Add(59 * time.Minute)
+	f.clock.Advance(59 * time.Minute)
 	f.tick()
 	f.wantState(lifecycle.StateScheduled)
 
 	// On the date: activation moves a (not b, not the platform-only cache).
-	f.clock.Add(time.Minute)
+	f.clock.Advance(time.Minute)
 	f.tick()
 	ck = f.status()
 	if ck.State != lifecycle.StateActive || ck.ActivatedAt.IsZero() || ck.Epoch != 1 {
@@ -115,7 +115,7 @@ func TestJourney(t *testing.T) {
 
 	// Revocation: the monitor fails the covered scope closed; b works.
 	f.customer.FailKey(f.cmk, kms.Authoritative, kms.ReasonDenied)
-	f.clock.Add(time.Minute)
+	f.clock.Advance(time.Minute)
 	f.tick()
 	f.wantState(lifecycle.StateRevoked)
 	if _, err := f.svc.Keyring().Encrypt(ctx, "t1", "a", []byte("x"), nil); !errors.Is(err, byok.ErrKeyRevoked) {
@@ -129,7 +129,7 @@ func TestJourney(t *testing.T) {
 
 	// Restoration by itself.
 	f.customer.HealKey(f.cmk)
-	f.clock.Add(time.Minute)
+	f.clock.Advance(time.Minute)
 	f.tick()
 	f.wantState(lifecycle.StateActive)
 	f.decryptAll("a", a0)
@@ -378,7 +378,7 @@ func TestScheduledStillEditable(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.must(f.svc.Proceed(ctx, admin, "t1", t0.Add(time.Hour), nil))
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	// The date has passed but no Tick has run: configure is refused.
 	var se *lifecycle.StateError
 	if _, err := f.svc.Configure(ctx, admin, "t1", s); !errors.As(err, &se) || se.State != lifecycle.StateScheduled {
@@ -429,7 +429,7 @@ func TestAutoRotation(t *testing.T) {
 	f.activate(nil)
 	a := f.encrypt("a", 3)
 	v2 := f.customer.Rotate(f.cmk)
-	f.clock.Add(time.Minute)
+	f.clock.Advance(time.Minute)
 	f.tick()
 	if ck := f.status(); ck.CurrentKeyID != v2 || ck.State != lifecycle.StateActive {
 		t.Fatalf("after auto-rotation: current %s state %s, want %s", ck.CurrentKeyID, ck.State, v2)
@@ -530,7 +530,7 @@ func TestActivationFailureGoesBackToDraft(t *testing.T) {
 	}
 	f.must(f.svc.Proceed(ctx, admin, "t1", t0.Add(time.Hour), nil))
 	f.customer.FailKey(f.cmk, kms.Authoritative, kms.ReasonDenied)
-	f.clock.Add(time.Hour)
+	f.clock.Advance(time.Hour)
 	for range 2 {
 		if err := f.svc.Tick(ctx); err == nil {
 			t.Fatal("Tick succeeded with the customer's key denied")
@@ -569,7 +569,7 @@ func TestWebhookSigned(t *testing.T) {
 	})
 	f.activate(nil)
 	f.customer.FailKey(f.cmk, kms.Authoritative, kms.ReasonDisabled)
-	f.clock.Add(time.Minute)
+	f.clock.Advance(time.Minute)
 	f.tick()
 	mu.Lock()
 	defer mu.Unlock()

@@ -20,4 +20,8 @@ func TestClock(t *testing.T) {
 	if got := c.Now().Sub(start); got != 10*time.Second {
 		t.Fatalf("after 10 concurrent advances of 1 s: %v", got)
 	}
+	c.Set(start)
+	if !c.Now().Equal(start) {
+		t.Fatalf("after Set: %v", c.Now())
+	}
 }

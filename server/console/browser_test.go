@@ -246,7 +246,7 @@ func TestBrowserJourney(t *testing.T) {
 	}
 
 	// The enforcement date passes; the scheduler activates the key.
-	f.clock.Add(2 * time.Hour)
+	f.clock.Advance(2 * time.Hour)
 	f.tick()
 	p.open("/t/contoso/")
 	if got := p.text("#state"); got != "active" {
@@ -297,7 +297,7 @@ func TestBrowserJourney(t *testing.T) {
 	if err := f.emu.RevokeRole(vaultName, roleID); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Add(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	f.tick()
 	p.open("/t/contoso/")
 	if got := p.text("#state"); got != "revoked" {
@@ -313,7 +313,7 @@ func TestBrowserJourney(t *testing.T) {
 	if err := f.emu.RestoreRole(vaultName, roleID); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Add(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	f.tick()
 	p.open("/t/contoso/")
 	if got := p.text("#state"); got != "active" {
@@ -407,7 +407,7 @@ func TestBrowserCertificateJourney(t *testing.T) {
 	if got := p.text("#state"); got != "scheduled" {
 		t.Fatalf("state after proceed: %q, want scheduled", got)
 	}
-	f.clock.Add(2 * time.Hour)
+	f.clock.Advance(2 * time.Hour)
 	f.tick()
 	p.open("/t/contoso/")
 	if got := p.text("#state"); got != "active" {

@@ -225,7 +225,7 @@ func TestSessionExpires(t *testing.T) {
 	f := newFixture(t, false)
 	u := f.newUser()
 	u.signIn(f.tokens[contoso])
-	f.clock.Add(console.DefaultSessionTTL + time.Second)
+	f.clock.Advance(console.DefaultSessionTTL + time.Second)
 	if code, _ := u.get("/t/contoso/"); code != http.StatusSeeOther {
 		t.Errorf("status page after the session's TTL: %d, want a redirect to sign in", code)
 	}

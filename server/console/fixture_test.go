@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"github.com/openbyok/byok/internal/fakeclock"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +25,6 @@ import (
 	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store/sqlite"
 )
-
-// clock is a fake clock that tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // The customer of the tests: Contoso, with a directory, an app, a vault and
 // a key in the emulator. Fabrikam is the other tenant.
@@ -63,7 +45,7 @@ var scopes = []string{"chat", "files", "analytics"}
 type fixture struct {
 	t      *testing.T
 	ctx    context.Context
-	clock  *clock
+	clock  *fakeclock.Clock
 	emu    *kvemu.Emulator
 	db     *sqlite.DB
 	lc     *lifecycle.Service
@@ -84,7 +66,7 @@ func newFixtureWith(t *testing.T, tlsServer bool, wrap func(*lifecycle.Service) 
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
-	f := &fixture{t: t, ctx: ctx, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}, tokens: map[string]string{}}
+	f := &fixture{t: t, ctx: ctx, clock: fakeclock.New(time.Now().UTC().Truncate(time.Second)), tokens: map[string]string{}}
 	var err error
 	if f.emu, err = kvemu.Start(kvemu.Options{}); err != nil {
 		t.Fatal(err)
