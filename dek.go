@@ -100,6 +100,15 @@ func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string) (*act
 	next := &activeDEK{dek: d}
 	next.expires.set(k, now.Add(k.cfg.DEKMaxAge).UnixNano())
 	k.mu.Lock()
+	if k.tks[t.id] != t {
+		// Forget ran meanwhile: the scope's kind or keys may have changed
+		// since they were read. Start over rather than seal new data under
+		// a tenant key the scope may no longer use.
+		k.mu.Unlock()
+		next.expires.close(k)
+		clear(d.key)
+		return k.refreshActive(ctx, tenant, scope)
+	}
 	k.deks[d.id] = d
 	k.active[scopeID{tenant, scope}] = next
 	k.mu.Unlock()

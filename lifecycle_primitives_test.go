@@ -186,3 +186,42 @@ func TestCustomerShareUnderPlatformKeyNeedsNoCustomerKey(t *testing.T) {
 		t.Fatalf("%d calls to the customer's key after BYOK was turned off", n)
 	}
 }
+
+// A scope that moves while a new DEK is being made for it gets its DEK
+// under the tenant key it moved to: Forget during the making makes the
+// keyring start over instead of sealing new data under the old key.
+func TestForgetDuringNewDEK(t *testing.T) {
+	f := newFixture(t)
+	f.byokTenant("acme", byok.Grace)
+	fresh, err := byok.New(f.cfg) // nothing cached
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := f.prk.Block() // the platform-managed key's load waits here
+	type result struct {
+		ct  []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ct, err := fresh.Encrypt(f.ctx, "acme", "other", []byte("new data"), nil)
+		done <- result{ct, err}
+	}()
+	<-gate.Entered()
+	if err := f.db.PutScope(f.ctx, byok.ScopeRecord{Tenant: "acme", Scope: "other", Kind: byok.CustomerManaged}); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Forget("acme")
+	gate.Release()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	rec, err := f.db.DEK(f.ctx, byok.DEKID(dekOf(t, r.ct)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Kind != byok.CustomerManaged {
+		t.Fatalf("data written while the scope moved went under a %s DEK, want customer-managed", rec.Kind)
+	}
+}
