@@ -75,6 +75,9 @@ func (s *Service) SetPolicy(ctx context.Context, actor audit.Actor, tenant strin
 		return err
 	}
 	err = s.kr.SetPolicy(ctx, tenant, policy)
+	if err == nil && s.cfg.Changed != nil {
+		s.cfg.Changed(tenant) // the other replicas reload it with the new policy
+	}
 	before, _ := json.Marshal(map[string]string{"policy": t.Policy.String()})
 	after, _ := json.Marshal(map[string]string{"policy": policy.String()})
 	s.audit(ctx, actor, tenant, "tenant.policy", tenant, before, after, err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/lifecycle"
 )
 
@@ -44,6 +45,13 @@ func TestChangedTellsReplicas(t *testing.T) {
 	f.tick()
 	if count() == beforeDisable {
 		t.Fatal("disable did not tell the replicas")
+	}
+	beforePolicy := count()
+	if err := f.svc.SetPolicy(ctx, operator, "t1", byok.Strict); err != nil {
+		t.Fatal(err)
+	}
+	if count() == beforePolicy {
+		t.Fatal("a policy change did not tell the replicas")
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -122,8 +122,8 @@ type Config struct {
 	// ReplicaID names this process in health events; default "replica-1".
 	ReplicaID string
 	// Changed, if set, is called after the service changed a tenant's
-	// keys or scopes in the store (activation, rotation, re-key, scope
-	// moves, disable). Replicas that share the store must then drop what
+	// keys, scopes or policy in the store (activation, rotation, re-key,
+	// scope moves, disable, SetPolicy). Replicas that share the store must then drop what
 	// they cache of the tenant (byok.Keyring.Forget); byok serve passes a
 	// PostgreSQL NOTIFY that does it.
 	Changed func(tenant string)
