@@ -119,8 +119,17 @@ type Config struct {
 	MaxAttempts int
 	// TickInterval is Run's period; default the keyring's check interval.
 	TickInterval time.Duration
-	// ReplicaID names this process in health events; default "replica-1".
+	// ReplicaID names this process in health events and as the owner of
+	// the job leases it takes; default "replica-1". Replicas that share a
+	// store must each have their own: two with one id share leases and
+	// may run one job at once.
 	ReplicaID string
+	// JobLease is how long a claimed job stays this replica's without a
+	// write: the runner renews it with every batch it commits and releases
+	// it when the job's run ends; a replica that dies holding it blocks the
+	// job until it expires. Default [DefaultJobLease]; make it longer than
+	// the slowest batch (BatchSize local re-wraps, or one vault call).
+	JobLease time.Duration
 	// Changed, if set, is called after the service changed a tenant's
 	// keys, scopes or policy in the store (activation, rotation, re-key,
 	// scope moves, disable, SetPolicy). Replicas that share the store must then drop what
@@ -156,8 +165,25 @@ type Store interface {
 	// PutKeyRecord does, in one transaction: both or neither.
 	CommitRotation(ctx context.Context, r Record, kind byok.KeyKind, epoch uint32, oldKeyID string, share kms.Wrapped) error
 
-	// PutJob inserts a job, or updates it if j.ID exists.
+	// PutJob inserts a job, or updates it if j.ID exists. The update is
+	// fenced by the lease: it fails with [store.ErrConflict] (and writes
+	// nothing) when the stored job has an Owner other than j.Owner, so a
+	// replica whose lease expired and was taken over cannot overwrite the
+	// new owner's progress. Owner and LeaseUntil are stored as given.
 	PutJob(ctx context.Context, j JobRecord) error
+	// StartJob writes r as PutKeyRecord does and inserts the new job j, in
+	// one transaction: both or neither. The scheduler uses it to start a
+	// job for a tenant at most once even when several replicas tick at
+	// once: the record's version CAS lets only one of them through. A job
+	// with j.ID already stored fails with [byok.ErrExists].
+	StartJob(ctx context.Context, r Record, j JobRecord) error
+	// ClaimJob takes the lease of an unfinished job for owner until the
+	// given time, in one conditional write: it succeeds if the job has no
+	// owner, is owner's already, or its lease ended at or before now. It
+	// returns the job as stored after the attempt and whether owner holds
+	// it; a finished job or another owner's running lease is (job, false,
+	// nil). ErrNotFound if there is no job with that id.
+	ClaimJob(ctx context.Context, id, owner string, now, until time.Time) (JobRecord, bool, error)
 	// JobRecord returns a job; ErrNotFound if there is none with that id.
 	JobRecord(ctx context.Context, id string) (JobRecord, error)
 	// ListJobs lists the jobs of a tenant ("" for every tenant), newest
@@ -166,7 +192,9 @@ type Store interface {
 	// RewrapBatch stores re-wrapped DEKs as [store.Store.RewrapDEKs] does
 	// and, if s is not nil, sets that scope's kind as
 	// [store.Store.MoveScope] does, and writes j as PutJob does (its
-	// cursor and progress), all in one transaction.
+	// cursor, progress and lease), all in one transaction: a job write
+	// refused by the lease fence fails the batch with
+	// [store.ErrConflict] and stores none of its DEKs.
 	RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.DEKRecord, j JobRecord) error
 	// CountDEKs counts the DEKs of a tenant under tenant keys of kind
 	// with an epoch below the given one, and (when scope is not "") of
@@ -222,6 +250,12 @@ type JobRecord struct {
 	Cursor byok.DEKID
 	// Walk is the older epoch a re-key is walking.
 	Walk uint32
+	// Owner is the replica (Config.ReplicaID) that holds or last held
+	// the job's lease; "" if no replica ever claimed it.
+	Owner string
+	// LeaseUntil is when Owner's lease ends; the zero time once it was
+	// released. Another replica may claim the job when it has passed.
+	LeaseUntil time.Time
 }
 
 // TenantSummary is a row of ListTenants.

@@ -279,26 +279,108 @@ func (db *DB) PutJob(ctx context.Context, j lifecycle.JobRecord) error {
 	return db.write(ctx, func(tx pgx.Tx) error { return putJob(ctx, tx, j) })
 }
 
+// putJob inserts j, or updates it if the stored job's owner is j.Owner
+// or "" (the lease fence); a fenced update is store.ErrConflict.
 func putJob(ctx context.Context, tx pgx.Tx, j lifecycle.JobRecord) error {
-	data, err := json.Marshal(jobData{Kind: j.Kind, Done: j.Done, Total: j.Total, Attempts: j.Attempts, Error: j.Error,
-		Actor: j.Actor, Created: unixNanos(j.Created), Updated: unixNanos(j.Updated),
-		Epoch: j.Epoch, Scope: j.Scope, Cursor: j.Cursor, Walk: j.Walk})
+	data, err := encodeJob(j)
 	if err != nil {
-		return fmt.Errorf("store/postgres: encode job %s: %w", j.ID, err)
+		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO lifecycle_jobs (id, tenant, state, data) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data WHERE lifecycle_jobs.tenant = excluded.tenant`,
-		j.ID, j.Tenant, string(j.State), string(data))
+	tag, err := tx.Exec(ctx, `INSERT INTO lifecycle_jobs (id, tenant, state, data, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data, owner = excluded.owner, lease_until = excluded.lease_until
+		WHERE lifecycle_jobs.tenant = excluded.tenant AND lifecycle_jobs.owner IN ('', excluded.owner)`,
+		j.ID, j.Tenant, string(j.State), data, j.Owner, nanos(j.LeaseUntil))
 	if sqlState(err) == foreignKeyViolation {
 		return fmt.Errorf("store/postgres: put job %s: tenant %q does not exist: %w", j.ID, j.Tenant, byok.ErrNotFound)
 	}
 	if err != nil {
 		return wrapErr(err, "put job %s", j.ID)
 	}
-	return nil
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var tenant, owner string
+	if err := tx.QueryRow(ctx, `SELECT tenant, owner FROM lifecycle_jobs WHERE id = $1`, j.ID).Scan(&tenant, &owner); err != nil {
+		return wrapErr(err, "put job %s", j.ID)
+	}
+	if tenant != j.Tenant {
+		return fmt.Errorf("store/postgres: put job %s: it is a job of tenant %q, not %q: %w", j.ID, tenant, j.Tenant, store.ErrConflict)
+	}
+	return fmt.Errorf("store/postgres: put job %s as %q: its lease is held by %q; claim the job again before writing it: %w",
+		j.ID, j.Owner, owner, store.ErrConflict)
 }
 
-const jobColumns = `id, tenant, state, data`
+// encodeJob returns the data column of j.
+func encodeJob(j lifecycle.JobRecord) (string, error) {
+	data, err := json.Marshal(jobData{Kind: j.Kind, Done: j.Done, Total: j.Total, Attempts: j.Attempts, Error: j.Error,
+		Actor: j.Actor, Created: unixNanos(j.Created), Updated: unixNanos(j.Updated),
+		Epoch: j.Epoch, Scope: j.Scope, Cursor: j.Cursor, Walk: j.Walk})
+	if err != nil {
+		return "", fmt.Errorf("store/postgres: encode job %s: %w", j.ID, err)
+	}
+	return string(data), nil
+}
+
+// StartJob implements [lifecycle.Store].
+func (db *DB) StartJob(ctx context.Context, r lifecycle.Record, j lifecycle.JobRecord) error {
+	if err := checkKeyRecord(r); err != nil {
+		return err
+	}
+	if err := checkJob(j); err != nil {
+		return err
+	}
+	if j.Tenant != r.Tenant {
+		return &byok.InputError{Arg: "job", Reason: fmt.Sprintf("is a job of tenant %q, started with the record of tenant %q", j.Tenant, r.Tenant)}
+	}
+	data, err := encodeJob(j)
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx pgx.Tx) error {
+		if err := putKeyRecord(ctx, tx, r); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO lifecycle_jobs (id, tenant, state, data, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6)`,
+			j.ID, j.Tenant, string(j.State), data, j.Owner, nanos(j.LeaseUntil))
+		if sqlState(err) == uniqueViolation {
+			return fmt.Errorf("store/postgres: start job %s: a job with that id exists; use a new id: %w", j.ID, byok.ErrExists)
+		}
+		if err != nil {
+			return wrapErr(err, "start job %s", j.ID)
+		}
+		return nil
+	})
+}
+
+// ClaimJob implements [lifecycle.Store]. The claim is one conditional
+// UPDATE: of replicas claiming a job at once, the row lock lets exactly
+// one through.
+func (db *DB) ClaimJob(ctx context.Context, id, owner string, now, until time.Time) (lifecycle.JobRecord, bool, error) {
+	if owner == "" {
+		return lifecycle.JobRecord{}, false, &byok.InputError{Arg: "lease owner", Reason: "is empty; pass the replica id"}
+	}
+	for _, t := range []time.Time{now, until} {
+		if t.Before(store.MinTime) || t.After(store.MaxTime) {
+			return lifecycle.JobRecord{}, false, &byok.InputError{Arg: "lease time", Reason: "is out of the storable range"}
+		}
+	}
+	j, err := scanJob(db.pool.QueryRow(ctx, `UPDATE lifecycle_jobs SET owner = $1, lease_until = $2
+		WHERE id = $3 AND state IN ('pending', 'running') AND (owner IN ('', $1) OR coalesce(lease_until, 0) <= $4)
+		RETURNING `+jobColumns, owner, nanos(until), id, nanos(now)))
+	if err == nil {
+		return j, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return j, false, wrapErr(err, "claim job %q", id)
+	}
+	j, err = db.JobRecord(ctx, id)
+	if err != nil {
+		return j, false, fmt.Errorf("store/postgres: claim job %q: %w", id, err)
+	}
+	return j, false, nil
+}
+
+const jobColumns = `id, tenant, state, data, owner, lease_until`
 
 // JobRecord implements [lifecycle.Store].
 func (db *DB) JobRecord(ctx context.Context, id string) (lifecycle.JobRecord, error) {
@@ -333,9 +415,11 @@ func (db *DB) ListJobs(ctx context.Context, tenant string, unfinished bool, limi
 func scanJob(s pgx.Row) (lifecycle.JobRecord, error) {
 	var j lifecycle.JobRecord
 	var state, data string
-	if err := s.Scan(&j.ID, &j.Tenant, &state, &data); err != nil {
+	var lease *int64
+	if err := s.Scan(&j.ID, &j.Tenant, &state, &data, &j.Owner, &lease); err != nil {
 		return j, err
 	}
+	j.LeaseUntil = fromNanos(lease)
 	var d jobData
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return j, fmt.Errorf("stored job %s is not valid JSON: the database is corrupt: %w", j.ID, err)
@@ -368,15 +452,17 @@ func (db *DB) RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.
 		return err
 	}
 	return db.write(ctx, func(tx pgx.Tx) error {
+		// The job first: its row lock keeps a concurrent claim waiting
+		// until the batch commits, and a fenced batch stops before any DEK.
+		if err := putJob(ctx, tx, j); err != nil {
+			return err
+		}
 		if s != nil {
 			if err := upsertScope(ctx, tx, *s); err != nil {
 				return err
 			}
 		}
-		if err := rewrap(ctx, tx, recs); err != nil {
-			return err
-		}
-		return putJob(ctx, tx, j)
+		return rewrap(ctx, tx, recs)
 	})
 }
 

@@ -267,26 +267,116 @@ func (db *DB) PutJob(ctx context.Context, j lifecycle.JobRecord) error {
 	return db.write(ctx, func(tx *sql.Tx) error { return putJob(ctx, tx, j) })
 }
 
+// putJob inserts j, or updates it if the stored job's owner is j.Owner
+// or "" (the lease fence); a fenced update is store.ErrConflict.
 func putJob(ctx context.Context, tx *sql.Tx, j lifecycle.JobRecord) error {
-	data, err := json.Marshal(jobData{Kind: j.Kind, Done: j.Done, Total: j.Total, Attempts: j.Attempts, Error: j.Error,
-		Actor: j.Actor, Created: nanos(j.Created).Int64, Updated: nanos(j.Updated).Int64,
-		Epoch: j.Epoch, Scope: j.Scope, Cursor: j.Cursor, Walk: j.Walk})
+	data, err := encodeJob(j)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: encode job %s: %w", j.ID, err)
+		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO lifecycle_jobs (id, tenant, state, data) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data WHERE tenant = excluded.tenant`,
-		j.ID, j.Tenant, string(j.State), string(data))
+	res, err := tx.ExecContext(ctx, `INSERT INTO lifecycle_jobs (id, tenant, state, data, owner, lease_until) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data, owner = excluded.owner, lease_until = excluded.lease_until
+		WHERE tenant = excluded.tenant AND owner IN ('', excluded.owner)`,
+		j.ID, j.Tenant, string(j.State), data, j.Owner, nanos(j.LeaseUntil))
 	if isMissingParent(err) {
 		return fmt.Errorf("store/sqlite: put job %s: tenant %q does not exist: %w", j.ID, j.Tenant, byok.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("store/sqlite: put job %s: %w", j.ID, err)
 	}
-	return nil
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		return nil
+	}
+	var tenant, owner string
+	if err := tx.QueryRowContext(ctx, `SELECT tenant, owner FROM lifecycle_jobs WHERE id = ?`, j.ID).Scan(&tenant, &owner); err != nil {
+		return fmt.Errorf("store/sqlite: put job %s: %w", j.ID, err)
+	}
+	if tenant != j.Tenant {
+		return fmt.Errorf("store/sqlite: put job %s: it is a job of tenant %q, not %q: %w", j.ID, tenant, j.Tenant, store.ErrConflict)
+	}
+	return fmt.Errorf("store/sqlite: put job %s as %q: its lease is held by %q; claim the job again before writing it: %w",
+		j.ID, j.Owner, owner, store.ErrConflict)
 }
 
-const jobColumns = `id, tenant, state, data`
+// encodeJob returns the data column of j.
+func encodeJob(j lifecycle.JobRecord) (string, error) {
+	data, err := json.Marshal(jobData{Kind: j.Kind, Done: j.Done, Total: j.Total, Attempts: j.Attempts, Error: j.Error,
+		Actor: j.Actor, Created: nanos(j.Created).Int64, Updated: nanos(j.Updated).Int64,
+		Epoch: j.Epoch, Scope: j.Scope, Cursor: j.Cursor, Walk: j.Walk})
+	if err != nil {
+		return "", fmt.Errorf("store/sqlite: encode job %s: %w", j.ID, err)
+	}
+	return string(data), nil
+}
+
+// StartJob implements [lifecycle.Store].
+func (db *DB) StartJob(ctx context.Context, r lifecycle.Record, j lifecycle.JobRecord) error {
+	if err := checkKeyRecord(r); err != nil {
+		return err
+	}
+	if err := checkJob(j); err != nil {
+		return err
+	}
+	if j.Tenant != r.Tenant {
+		return &byok.InputError{Arg: "job", Reason: fmt.Sprintf("is a job of tenant %q, started with the record of tenant %q", j.Tenant, r.Tenant)}
+	}
+	data, err := encodeJob(j)
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if err := putKeyRecord(ctx, tx, r); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO lifecycle_jobs (id, tenant, state, data, owner, lease_until) VALUES (?, ?, ?, ?, ?, ?)`,
+			j.ID, j.Tenant, string(j.State), data, j.Owner, nanos(j.LeaseUntil))
+		if isDuplicate(err) {
+			return fmt.Errorf("store/sqlite: start job %s: a job with that id exists; use a new id: %w", j.ID, byok.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("store/sqlite: start job %s: %w", j.ID, err)
+		}
+		return nil
+	})
+}
+
+// ClaimJob implements [lifecycle.Store].
+func (db *DB) ClaimJob(ctx context.Context, id, owner string, now, until time.Time) (lifecycle.JobRecord, bool, error) {
+	if owner == "" {
+		return lifecycle.JobRecord{}, false, &byok.InputError{Arg: "lease owner", Reason: "is empty; pass the replica id"}
+	}
+	for _, t := range []time.Time{now, until} {
+		if t.Before(store.MinTime) || t.After(store.MaxTime) {
+			return lifecycle.JobRecord{}, false, &byok.InputError{Arg: "lease time", Reason: "is out of the storable range"}
+		}
+	}
+	var j lifecycle.JobRecord
+	var claimed bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE lifecycle_jobs SET owner = ?1, lease_until = ?2
+			WHERE id = ?3 AND state IN ('pending', 'running') AND (owner IN ('', ?1) OR coalesce(lease_until, 0) <= ?4)`,
+			owner, nanos(until), id, nanos(now))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		claimed = n == 1
+		j, err = scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM lifecycle_jobs WHERE id = ?`, id))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, false, fmt.Errorf("store/sqlite: claim job %q: it does not exist: %w", id, byok.ErrNotFound)
+	}
+	if err != nil {
+		return j, false, fmt.Errorf("store/sqlite: claim job %q: %w", id, err)
+	}
+	return j, claimed, nil
+}
+
+const jobColumns = `id, tenant, state, data, owner, lease_until`
 
 // JobRecord implements [lifecycle.Store].
 func (db *DB) JobRecord(ctx context.Context, id string) (lifecycle.JobRecord, error) {
@@ -324,9 +414,11 @@ func (db *DB) ListJobs(ctx context.Context, tenant string, unfinished bool, limi
 func scanJob(s scanner) (lifecycle.JobRecord, error) {
 	var j lifecycle.JobRecord
 	var state, data string
-	if err := s.Scan(&j.ID, &j.Tenant, &state, &data); err != nil {
+	var lease sql.NullInt64
+	if err := s.Scan(&j.ID, &j.Tenant, &state, &data, &j.Owner, &lease); err != nil {
 		return j, err
 	}
+	j.LeaseUntil = fromNanos(lease)
 	var d jobData
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return j, fmt.Errorf("stored job %s is not valid JSON: the database is corrupt: %w", j.ID, err)
@@ -359,15 +451,15 @@ func (db *DB) RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.
 		return err
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
+		if err := putJob(ctx, tx, j); err != nil {
+			return err
+		}
 		if s != nil {
 			if err := upsertScope(ctx, tx, *s); err != nil {
 				return err
 			}
 		}
-		if err := rewrap(ctx, tx, recs); err != nil {
-			return err
-		}
-		return putJob(ctx, tx, j)
+		return rewrap(ctx, tx, recs)
 	})
 }
 

@@ -217,6 +217,155 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		}
 	})
 
+	t.Run("JobLeases", func(t *testing.T) {
+		st := setup(t)
+		lease := 2 * time.Minute
+		j := lifecycle.JobRecord{Job: lifecycle.Job{ID: "j1", Tenant: "t1", Kind: lifecycle.JobRekey, State: lifecycle.JobPending,
+			Total: 1, Actor: audit.Actor{Kind: audit.TenantAdmin, ID: "a"}, Created: at, Updated: at}, Epoch: 2, Walk: 1}
+		if err := st.PutJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		d := byok.DEKRecord{ID: byok.DEKID{1}, Tenant: "t1", Scope: "s", Kind: byok.PlatformManaged, Epoch: 1, Wrapped: []byte{7}, Created: at}
+		if err := st.PutDEK(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+
+		// A free job: claimed, and the returned record is the stored one.
+		got, ok, err := st.ClaimJob(ctx, "j1", "a", at, at.Add(lease))
+		want := j
+		want.Owner, want.LeaseUntil = "a", at.Add(lease)
+		if err != nil || !ok || !reflect.DeepEqual(got, want) {
+			t.Fatalf("claim of a free job = %+v, %v, %v; want %+v, true", got, ok, err, want)
+		}
+		if stored, _ := st.JobRecord(ctx, "j1"); !reflect.DeepEqual(stored, want) {
+			t.Fatalf("stored after the claim: %+v", stored)
+		}
+		// Another owner is refused while the lease runs, even a nanosecond
+		// before it ends; the holder may claim again (renew).
+		if got, ok, err := st.ClaimJob(ctx, "j1", "b", at.Add(lease-1), at.Add(2*lease)); err != nil || ok || got.Owner != "a" || !got.LeaseUntil.Equal(at.Add(lease)) {
+			t.Fatalf("claim by b during a's lease = %+v, %v, %v; want a's lease, false", got, ok, err)
+		}
+		if got, ok, err := st.ClaimJob(ctx, "j1", "a", at.Add(time.Minute), at.Add(time.Minute+lease)); err != nil || !ok || !got.LeaseUntil.Equal(at.Add(time.Minute+lease)) {
+			t.Fatalf("renewal by a = %+v, %v, %v", got, ok, err)
+		}
+		// Writes of a job owned by a: a's pass and renew; anyone else's
+		// are refused and change nothing.
+		for _, owner := range []string{"b", ""} {
+			w := want
+			w.Owner, w.Done = owner, 1
+			if err := st.PutJob(ctx, w); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("PutJob as %q of a's job: %v", owner, err)
+			}
+		}
+		mine := want
+		mine.State, mine.Done, mine.Cursor, mine.LeaseUntil = lifecycle.JobRunning, 1, d.ID, at.Add(3*time.Minute+lease)
+		d.Wrapped = []byte{8}
+		if err := st.RewrapBatch(ctx, nil, []byok.DEKRecord{d}, mine); err != nil {
+			t.Fatalf("a's batch: %v", err)
+		}
+		if stored, _ := st.JobRecord(ctx, "j1"); !reflect.DeepEqual(stored, mine) {
+			t.Fatalf("after a's batch:\n got %+v\nwant %+v", stored, mine)
+		}
+
+		// The lease ends (a stalled): b takes the job over at its end.
+		end := mine.LeaseUntil
+		got, ok, err = st.ClaimJob(ctx, "j1", "b", end, end.Add(lease))
+		if err != nil || !ok || got.Owner != "b" || got.Done != 1 || got.Cursor != d.ID {
+			t.Fatalf("takeover by b after the lease = %+v, %v, %v", got, ok, err)
+		}
+		// a's next batch fails as a whole: no DEK, no progress written.
+		stale := mine
+		stale.Done, stale.LeaseUntil = 2, end.Add(time.Minute)
+		d.Wrapped = []byte{9}
+		if err := st.RewrapBatch(ctx, nil, []byok.DEKRecord{d}, stale); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("a's batch after b took over: %v", err)
+		}
+		if dk, _ := st.DEK(ctx, d.ID); !reflect.DeepEqual(dk.Wrapped, []byte{8}) {
+			t.Fatalf("DEK written by a fenced batch: %x", dk.Wrapped)
+		}
+		if err := st.PutJob(ctx, stale); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("a's PutJob after b took over: %v", err)
+		}
+		if stored, _ := st.JobRecord(ctx, "j1"); stored.Owner != "b" || stored.Done != 1 {
+			t.Fatalf("job written by a after b took over: %+v", stored)
+		}
+
+		// b releases: the owner stays, the lease is gone, anyone may claim.
+		released := got
+		released.LeaseUntil = time.Time{}
+		if err := st.PutJob(ctx, released); err != nil {
+			t.Fatalf("release by b: %v", err)
+		}
+		if stored, _ := st.JobRecord(ctx, "j1"); !reflect.DeepEqual(stored, released) {
+			t.Fatalf("after the release:\n got %+v\nwant %+v", stored, released)
+		}
+		got, ok, err = st.ClaimJob(ctx, "j1", "a", end, end.Add(lease))
+		if err != nil || !ok || got.Owner != "a" {
+			t.Fatalf("claim of a released job = %+v, %v, %v", got, ok, err)
+		}
+
+		// A finished job is never claimed, not even by its owner.
+		done := got
+		done.State, done.LeaseUntil = lifecycle.JobDone, time.Time{}
+		if err := st.PutJob(ctx, done); err != nil {
+			t.Fatal(err)
+		}
+		for _, owner := range []string{"a", "b"} {
+			if got, ok, err := st.ClaimJob(ctx, "j1", owner, end.Add(time.Hour), end.Add(2*time.Hour)); err != nil || ok || got.State != lifecycle.JobDone {
+				t.Fatalf("claim of a done job by %s = %+v, %v, %v", owner, got, ok, err)
+			}
+		}
+		if _, _, err := st.ClaimJob(ctx, "nope", "a", at, at.Add(lease)); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("claim of a missing job: %v", err)
+		}
+		if _, _, err := st.ClaimJob(ctx, "j1", "", at, at.Add(lease)); !errors.Is(err, byok.ErrInvalidInput) {
+			t.Fatalf("claim without an owner: %v", err)
+		}
+	})
+
+	t.Run("StartJob", func(t *testing.T) {
+		st := setup(t)
+		if err := st.PutKeyRecord(ctx, record); err != nil {
+			t.Fatal(err)
+		}
+		j := lifecycle.JobRecord{Job: lifecycle.Job{ID: "j1", Tenant: "t1", Kind: lifecycle.JobActivate, State: lifecycle.JobPending,
+			Actor: audit.Actor{Kind: audit.System, ID: "scheduler"}, Created: at, Updated: at}}
+		next := record
+		next.Version = 2
+		if err := st.StartJob(ctx, next, j); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := st.JobRecord(ctx, "j1"); err != nil || !reflect.DeepEqual(got, j) {
+			t.Fatalf("started job = %+v, %v", got, err)
+		}
+		if got, _ := st.KeyRecord(ctx, "t1"); got.Version != 2 {
+			t.Fatalf("record version after StartJob = %d, want 2", got.Version)
+		}
+		// A second scheduler that read version 1: neither write happens.
+		j2 := j
+		j2.ID = "j2"
+		if err := st.StartJob(ctx, next, j2); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("StartJob with a stale record: %v", err)
+		}
+		if _, err := st.JobRecord(ctx, "j2"); !errors.Is(err, byok.ErrNotFound) {
+			t.Fatalf("job stored by a refused StartJob: %v", err)
+		}
+		// An existing job id: the record is not written either.
+		third := next
+		third.Version = 3
+		if err := st.StartJob(ctx, third, j); !errors.Is(err, byok.ErrExists) {
+			t.Fatalf("StartJob with an existing job id: %v", err)
+		}
+		if got, _ := st.KeyRecord(ctx, "t1"); got.Version != 2 {
+			t.Fatalf("record written by a refused StartJob: version %d", got.Version)
+		}
+		other := j2
+		other.Tenant = "t2"
+		if err := st.StartJob(ctx, third, other); !errors.Is(err, byok.ErrInvalidInput) {
+			t.Fatalf("StartJob of another tenant's job: %v", err)
+		}
+	})
+
 	t.Run("HealthEvents", func(t *testing.T) {
 		st := setup(t)
 		e1 := lifecycle.HealthEvent{Tenant: "t1", Kind: lifecycle.HealthRevoked, Reason: kms.ReasonDenied, DetectedAt: at, EnforcedAt: at.Add(time.Second), Replica: "r1"}
