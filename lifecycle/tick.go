@@ -10,6 +10,7 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/store"
 )
 
 // Actors of the background work.
@@ -86,7 +87,7 @@ func (s *Service) tickTenant(ctx context.Context, rec Record) error {
 		if s.cfg.Now().Before(rec.EnforceAt) {
 			return nil
 		}
-		return s.ensureJob(ctx, rec.Tenant, JobActivate)
+		return s.ensureJob(ctx, rec, JobActivate)
 	case StateDisabled:
 		return nil
 	}
@@ -266,7 +267,7 @@ func (s *Service) coverNewScopes(ctx context.Context, rec Record) error {
 	}
 	for _, sc := range scopes {
 		if sc.Kind != s.wantKind(rec, sc.Scope) {
-			return s.ensureJob(ctx, rec.Tenant, JobScopes)
+			return s.ensureJob(ctx, rec, JobScopes)
 		}
 	}
 	return nil
@@ -280,18 +281,32 @@ func (s *Service) wantKind(rec Record, scope string) byok.KeyKind {
 	return byok.PlatformManaged
 }
 
-// ensureJob starts a job of kind for the tenant unless one of its jobs is
-// unfinished.
-func (s *Service) ensureJob(ctx context.Context, tenant string, kind JobKind) error {
-	jobs, err := s.cfg.Store.ListJobs(ctx, tenant, true, 1)
+// ensureJob starts a job of kind for the tenant of rec unless one of its
+// jobs is unfinished. rec must have been read before the jobs are listed
+// here: the job is stored together with a write of rec (a version CAS,
+// [Store.StartJob]), so of replicas that tick at once exactly one starts
+// it; the others find the record changed and look again next Tick.
+func (s *Service) ensureJob(ctx context.Context, rec Record, kind JobKind) error {
+	jobs, err := s.cfg.Store.ListJobs(ctx, rec.Tenant, true, 1)
 	if err != nil {
-		return fmt.Errorf("lifecycle: reading the jobs of tenant %q: %w", tenant, err)
+		return fmt.Errorf("lifecycle: reading the jobs of tenant %q: %w", rec.Tenant, err)
 	}
 	if len(jobs) > 0 {
 		return nil
 	}
-	_, err = s.startJob(ctx, schedulerActor, tenant, kind, 0)
-	return err
+	now := s.cfg.Now()
+	j := JobRecord{Job: Job{ID: newJobID(), Tenant: rec.Tenant, Kind: kind, State: JobPending, Actor: schedulerActor, Created: now, Updated: now}}
+	next := rec
+	next.Version++
+	next.Updated = now
+	err = s.cfg.Store.StartJob(ctx, next, j)
+	if errors.Is(err, store.ErrConflict) {
+		return nil // another replica (or an admin) wrote the record first
+	}
+	if err != nil {
+		return fmt.Errorf("lifecycle: starting a %s job of tenant %q: %w", kind, rec.Tenant, err)
+	}
+	return nil
 }
 
 // startJob stores a pending job with its estimated total.
@@ -311,7 +326,20 @@ func (s *Service) startJob(ctx context.Context, actor audit.Actor, tenant string
 	return j.Job, nil
 }
 
-// runJobs runs every unfinished job, oldest first.
+// DefaultJobLease is the default of Config.JobLease.
+const DefaultJobLease = 2 * time.Minute
+
+// jobLease is Config.JobLease or its default.
+func (s *Service) jobLease() time.Duration {
+	if s.cfg.JobLease > 0 {
+		return s.cfg.JobLease
+	}
+	return DefaultJobLease
+}
+
+// runJobs claims and runs every unfinished job, oldest first. A job whose
+// lease another replica holds, or that finished since the listing, is
+// skipped without an error.
 func (s *Service) runJobs(ctx context.Context) error {
 	jobs, err := s.cfg.Store.ListJobs(ctx, "", true, 1000)
 	if err != nil {
@@ -319,15 +347,37 @@ func (s *Service) runJobs(ctx context.Context) error {
 	}
 	var errs []error
 	for i := len(jobs) - 1; i >= 0; i-- {
-		if err := s.runJob(ctx, jobs[i]); err != nil {
+		now := s.cfg.Now()
+		j, ok, err := s.cfg.Store.ClaimJob(ctx, jobs[i].ID, s.cfg.ReplicaID, now, now.Add(s.jobLease()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lifecycle: claiming %s job %s of tenant %q: %w", jobs[i].Kind, jobs[i].ID, jobs[i].Tenant, err))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if err := s.runJob(ctx, j); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// runJob runs j until it is done or fails; a failure counts an attempt
-// and leaves the job to the next Tick, until Config.MaxAttempts.
+// renew stamps j for its next write: updated now, and the lease extended
+// by Config.JobLease from now.
+func (s *Service) renew(j *JobRecord) {
+	j.Updated = s.cfg.Now()
+	j.LeaseUntil = j.Updated.Add(s.jobLease())
+}
+
+// runJob runs j, claimed by this replica, until it is done or fails, and
+// releases its lease. A failure counts an attempt and leaves the job to
+// the next Tick, until Config.MaxAttempts. The record moves on (finishJob,
+// failJob) before the job is written finished, so that a scheduler never
+// sees a scheduled record with no unfinished job while an activation ends.
+// A run that lost its lease to another replica (a write refused by the
+// fence) stops without counting an attempt: the new owner carries the job
+// on from its stored cursor.
 func (s *Service) runJob(ctx context.Context, j JobRecord) error {
 	j.State = JobRunning
 	var err error
@@ -342,30 +392,54 @@ func (s *Service) runJob(ctx context.Context, j JobRecord) error {
 		err = fmt.Errorf("unknown job kind %q", j.Kind)
 	}
 	s.forget(j.Tenant)
-	j.Updated = s.cfg.Now()
+	if err == nil {
+		err = s.finishJob(ctx, j)
+	}
+	if s.lostLease(ctx, j, err) {
+		return nil
+	}
+	j.Updated, j.LeaseUntil = s.cfg.Now(), time.Time{}
 	if err == nil {
 		j.State, j.Error = JobDone, ""
-		if perr := s.cfg.Store.PutJob(ctx, j); perr != nil {
+		if perr := s.cfg.Store.PutJob(ctx, j); perr != nil && !s.lostLease(ctx, j, perr) {
 			return perr
 		}
 		s.audit(ctx, j.Actor, j.Tenant, "job."+string(j.Kind), j.ID, nil, jobView(j), nil)
-		return s.finishJob(ctx, j)
+		return nil
 	}
 	j.Attempts++
 	j.Error = err.Error()
 	if j.Attempts >= s.cfg.MaxAttempts {
 		j.State = JobFailed
+		if ferr := s.failJob(ctx, j); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
 	}
 	if perr := s.cfg.Store.PutJob(ctx, j); perr != nil {
+		if s.lostLease(ctx, j, perr) {
+			return nil
+		}
 		return errors.Join(err, perr)
 	}
 	if j.State == JobFailed {
 		s.audit(ctx, j.Actor, j.Tenant, "job."+string(j.Kind), j.ID, nil, jobView(j), err)
-		if ferr := s.failJob(ctx, j); ferr != nil {
-			return errors.Join(err, ferr)
-		}
 	}
 	return fmt.Errorf("lifecycle: %s job %s of tenant %q (attempt %d of %d): %w", j.Kind, j.ID, j.Tenant, j.Attempts, s.cfg.MaxAttempts, err)
+}
+
+// lostLease reports whether err is the lease fence refusing a write of j:
+// the job is now another replica's. It logs the loss.
+func (s *Service) lostLease(ctx context.Context, j JobRecord, err error) bool {
+	if !errors.Is(err, store.ErrConflict) {
+		return false
+	}
+	cur, rerr := s.cfg.Store.JobRecord(ctx, j.ID)
+	if rerr != nil || cur.Owner == s.cfg.ReplicaID {
+		return false
+	}
+	s.cfg.Logger.Warn("lifecycle: another replica took over a job whose lease this replica let expire; it carries the job on",
+		"job", j.ID, "kind", j.Kind, "tenant", j.Tenant, "owner", cur.Owner, "lease", s.jobLease())
+	return true
 }
 
 func jobView(j JobRecord) json.RawMessage {
@@ -443,6 +517,7 @@ func (s *Service) activate(ctx context.Context, j *JobRecord) error {
 		if err := s.save(ctx, &rec); err != nil {
 			return err
 		}
+		s.renew(j)
 		if err := s.cfg.Store.PutJob(ctx, *j); err != nil {
 			return err
 		}
@@ -521,7 +596,7 @@ func (s *Service) moveScope(ctx context.Context, j *JobRecord, target byok.Scope
 			j.Cursor = page[len(page)-1].ID
 		}
 		j.Done += int64(len(out))
-		j.Updated = s.cfg.Now()
+		s.renew(j)
 		var sp *byok.ScopeRecord
 		if setKind {
 			sp, setKind = &target, false
@@ -556,7 +631,7 @@ func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
 			}
 			j.Cursor = page[len(page)-1].ID
 			j.Done += int64(len(out))
-			j.Updated = s.cfg.Now()
+			s.renew(j)
 			if err := s.cfg.Store.RewrapBatch(ctx, nil, out, *j); err != nil {
 				return err
 			}
