@@ -164,3 +164,27 @@ func TestSchedulerStartsOneActivation(t *testing.T) {
 		t.Fatalf("customer-managed epoch after activation = %d, want 1", st.Epoch)
 	}
 }
+
+// A record left "rotating" with no job is a rotation interrupted by a
+// crash, and the next Tick puts it back to active — but not while the
+// rotation may still be running on another replica (it runs in the admin's
+// request, without a job): only once the record is a job lease old.
+func TestInterruptedRotationRecovered(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.activate(nil)
+	rec, err := f.db.KeyRecord(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.State, rec.Updated = lifecycle.StateRotating, f.clock.Now()
+	rec.Version++
+	if err := f.db.PutKeyRecord(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	f.tick()
+	f.wantState(lifecycle.StateRotating)
+	f.clock.Advance(lifecycle.DefaultJobLease)
+	f.tick()
+	f.wantState(lifecycle.StateActive)
+}

@@ -105,7 +105,13 @@ func (s *Service) tickTenant(ctx context.Context, rec Record) error {
 		}
 		return s.coverNewScopes(ctx, rec)
 	case StateRotating:
-		// A rotation interrupted by a crash leaves no unfinished job.
+		// A rotation interrupted by a crash leaves no unfinished job. One
+		// that another replica is running right now (rotations run in the
+		// admin's request, without a job) updated the record less than a
+		// job lease ago: leave it alone.
+		if s.cfg.Now().Sub(rec.Updated) < s.jobLease() {
+			return nil
+		}
 		jobs, err := s.cfg.Store.ListJobs(ctx, rec.Tenant, true, 1)
 		if err != nil {
 			return err
