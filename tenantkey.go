@@ -37,6 +37,10 @@ type tenantKey struct {
 	failures    int       // consecutive transient failures
 	revoked     *RevokedError
 	lastErr     error // last transient failure
+	// checks counts the checks started; applied is the number of the
+	// newest check whose outcome was recorded. A check that ends after a
+	// later-started one was recorded is stale and changes nothing.
+	checks, applied uint64
 }
 
 // usable reports whether the key's material may be used now without a
@@ -118,7 +122,15 @@ func (t *tenantKey) unavailable() error {
 
 // check re-reads the tenant key's record, unwraps both shares and derives
 // the key, then applies the revocation rules to the outcome.
+//
+// Checks of one key may overlap (a due check and a health monitor's
+// Check): the outcome of the one started last wins, so a success read
+// before a revocation never undoes the revocation seen after it.
 func (k *Keyring) check(t *tenantKey) (cipher.AEAD, error) {
+	t.mu.Lock()
+	t.checks++
+	n := t.checks
+	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.CallTimeout)
 	defer cancel()
 	derived, err := k.derive(ctx, t.id)
@@ -126,6 +138,11 @@ func (k *Keyring) check(t *tenantKey) (cipher.AEAD, error) {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if n < t.applied {
+		clear(derived)
+		return k.current(t)
+	}
+	t.applied = n
 	if err == nil {
 		return k.succeeded(t, derived, now), nil
 	}
@@ -137,6 +154,18 @@ func (k *Keyring) check(t *tenantKey) (cipher.AEAD, error) {
 		return k.failedTransiently(t, err, now)
 	}
 	return nil, k.revoke(t, err, now)
+}
+
+// current returns, under t.mu, what the key's recorded state allows: its
+// material while it is valid, or the error that keeps it from use.
+func (k *Keyring) current(t *tenantKey) (cipher.AEAD, error) {
+	switch {
+	case t.revoked != nil:
+		return nil, t.revoked
+	case t.aead != nil && k.usable(t):
+		return t.aead, nil
+	}
+	return nil, t.unavailable()
 }
 
 // succeeded records a successful check (under t.mu) and returns the
