@@ -97,7 +97,7 @@ const migrationLock = 0x62796f6b
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: the DSN is invalid: %w", err)
+		return nil, fmt.Errorf("store/postgres: the DSN is invalid: %s; check its syntax", parseReason(err))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -108,6 +108,20 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("store/postgres: open database %q on %s: %w", cfg.ConnConfig.Database, cfg.ConnConfig.Host, err)
 	}
 	return &DB{pool: pool, closed: make(chan struct{})}, nil
+}
+
+// parseReason returns why pgx could not parse a DSN, without the DSN:
+// pgx quotes the DSN with its password masked, but only as far as it can
+// recognise one ("password = x", with spaces, is not).
+func parseReason(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		msg := pe.Error() // "cannot parse `<dsn>`: <reason>"
+		if i := strings.LastIndex(msg, "`: "); i >= 0 {
+			return msg[i+len("`: "):]
+		}
+	}
+	return "it could not be parsed"
 }
 
 // Close closes the pool and stops every [DB.Listen]. Calls after Close

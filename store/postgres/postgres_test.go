@@ -226,6 +226,8 @@ func TestOpenErrors(t *testing.T) {
 	for name, dsn := range map[string]string{
 		"bad port":     "postgres://byok:" + password + "@localhost:notaport/byok",
 		"bad keyword":  "host=/tmp password=" + password + " no_such_setting=1 pool_max_conns=x",
+		"spaced '='":   "host=/tmp password = " + password + " sslmode=bogus",
+		"spaced quote": "host=/tmp password = '" + password + "' port=x",
 		"no server":    "host=/nonexistent/dir user=byok password=" + password + " dbname=byok connect_timeout=5",
 		"refused port": "postgres://byok:" + password + "@127.0.0.1:1/byok?connect_timeout=5",
 	} {
@@ -237,6 +239,9 @@ func TestOpenErrors(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), password) {
 			t.Errorf("%s: error holds the password: %v", name, err)
+		}
+		if name == "spaced quote" && !strings.Contains(err.Error(), "invalid port") {
+			t.Errorf("%s: error %q does not say what is wrong (invalid port)", name, err)
 		}
 	}
 }
