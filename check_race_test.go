@@ -71,3 +71,39 @@ func TestStaleCheckDoesNotUndoRevocation(t *testing.T) {
 		}
 	}
 }
+
+// A DEK loaded while Forget runs must not stay cached under the tenant key
+// entry Forget dropped: that entry no longer gets policy changes, so the
+// DEK would keep the old policy.
+func TestForgetDuringDEKLoad(t *testing.T) {
+	f := newFixture(t)
+	keyID := f.byokTenant("acme", byok.Grace)
+	ct := f.encrypt("acme", "covered", "covered data")
+	fresh, err := byok.New(f.cfg) // nothing cached
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := f.cmk.Block() // the customer-managed key's load waits here
+	done := make(chan error, 1)
+	go func() {
+		_, err := fresh.Decrypt(f.ctx, "acme", "covered", ct, []byte("aad"))
+		done <- err
+	}()
+	<-gate.Entered()
+	// Another replica made the tenant strict and told this one.
+	if err := f.db.SetTenantPolicy(f.ctx, "acme", byok.Strict); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Forget("acme")
+	gate.Release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	f.cmk.FailKey(keyID, kms.Transient, kms.ReasonUnavailable)
+	f.clock.Advance(checkInterval)
+	_, err = fresh.Decrypt(f.ctx, "acme", "covered", ct, []byte("aad"))
+	if !errors.Is(err, byok.ErrKeyUnavailable) {
+		t.Fatalf("Decrypt of a strict tenant while its vault fails = %v, want ErrKeyUnavailable", err)
+	}
+}

@@ -203,6 +203,13 @@ func (k *Keyring) loadDEK(ctx context.Context, tenant, scope string, id DEKID) (
 	d := &dek{id: id, tenant: tenant, scope: scope, tk: t, key: key}
 	d.aead, _ = envelope.NewAEAD(key)
 	k.mu.Lock()
+	if k.tks[t.id] != t {
+		// Forget ran meanwhile: a DEK cached under the dropped entry
+		// would escape every later Forget and policy change. Start over.
+		k.mu.Unlock()
+		clear(key)
+		return k.loadDEK(ctx, tenant, scope, id)
+	}
 	if cur := k.deks[id]; cur != nil {
 		d = cur
 	} else {
