@@ -138,6 +138,10 @@ type Keyring struct {
 	tks    map[tkID]*tenantKey
 	deks   map[DEKID]*dek
 	active map[scopeID]*activeDEK
+	// policies are the policies SetPolicy gave in this process, until the
+	// tenant is forgotten: they win over a policy a concurrent load read
+	// from the store before SetPolicy wrote it.
+	policies map[string]Policy
 }
 
 // tkID names one tenant key.
@@ -167,6 +171,7 @@ func New(cfg Config) (*Keyring, error) {
 		tks:        make(map[tkID]*tenantKey),
 		deks:       make(map[DEKID]*dek),
 		active:     make(map[scopeID]*activeDEK),
+		policies:   make(map[string]Policy),
 	}, nil
 }
 

@@ -350,7 +350,11 @@ func (k *Keyring) tenantKey(ctx context.Context, id tkID) (*tenantKey, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if t = k.tks[id]; t == nil {
-		t = &tenantKey{id: id, policy: ten.Policy}
+		policy := ten.Policy
+		if p, ok := k.policies[id.tenant]; ok {
+			policy = p
+		}
+		t = &tenantKey{id: id, policy: policy}
 		k.tks[id] = t
 	}
 	return t, nil

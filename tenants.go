@@ -61,6 +61,9 @@ func (k *Keyring) SetPolicy(ctx context.Context, tenant string, policy Policy) e
 	if err := k.cfg.Store.SetTenantPolicy(ctx, tenant, policy); err != nil {
 		return fmt.Errorf("byok: setting the policy of tenant %q: %w", tenant, err)
 	}
+	k.mu.Lock()
+	k.policies[tenant] = policy
+	k.mu.Unlock()
 	for _, t := range k.cached(tenant) {
 		t.mu.Lock()
 		t.policy = policy
@@ -79,6 +82,7 @@ func (k *Keyring) Forget(tenant string) {
 	for _, t := range dropped {
 		delete(k.tks, t.id)
 	}
+	delete(k.policies, tenant) // the store is the truth again
 	k.mu.Unlock()
 	for _, t := range dropped {
 		t.mu.Lock()
