@@ -83,6 +83,10 @@ type KeyInfo struct {
 	Expires         time.Time // zero: no expiry
 	RecoveryLevel   string    // e.g. "Recoverable" (soft delete + purge protection)
 	RecoverableDays int       // soft-delete retention in days
+	// Tags are the version's tags (Azure Key Vault key tags); nil when it
+	// has none or the provider has no tags. The customer's tag
+	// byok-tenant=<tenant id> proves that it owns the key.
+	Tags map[string]string
 }
 
 // Class tells how the caller should react to a failed provider call.
@@ -127,6 +131,7 @@ const (
 	ReasonTimeout         Reason = "timeout"                 // deadline exceeded
 	ReasonCanceled        Reason = "canceled"                // the caller cancelled ctx
 	ReasonUnavailable     Reason = "unavailable"             // connection refused, DNS, TLS, 5xx
+	ReasonNotOwned        Reason = "key-not-owned"           // the key lacks the tag that proves the tenant owns it
 )
 
 // Sentinels matched by [errors.Is] against an [*Error] of the same class.

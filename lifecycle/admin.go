@@ -104,7 +104,8 @@ func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant strin
 	if settings.Provider == "" {
 		settings.Provider = ProviderAzure
 	}
-	if err := checkSettings(settings, keepSecret); err != nil {
+	settings.Tenant = tenant
+	if err := s.checkSettings(settings, keepSecret); err != nil {
 		return CustomerKey{}, err
 	}
 	full := settings
@@ -125,7 +126,7 @@ func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant strin
 	} else if !keepSecret {
 		rec.SealedSecret = kms.Wrapped{}
 	}
-	settings.Secret = Secret{}
+	settings.Secret, settings.Tenant = Secret{}, "" // neither is stored in the record's settings
 	rec.Settings, rec.SettingsHash, rec.LastTest = settings, full.Hash(), nil
 	rec.State, rec.EnforceAt = StateDraft, time.Time{}
 	if rec.Version == 0 {
@@ -138,13 +139,18 @@ func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant strin
 	return s.Status(ctx, tenant)
 }
 
-// checkSettings reports the first invalid field of s as a [*FieldError].
-// keepSecret says that an unset secret keeps the stored one.
-func checkSettings(s KeySettings, keepSecret bool) error {
-	if s.Provider != ProviderAzure {
-		return &FieldError{Field: "provider", Reason: fmt.Sprintf("is %q; the only provider is %q", s.Provider, ProviderAzure)}
+// checkSettings reports the first invalid field of ks as a [*FieldError].
+// keepSecret says that an unset secret keeps the stored one. A key id that
+// names the platform root key (or a version of it) is refused: the
+// customer's key must be the customer's.
+func (s *Service) checkSettings(ks KeySettings, keepSecret bool) error {
+	if ks.Provider != ProviderAzure {
+		return &FieldError{Field: "provider", Reason: fmt.Sprintf("is %q; the only provider is %q", ks.Provider, ProviderAzure)}
 	}
-	for _, f := range []struct{ name, v string }{{"key_id", s.KeyID}, {"directory_id", s.DirectoryID}, {"client_id", s.ClientID}} {
+	if s.namesPlatformKey(ks.KeyID) {
+		return &FieldError{Field: "key_id", Reason: "names the platform's own root key; give the identifier of a key in your own vault"}
+	}
+	for _, f := range []struct{ name, v string }{{"key_id", ks.KeyID}, {"directory_id", ks.DirectoryID}, {"client_id", ks.ClientID}} {
 		if f.v == "" {
 			return &FieldError{Field: f.name, Reason: "is empty"}
 		}
@@ -155,24 +161,24 @@ func checkSettings(s KeySettings, keepSecret bool) error {
 			return &FieldError{Field: f.name, Reason: "contains a space or control character"}
 		}
 	}
-	switch s.Credential {
+	switch ks.Credential {
 	case CredentialPlatformApp:
-		if s.Secret.IsSet() {
+		if ks.Secret.IsSet() {
 			return &FieldError{Field: "secret", Reason: "must be empty with the platform-app credential: the platform signs in as its own app"}
 		}
 	case CredentialClientSecret, CredentialCertificate:
-		if !s.Secret.IsSet() && !keepSecret {
-			return &FieldError{Field: "secret", Reason: fmt.Sprintf("is empty; the %s credential needs one", s.Credential)}
+		if !ks.Secret.IsSet() && !keepSecret {
+			return &FieldError{Field: "secret", Reason: fmt.Sprintf("is empty; the %s credential needs one", ks.Credential)}
 		}
 	default:
 		return &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; use %q, %q or %q",
-			s.Credential, CredentialPlatformApp, CredentialClientSecret, CredentialCertificate)}
+			ks.Credential, CredentialPlatformApp, CredentialClientSecret, CredentialCertificate)}
 	}
 	limit := maxSecretLen
-	if s.Credential == CredentialCertificate {
+	if ks.Credential == CredentialCertificate {
 		limit = maxCertificateSecretLen
 	}
-	if n := s.Secret.k.Len(); n > limit {
+	if n := ks.Secret.k.Len(); n > limit {
 		return &FieldError{Field: "secret", Reason: fmt.Sprintf("is %d bytes, the limit is %d", n, limit)}
 	}
 	return nil
@@ -479,8 +485,9 @@ func (s *Service) rotationTarget(ctx context.Context, actor audit.Actor, rec Rec
 		if next.Provider == "" {
 			next.Provider = ProviderAzure
 		}
+		next.Tenant = rec.Tenant
 		keep := !next.Secret.IsSet() && next.Credential == cur.Credential && cur.Secret.IsSet()
-		if err := checkSettings(next, keep); err != nil {
+		if err := s.checkSettings(next, keep); err != nil {
 			return KeySettings{}, err
 		}
 		if keep {
@@ -559,7 +566,7 @@ func (s *Service) rewrapShares(ctx context.Context, actor audit.Actor, rec *Reco
 	}
 	next := *rec
 	next.Settings, next.SettingsHash = settings, settings.Hash()
-	next.Settings.Secret = Secret{}
+	next.Settings.Secret, next.Settings.Tenant = Secret{}, ""
 	if settings.Secret.IsSet() && settings.Hash() != rec.SettingsHash {
 		if next.SealedSecret, err = s.seal(ctx, rec.Tenant, settings.Secret); err != nil {
 			return err
@@ -641,6 +648,15 @@ func (s *Service) liveEpochs(ctx context.Context, tenant string) ([]byok.TenantK
 		live = append(live, k)
 	}
 	return live, nil
+}
+
+// namesPlatformKey reports whether a customer key id names the platform
+// root key or a version of it, as isPlatformKeyID does but ignoring case
+// and a trailing slash, which name the same Azure key.
+func (s *Service) namesPlatformKey(id string) bool {
+	p := strings.ToLower(s.cfg.PlatformKeyID)
+	id = strings.ToLower(strings.TrimSuffix(id, "/"))
+	return p != "" && (id == p || strings.HasPrefix(id, p+"/"))
 }
 
 // isPlatformKeyID mirrors the keyring's routing: the platform key id or a

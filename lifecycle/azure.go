@@ -112,12 +112,15 @@ func parseCertificateSecret(sec Secret) (*azurekv.Certificate, error) {
 }
 
 // config turns settings into an azurekv.Config, or an error wrapping
-// byok.ErrInvalidInput that says what is wrong.
+// byok.ErrInvalidInput that says what is wrong. The byok tenant s.Tenant
+// is the key's required owner tag with [CredentialPlatformApp]: the
+// platform's own app proves nothing about who owns a directory, so the
+// key must carry the tag byok-tenant=<tenant> (azurekv.OwnerTagName).
 func (c *AzureConnector) config(s KeySettings) (azurekv.Config, error) {
 	if _, err := azurekv.ParseKeyID(s.KeyID); err != nil {
 		return azurekv.Config{}, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
 	}
-	cfg := azurekv.Config{KeyID: s.KeyID, TenantID: s.DirectoryID, Transport: c.Transport, Timeout: c.Timeout, Logger: c.Logger}
+	cfg := azurekv.Config{KeyID: s.KeyID, TenantID: s.DirectoryID, OwnerTag: s.Tenant, Transport: c.Transport, Timeout: c.Timeout, Logger: c.Logger}
 	switch s.Credential {
 	case CredentialPlatformApp:
 		cfg.Credential = c.Platform

@@ -27,7 +27,8 @@ import (
 func TestAzureConnectorRejects(t *testing.T) {
 	c := lifecycle.NewAzureConnector(azurekv.PlatformApp{ClientID: "00000000-0000-0000-0000-000000000001", Secret: "platform-secret"})
 	good := lifecycle.KeySettings{Provider: lifecycle.ProviderAzure, KeyID: "https://myvault.vault.azure.net/keys/k1",
-		DirectoryID: "00000000-0000-0000-0000-0000000000aa", ClientID: "00000000-0000-0000-0000-000000000001", Credential: lifecycle.CredentialPlatformApp}
+		DirectoryID: "00000000-0000-0000-0000-0000000000aa", ClientID: "00000000-0000-0000-0000-000000000001", Credential: lifecycle.CredentialPlatformApp,
+		Tenant: "t1"}
 	if _, err := c.Provider(context.Background(), good); err != nil {
 		t.Fatalf("Provider of valid settings: %v", err)
 	}
@@ -52,6 +53,11 @@ func TestAzureConnectorRejects(t *testing.T) {
 		"malformed key id": func() lifecycle.KeySettings {
 			s := good
 			s.KeyID = "https://myvault.vault.azure.net/secrets/k1"
+			return s
+		}(),
+		"platform app without a byok tenant": func() lifecycle.KeySettings {
+			s := good
+			s.Tenant = "" // no owner tag to require
 			return s
 		}(),
 		"certificate without a secret": withCert(""),

@@ -205,6 +205,7 @@ func (s *Service) provider(ctx context.Context, rec Record) (kms.Provider, error
 // unseal returns the record's settings with their secret.
 func (s *Service) unseal(ctx context.Context, rec Record) (KeySettings, error) {
 	settings := rec.Settings
+	settings.Tenant = rec.Tenant
 	if rec.SealedSecret.KeyID == "" {
 		return settings, nil
 	}

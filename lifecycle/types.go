@@ -124,10 +124,17 @@ type KeySettings struct {
 	Credential CredentialMode
 	// Secret is the client secret or certificate of Credential; write-only.
 	Secret Secret
+	// Tenant is the byok tenant whose key these settings name. The
+	// lifecycle sets it from the tenant record before it passes settings
+	// to a [Connector] (whatever a caller put there), and stores nor
+	// hashes it: with [CredentialPlatformApp] the key must carry the tag
+	// byok-tenant=<Tenant> to prove that the tenant owns it.
+	Tenant string
 }
 
-// Hash returns a digest of the settings, secret included, that changes
-// whenever any of them changes. Proceed compares it with the hash stored
+// Hash returns a digest of the settings, secret included (Tenant, which
+// never changes for a record, excluded), that changes whenever any of
+// them changes. Proceed compares it with the hash stored
 // with the last Test, so only the exact settings that passed can go live.
 func (s KeySettings) Hash() string {
 	h := sha256.New()

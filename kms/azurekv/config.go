@@ -48,6 +48,14 @@ type Config struct {
 	TenantID string
 	// Credential is how byok signs in; see [Credential].
 	Credential Credential
+	// OwnerTag is the byok tenant id that a key must carry as the value of
+	// its [OwnerTagName] tag for byok to wrap under it when Credential is
+	// [PlatformApp]. The platform's own app can sign in to every directory
+	// that consented to it, so the tag, which only the key's owner can
+	// set, is what ties the key to one byok tenant. Required with
+	// PlatformApp; ignored with the customer's own credentials, which
+	// prove control of the directory themselves.
+	OwnerTag string
 	// Algorithm is the wrapping algorithm: [AlgorithmRSAOAEP256] (default)
 	// or [AlgorithmRSAOAEP].
 	Algorithm string
@@ -85,6 +93,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("azurekv: Config.Credential is nil; choose PlatformApp, ClientSecret, ClientCertificate, ManagedIdentity or WorkloadIdentity"))
 	} else if err := c.Credential.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("azurekv: %s: %w", c.Credential.Kind(), err))
+	}
+	if c.platformApp() && c.OwnerTag == "" {
+		errs = append(errs, fmt.Errorf("azurekv: Config.OwnerTag is empty; with the %s credential set it to the byok tenant id, which the key must carry in its %s tag", PlatformApp{}.Kind(), OwnerTagName))
 	}
 	switch c.Algorithm {
 	case "", AlgorithmRSAOAEP256, AlgorithmRSAOAEP:

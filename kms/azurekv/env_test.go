@@ -32,8 +32,9 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is an emulator with a platform tenant holding a multi-tenant app, a
 // customer tenant holding its own app with a secret, and the customer's
-// vault "contoso" (purge protection on) with an RSA-2048 key "cmk" on which
-// the customer's app is Key Vault Crypto Service Encryption User.
+// vault "contoso" (purge protection on) with an RSA-2048 key "cmk", tagged
+// byok-tenant=[owner], on which the customer's app is Key Vault Crypto
+// Service Encryption User.
 type env struct {
 	emu      *kvemu.Emulator
 	clk      *clock
@@ -46,6 +47,9 @@ type env struct {
 }
 
 const contoso = "https://contoso.vault.azure.net"
+
+// owner is the byok tenant id of env's configurations and of cmk's tag.
+const owner = "contoso-tenant"
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -88,7 +92,7 @@ func newEnv(t testing.TB) *env {
 	if err := emu.CreateVault(kvemu.VaultConfig{Name: "contoso", TenantID: e.customer, PurgeProtection: true}); err != nil {
 		t.Fatal(err)
 	}
-	must(emu.CreateKey("contoso", "cmk", kvemu.KeySpec{}))
+	must(emu.CreateKey("contoso", "cmk", kvemu.KeySpec{Tags: map[string]string{OwnerTagName: owner}}))
 	e.grant(t, "contoso", e.app.ObjectID, kvemu.RoleAssignment{Role: "Key Vault Crypto Service Encryption User"})
 	return e
 }
@@ -100,10 +104,12 @@ func (e *env) grant(t testing.TB, vault, principal string, a kvemu.RoleAssignmen
 	return must(e.emu.AssignRole(vault, a))
 }
 
-// config returns a Config of the customer's app with its secret for key.
+// config returns a Config of the customer's app with its secret for key,
+// for byok tenant owner.
 func (e *env) config(key string) Config {
 	return Config{
 		KeyID:      key,
+		OwnerTag:   owner,
 		TenantID:   e.customer,
 		Credential: ClientSecret{ClientID: e.app.ClientID, Secret: e.secret},
 		Transport:  e.emu.HTTPClient(),

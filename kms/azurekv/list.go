@@ -96,6 +96,11 @@ func ParseVaultURL(s string) (KeyID, error) {
 // call's ([Classify]), and a malformed vaultURL is [kms.Invalid]. At most
 // [MaxListedKeys] keys are listed; more is an [kms.Invalid] error that says
 // to type the key identifier instead.
+//
+// With the [PlatformApp] credential only the keys whose current version
+// carries the tag [OwnerTagName]=cfg.OwnerTag are listed: the platform's
+// own app may see the vaults of every directory that consented to it, and
+// a tenant must not learn the key names of another directory through it.
 func ListKeys(ctx context.Context, cfg Config, vaultURL string) ([]VaultKey, error) {
 	vault, err := ParseVaultURL(vaultURL)
 	if err != nil {
@@ -116,7 +121,7 @@ func ListKeys(ctx context.Context, cfg Config, vaultURL string) ([]VaultKey, err
 				return err
 			}
 			for _, kp := range page.Value {
-				if kp == nil || kp.KID == nil {
+				if kp == nil || kp.KID == nil || !cfg.owns(kms.KeyInfo{Tags: tags(kp.Tags)}) {
 					continue
 				}
 				if len(keys) == MaxListedKeys {
@@ -214,6 +219,20 @@ func (p *Provider) describeListed(ctx context.Context, keyID string) (kms.KeyInf
 		return kms.KeyInfo{}, nil
 	}
 	return info, err
+}
+
+// tags returns the tags of an azkeys answer without their nil values.
+func tags(m map[string]*string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if v != nil {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = *v
+		}
+	}
+	return out
 }
 
 func timeOf(t *time.Time) time.Time {

@@ -51,6 +51,7 @@ type Provider struct {
 	mu      sync.Mutex
 	clients map[string]*azkeys.Client // by vault host
 	costs   sync.Map                  // versionless key id → budget cost of one operation
+	owned   sync.Map                  // key id as described → struct{}: it carries the owner tag (PlatformApp only)
 }
 
 var _ kms.Provider = (*Provider)(nil)
@@ -170,6 +171,12 @@ func (p *Provider) cost(id KeyID) float64 {
 // Wrap wraps plaintext (1 to [kms.MaxPlaintext] bytes) under keyID with
 // the configured algorithm and mode; a versionless keyID uses the key's
 // current version. The result records the versioned id the vault used.
+//
+// With the [PlatformApp] credential, Wrap first makes sure (with one
+// Describe per key id for the provider's life) that the key carries the
+// tag [OwnerTagName]=[Config.OwnerTag]; a key without it fails with class
+// [kms.Authoritative] and reason [kms.ReasonNotOwned], and nothing is
+// wrapped.
 func (p *Provider) Wrap(ctx context.Context, keyID string, plaintext []byte) (kms.Wrapped, error) {
 	id, err := ParseKeyID(keyID)
 	if err != nil {
@@ -178,6 +185,9 @@ func (p *Provider) Wrap(ctx context.Context, keyID string, plaintext []byte) (km
 	if len(plaintext) == 0 || len(plaintext) > kms.MaxPlaintext {
 		return kms.Wrapped{}, &kms.Error{Op: "wrap", KeyID: keyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest,
 			Err: fmt.Errorf("azurekv: the plaintext has %d bytes; Wrap takes 1 to %d", len(plaintext), kms.MaxPlaintext)}
+	}
+	if err := p.checkOwner(ctx, "wrap", keyID, id); err != nil {
+		return kms.Wrapped{}, err
 	}
 	alg := p.cfg.algorithm()
 	params := azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithm(alg)), Value: bytes.Clone(plaintext)}
@@ -259,7 +269,8 @@ func (p *Provider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
 }
 
 // Describe returns the properties of keyID's version, or of the current
-// version for a versionless id (so a new version shows at once).
+// version for a versionless id (so a new version shows at once), tags
+// included.
 func (p *Provider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
 	id, err := ParseKeyID(keyID)
 	if err != nil {
@@ -284,6 +295,9 @@ func (p *Provider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, err
 	}
 	info := keyInfo(used, b)
 	p.costs.Store(id.Versionless().String(), opCost(info.Type, info.Size))
+	if p.cfg.platformApp() && p.cfg.owns(info) {
+		p.owned.Store(keyID, struct{}{})
+	}
 	return info, nil
 }
 
@@ -303,6 +317,7 @@ func keyInfo(id KeyID, b azkeys.KeyBundle) kms.KeyInfo {
 			}
 		}
 	}
+	info.Tags = tags(b.Tags)
 	if a := b.Attributes; a != nil {
 		info.Enabled = a.Enabled != nil && *a.Enabled
 		if a.NotBefore != nil {

@@ -44,6 +44,7 @@ const (
 	CheckAuthentication = "authentication"
 	CheckCredentialLife = "credential-expiry"
 	CheckKeyRead        = "key-read"
+	CheckOwnership      = "ownership"
 	CheckPermissions    = "permissions"
 	CheckKeyType        = "key-type"
 	CheckKeyOperations  = "key-operations"
@@ -103,7 +104,9 @@ const (
 // reports each one: the key URI; the vault host's DNS, TCP and TLS; that
 // the vault belongs to the configured tenant; authentication (Entra ID's
 // AADSTS codes translated) and the expiry of the secret or certificate;
-// read access to the key; which of wrapKey, unwrapKey, encrypt and decrypt
+// read access to the key; with the [PlatformApp] credential, that the key
+// carries the tag [OwnerTagName]=[Config.OwnerTag] (ownership: no wrap,
+// unwrap, encrypt or decrypt is tried on a key without it); which of wrapKey, unwrapKey, encrypt and decrypt
 // the principal may use; the key's type and size (RSA ≥ 2048 or RSA-HSM),
 // permitted operations, enabled state and validity window; soft delete and
 // purge protection (a fail without purge protection, as the Azure services
@@ -163,6 +166,7 @@ func (t *tester) run(ctx context.Context) {
 	t.checkAuthentication(ctx)
 	t.checkCredentialLife()
 	t.checkKeyRead(ctx)
+	t.checkOwnership()
 	t.probeOperations(ctx)
 	t.checkPermissions()
 	t.checkKeyType()
@@ -578,6 +582,43 @@ func (t *tester) checkKeyRead(ctx context.Context) {
 	t.add(c)
 }
 
+// checkOwnership runs with the PlatformApp credential only: the key read
+// must carry the owner tag, since the platform's own app may sign in to
+// any directory that consented to it.
+func (t *tester) checkOwnership() {
+	if !t.cfg.platformApp() {
+		t.add(Check{Name: CheckOwnership, Status: Skip,
+			Reason: "not needed: byok signs in with the customer's own credential, which proves control of the directory"})
+		return
+	}
+	if !t.needs(CheckOwnership, CheckKeyRead) {
+		return
+	}
+	tag := OwnerTagName + "=" + t.cfg.OwnerTag
+	if t.cfg.owns(t.info) {
+		t.add(Check{Name: CheckOwnership, Status: Pass, Value: tag, Reason: "the key carries the tag that proves this byok tenant owns it"})
+		return
+	}
+	t.add(Check{Name: CheckOwnership, Status: Fail, Value: "no tag " + tag,
+		Reason: "byok signs in with the platform's own app, which every directory that consented to it lets in, so the key must prove that this tenant owns it: its version " +
+			versionOf(t.info.KeyID) + " does not carry the tag " + tag + " (only someone allowed to change the key can set it); no operation was tried on the key",
+		Remedy: t.cfg.ownerRemedy(t.id)})
+}
+
+// owned reports whether operations may be tried on the key: with the
+// customer's own credential always, with PlatformApp once ownership passed.
+func (t *tester) owned() bool {
+	return !t.cfg.platformApp() || t.status[CheckOwnership] == Pass
+}
+
+// versionOf returns the version of a versioned key id, or the id itself.
+func versionOf(keyID string) string {
+	if id, err := ParseKeyID(keyID); err == nil && id.Version != "" {
+		return id.Version
+	}
+	return keyID
+}
+
 // opResult is the outcome of one probed operation.
 type opResult struct {
 	allowed bool
@@ -588,7 +629,7 @@ type opResult struct {
 // unwrap probes use a real ciphertext when a wrap succeeded, else random
 // bytes: the vault checks rights before it decrypts, so 400 means allowed.
 func (t *tester) probeOperations(ctx context.Context) {
-	if t.status[CheckAuthentication] != Pass {
+	if t.status[CheckAuthentication] != Pass || !t.owned() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.timeout())
@@ -653,6 +694,10 @@ func (t *tester) countThrottled(err error) {
 
 func (t *tester) checkPermissions() {
 	if !t.needs(CheckPermissions, CheckAuthentication) {
+		return
+	}
+	if !t.owned() {
+		t.add(Check{Name: CheckPermissions, Status: Skip, Reason: "not run: the ownership check did not pass"})
 		return
 	}
 	var allowed, denied []string

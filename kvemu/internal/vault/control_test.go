@@ -74,8 +74,20 @@ func TestControlKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := s.Key("contoso", "cmk", "")
-	if err != nil || got.Enabled || !got.Expires.Equal(exp) || strings.Join(got.Ops, ",") != "sign" {
+	if err != nil || got.Enabled || !got.Expires.Equal(exp) || strings.Join(got.Ops, ",") != "sign" || got.Tags["a"] != "b" {
 		t.Fatalf("Key %+v %v", got, err)
+	}
+	if err := s.UpdateKey("contoso", "cmk", "", KeyUpdate{Tags: map[string]string{"byok-tenant": "acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Key("contoso", "cmk", k.Version); err != nil || len(got.Tags) != 1 || got.Tags["byok-tenant"] != "acme" {
+		t.Fatalf("tags after UpdateKey %+v %v", got.Tags, err)
+	}
+	if err := s.UpdateKey("contoso", "cmk", "", KeyUpdate{Tags: map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Key("contoso", "cmk", ""); len(got.Tags) != 0 {
+		t.Fatalf("an empty Tags map left %v", got.Tags)
 	}
 	if err := s.DeleteKey("contoso", "cmk"); err != nil {
 		t.Fatal(err)

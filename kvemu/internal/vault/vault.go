@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"slices"
 	"strings"
@@ -206,6 +207,8 @@ type KeyInfo struct {
 	// NotBefore and Expires are zero when unset.
 	NotBefore, Expires time.Time
 	Created, Updated   time.Time
+	// Tags are the version's tags; nil when it has none.
+	Tags map[string]string
 }
 
 func (v *vaultState) baseURL() string {
@@ -220,7 +223,7 @@ func (v *vaultState) info(k *keyState, kv *keyVersion) KeyInfo {
 	return KeyInfo{
 		ID: v.baseURL() + "/keys/" + k.name + "/" + kv.version, Name: k.name, Version: kv.version,
 		Type: kv.kty, Size: kv.size(), Ops: slices.Clone(kv.ops), Enabled: kv.enabled,
-		NotBefore: kv.nbf, Expires: kv.exp, Created: kv.created, Updated: kv.updated,
+		NotBefore: kv.nbf, Expires: kv.exp, Created: kv.created, Updated: kv.updated, Tags: maps.Clone(kv.tags),
 	}
 }
 
@@ -464,6 +467,9 @@ type KeyUpdate struct {
 	// NotBefore and Expires: a pointer to the zero time clears the bound.
 	NotBefore, Expires *time.Time
 	Ops                []string
+	// Tags, if not nil, replace the version's tags (an empty map removes
+	// them all), as PATCH /keys/{name}/{version} with "tags" does.
+	Tags map[string]string
 }
 
 // UpdateKey changes one version of a key, or every version when version is
@@ -503,6 +509,9 @@ func (s *Service) UpdateKey(vault, name, version string, u KeyUpdate) error {
 		}
 		if ops != nil {
 			kv.ops = ops
+		}
+		if u.Tags != nil {
+			kv.tags = maps.Clone(u.Tags)
 		}
 		kv.updated = s.now()
 	}
