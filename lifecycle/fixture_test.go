@@ -24,9 +24,13 @@ type connector struct {
 	mu       sync.Mutex
 	failTest string // a failing check's detail; "" passes
 	tests    int
+	tenants  []string // KeySettings.Tenant of every call
 }
 
 func (c *connector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tenants = append(c.tenants, s.Tenant)
 	return c.f, nil
 }
 
@@ -34,6 +38,7 @@ func (c *connector) Test(ctx context.Context, s lifecycle.KeySettings) (lifecycl
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tests++
+	c.tenants = append(c.tenants, s.Tenant)
 	r := lifecycle.Report{KeyID: s.KeyID, Checks: []lifecycle.Check{{Name: "uri", Outcome: lifecycle.Pass}}}
 	if c.failTest != "" {
 		r.Checks = append(r.Checks, lifecycle.Check{Name: "permission", Outcome: lifecycle.Fail, Detail: c.failTest,
