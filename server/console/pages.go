@@ -150,7 +150,10 @@ type setupView struct {
 	PlatformAppID string
 	ConsentURL    string
 	SPCommand     string
-	Certificate   *azurekv.Certificate
+	// OwnerTag is the tenant's id: with the platform's app its key must
+	// carry the tag byok-tenant=OwnerTag (azurekv.OwnerTagName).
+	OwnerTag    string
+	Certificate *azurekv.Certificate
 	// PickedKeyID is a key identifier picked in the vault's key list
 	// (the key_id query parameter); it fills the key identifier field.
 	PickedKeyID string
@@ -184,6 +187,7 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 		}
 		v.ConsentURL = azurekv.AdminConsentURL(dir, c.cfg.PlatformAppID)
 		v.SPCommand = azurekv.CreateServicePrincipalCommand(c.cfg.PlatformAppID)
+		v.OwnerTag = s.tenant
 	}
 	p := c.basePage(s, "Set up your key", "setup")
 	p.Data = v
