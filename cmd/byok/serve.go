@@ -68,17 +68,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // bootstrapOperator creates the first operator token when the database
 // has no token at all, and writes it, readable by its owner only, to path:
-// only its digest is stored, so this is the one time it can be read.
+// only its digest is stored, so this is the one time it can be read. The
+// file must not exist yet (an existing file would keep its mode, or could
+// be a link to elsewhere), and it is created before the token is stored,
+// so that a path that cannot be written stores no token and the next
+// start bootstraps again.
 func bootstrapOperator(ctx context.Context, db server.Store, path string, stdout io.Writer) error {
 	existing, err := db.ListTokens(ctx, "", 1)
 	if err != nil || len(existing) > 0 {
 		return err
 	}
-	text, _, err := server.IssueToken(ctx, db, token.Operator, nil, "bootstrap", 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("creating the first operator token's file (it must not exist; remove it or give another --operator-token-file): %w", err)
 	}
-	if err := os.WriteFile(path, []byte(text+"\n"), 0o600); err != nil {
+	text, _, err := server.IssueToken(ctx, db, token.Operator, nil, "bootstrap", 0)
+	if err == nil {
+		_, err = f.WriteString(text + "\n")
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
 		return fmt.Errorf("writing the first operator token: %w", err)
 	}
 	fmt.Fprintf(stdout, "first operator token written to %s (mode 0600); create others with it and delete the file\n", path)
