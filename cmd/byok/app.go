@@ -189,31 +189,41 @@ func (a *app) run(ctx context.Context, ln net.Listener, tlsCert, tlsKey string) 
 		}
 		errc <- err
 	}()
-	ctx, cancel := context.WithCancel(ctx)
-	go func() { errc <- a.lc.Run(ctx) }()
+	background, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	go func() { errc <- a.lc.Run(background) }()
 	if a.pg != nil {
 		// Another replica changed a tenant or saw its key revoked: drop
 		// what this one caches, so the next call checks the key again.
 		go func() {
-			err := a.pg.Listen(ctx, a.lc.Keyring().Forget)
-			if err != nil && ctx.Err() == nil {
+			err := a.pg.Listen(background, a.lc.Keyring().Forget)
+			if err != nil && background.Err() == nil {
 				errc <- fmt.Errorf("listening for other replicas: %w", err)
 			}
 		}()
 	}
+	// The usage counter stops only after the server has shut down, so the
+	// counts of requests that finish during the shutdown are flushed too.
+	usageCtx, stopUsage := context.WithCancel(context.WithoutCancel(ctx))
 	usageDone := make(chan struct{})
-	go func() { a.usage.Run(ctx); close(usageDone) }()
-	defer func() { cancel(); <-usageDone }() // the last counts are flushed
+	go func() { a.usage.Run(usageCtx); close(usageDone) }()
+	defer func() { stopUsage(); <-usageDone }()
+
+	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, context.Canceled) {
-			return err
+			runErr = err
 		}
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	stopBackground()
+	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelShutdown()
+	if err := srv.Shutdown(shutdown); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
 }
 
 func (a *app) close() error { return a.db.Close() }
