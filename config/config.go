@@ -42,7 +42,15 @@ type Config struct {
 	PlatformKey PlatformKey `yaml:"platform_key"`
 	Keyring     Keyring     `yaml:"keyring"`
 	Azure       Azure       `yaml:"azure"`
+	Console     Console     `yaml:"console"`
 	Log         Log         `yaml:"log"`
+}
+
+// Console tunes the Enterprise Key web console.
+type Console struct {
+	// SecureCookies marks the console's cookies Secure on plain-HTTP
+	// requests too: set it when TLS ends at a proxy in front of byok.
+	SecureCookies bool `yaml:"secure_cookies"`
 }
 
 // TLS serves HTTPS when both files are set.

@@ -42,11 +42,12 @@ keyring:
   dek_max_age: 1h
 azure: {client_id: 1111, client_secret_env: BYOK_AZURE_SECRET}
 log: {level: debug, format: text}
+console: {secure_cookies: true}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Keyring.CheckInterval != 5*time.Second || c.Keyring.MaxStaleness != 10*time.Minute || c.Keyring.DEKMaxMessages != 1000 || c.Listen != ":8443" {
+	if c.Keyring.CheckInterval != 5*time.Second || c.Keyring.MaxStaleness != 10*time.Minute || c.Keyring.DEKMaxMessages != 1000 || c.Listen != ":8443" || !c.Console.SecureCookies {
 		t.Fatalf("decoded %+v", c)
 	}
 	if err := c.Validate(); err != nil {

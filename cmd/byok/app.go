@@ -149,6 +149,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	}
 	ui, err := console.New(console.Config{
 		Lifecycle: a.lc, Tokens: a.db, Audit: a.audit, PlatformAppID: cfg.Azure.ClientID, Logger: logger,
+		SecureCookies: cfg.Console.SecureCookies,
 	})
 	if err != nil {
 		a.db.Close()

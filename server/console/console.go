@@ -81,6 +81,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the details of internal errors; nil discards them.
 	Logger *slog.Logger
+	// SecureCookies marks the console's cookies Secure even on plain-HTTP
+	// requests: set it when TLS ends at a proxy in front of byok. Requests
+	// that arrive over TLS always get Secure cookies.
+	SecureCookies bool
 }
 
 //go:embed templates/*.html

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -301,5 +302,30 @@ func TestAuditFilterRejectsBadDates(t *testing.T) {
 	}
 	if code, _ := u.get("/t/contoso/audit/export?until=2024-13-40"); code != http.StatusBadRequest {
 		t.Errorf("export with a bad until: %d, want 400", code)
+	}
+}
+
+// Behind a proxy that ends TLS, SecureCookies marks the cookies Secure on
+// the plain-HTTP requests the proxy forwards.
+func TestSecureCookiesBehindProxy(t *testing.T) {
+	f := newFixture(t, false)
+	ui, err := console.New(console.Config{Lifecycle: f.lc, Tokens: f.db, Audit: audit.New(f.db, nil), SecureCookies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ui)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if len(res.Cookies()) == 0 {
+		t.Fatal("the sign-in page set no cookie")
+	}
+	for _, c := range res.Cookies() {
+		if !c.Secure {
+			t.Errorf("cookie %s is not Secure with SecureCookies set", c.Name)
+		}
 	}
 }

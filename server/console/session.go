@@ -234,7 +234,7 @@ func (c *console) signinPage(w http.ResponseWriter, r *http.Request) {
 func (c *console) renderSignin(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	v := randomText()
 	http.SetCookie(w, &http.Cookie{Name: signinCookie, Value: v, Path: c.cfg.Prefix, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+		Secure: c.secure(r), SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	c.render(w, r, status, "signin", page{Title: "Sign in", CSRF: v, Error: msg})
 }
 
@@ -263,8 +263,8 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	id, s := c.sessions.create(rec, expires, now)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: c.cfg.Prefix, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, Expires: expires})
-	http.SetCookie(w, &http.Cookie{Name: signinCookie, Path: c.cfg.Prefix, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		Secure: c.secure(r), SameSite: http.SameSiteStrictMode, Expires: expires})
+	http.SetCookie(w, &http.Cookie{Name: signinCookie, Path: c.cfg.Prefix, MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, c.startPage(s), http.StatusSeeOther)
 }
 
@@ -301,6 +301,10 @@ func (c *console) checkToken(r *http.Request) (token.Record, string, error) {
 // signout ends the session.
 func (c *console) signout(w http.ResponseWriter, r *http.Request, s *session) {
 	c.sessions.drop(s)
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: c.cfg.Prefix, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: c.cfg.Prefix, MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, c.cfg.Prefix+"/signin", http.StatusSeeOther)
 }
+
+// secure reports whether the console's cookies must be Secure: the request
+// came over TLS, or Config.SecureCookies says TLS ends at a proxy in front.
+func (c *console) secure(r *http.Request) bool { return r.TLS != nil || c.cfg.SecureCookies }
