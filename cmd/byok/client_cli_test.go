@@ -145,6 +145,13 @@ func TestClientCommandErrors(t *testing.T) {
 	mustFail(t, 2, "no token", "", args("tenant list --server", []string{srv.URL}))
 	mustFail(t, 2, "not an http or https URL", "", args("tenant list --server ftp://x --token t"))
 	mustFail(t, 2, "cannot read the token file", "", args("tenant list --server", []string{srv.URL, "--token-file", "/nonexistent/token"}))
+	open := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(open, []byte(srv.Operator), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustFail(t, 2, "chmod 600", "", args("tenant list --server", []string{srv.URL, "--token-file", open})); strings.Contains(out, srv.Operator) {
+		t.Fatal("the refusal of a readable token file shows the token")
+	}
 	errOut := mustFail(t, 1, "unauthenticated", "", args("tenant list --server", []string{srv.URL, "--token", "byok_operator_wrong"}))
 	if !strings.Contains(errOut, "hint: check $BYOK_TOKEN") || strings.Contains(errOut, "byok_operator_wrong") {
 		t.Fatalf("a wrong token: stderr %q; want the token hint and never the token", errOut)

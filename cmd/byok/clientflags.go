@@ -73,7 +73,7 @@ func (f *clientFlags) client() (*client.Client, error) {
 	tok := f.token
 	switch {
 	case f.tokenFile != "":
-		b, err := os.ReadFile(f.tokenFile)
+		b, err := readPrivateFile(f.tokenFile)
 		if err != nil {
 			return nil, usagef("cannot read the token file: %v", err)
 		}
@@ -248,4 +248,23 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// readPrivateFile reads a file that holds a secret, refusing one that
+// users other than its owner may read or write: a secret there may already
+// have leaked, and should be replaced.
+func readPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o, so other users can read it: run chmod 600 %s (and replace the secret if it may have been read)", path, perm, path)
+	}
+	return io.ReadAll(f)
 }

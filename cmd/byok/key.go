@@ -81,7 +81,7 @@ func (s *settingsFlags) settings(keyID string, stdin io.Reader) (client.Settings
 	case "-":
 		b, err = io.ReadAll(stdin)
 	default:
-		b, err = os.ReadFile(s.secretFile)
+		b, err = readPrivateFile(s.secretFile)
 	}
 	if err != nil {
 		return st, usagef("cannot read the secret file: %v", err)
