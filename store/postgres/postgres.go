@@ -51,8 +51,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -136,47 +134,10 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string // the file name
-	sql     string
-}
-
-// loadMigrations reads migrations/NNNN_name.sql from fsys and checks that
-// they are numbered 1, 2, 3, … without gaps or duplicates.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names { // Glob sorts names
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || len(num) != 4 {
-			return nil, fmt.Errorf("migration file %s is not named NNNN_name.sql", base)
-		}
-		if v != len(ms)+1 {
-			return nil, fmt.Errorf("migration file %s has version %d, want %d: versions must run 1, 2, 3, … without gaps or duplicates", base, v, len(ms)+1)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("no migration files")
-	}
-	return ms, nil
-}
-
 // migrate applies the migrations of fsys that the database lacks, one
 // transaction each.
 func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
-	ms, err := loadMigrations(fsys)
+	ms, err := store.LoadMigrations(fsys)
 	if err != nil {
 		return fmt.Errorf("embedded migrations: %w", err)
 	}
@@ -191,7 +152,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 // migrateOne applies the next migration the database lacks, if any, and
 // reports whether the database is up to date. The advisory lock, held
 // until the transaction ends, makes concurrent callers take turns.
-func migrateOne(ctx context.Context, pool *pgxpool.Pool, ms []migration) (done bool, err error) {
+func migrateOne(ctx context.Context, pool *pgxpool.Pool, ms []store.Migration) (done bool, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 			return fmt.Errorf("lock schema: %w", err)
@@ -217,12 +178,12 @@ func migrateOne(ctx context.Context, pool *pgxpool.Pool, ms []migration) (done b
 			return nil
 		}
 		m := ms[current]
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES ($1, $2, $3)`,
-			m.version, m.name, time.Now().UnixNano()); err != nil {
-			return fmt.Errorf("record migration %s: %w", m.name, err)
+			m.Version, m.Name, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("record migration %s: %w", m.Name, err)
 		}
 		return nil
 	})

@@ -98,7 +98,7 @@ func TestReopen(t *testing.T) {
 	db := open(t, dsn)
 	newTenant(t, db, "acme")
 	db.Close()
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := store.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestReopen(t *testing.T) {
 func TestOpenNewerSchema(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	db := open(t, dsn)
-	exec(t, db, `INSERT INTO schema_migrations (version, name, applied) VALUES (999, '0999_future.sql', 0)`)
+	exec(t, db, `INSERT INTO schema_migrations (version, name, applied) VALUES (999, '0999_future.SQL', 0)`)
 	db.Close()
 	db, err := Open(t.Context(), dsn)
 	if err == nil {
@@ -151,7 +151,7 @@ func TestConcurrentOpen(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	ms, _ := loadMigrations(migrationFiles)
+	ms, _ := store.LoadMigrations(migrationFiles)
 	if n, v := schemaVersion(t, dbs[0]); n != len(ms) || v != len(ms) {
 		t.Errorf("schema_migrations has %d rows up to version %d, want %d", n, v, len(ms))
 	}
@@ -162,13 +162,13 @@ func TestConcurrentOpen(t *testing.T) {
 }
 
 func TestLoadMigrations(t *testing.T) {
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := store.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatalf("embedded migrations: %v", err)
 	}
 	for i, m := range ms {
-		if m.version != i+1 || m.sql == "" {
-			t.Errorf("migration %d: version %d, %d bytes of SQL", i, m.version, len(m.sql))
+		if m.Version != i+1 || m.SQL == "" {
+			t.Errorf("migration %d: version %d, %d bytes of SQL", i, m.Version, len(m.SQL))
 		}
 	}
 	file := &fstest.MapFile{Data: []byte("CREATE TABLE t (x int);")}
@@ -181,14 +181,14 @@ func TestLoadMigrations(t *testing.T) {
 		"short":      {"migrations/1_init.sql": file},
 		"not number": {"migrations/000x_init.sql": file},
 	} {
-		if _, err := loadMigrations(fsys); err == nil {
+		if _, err := store.LoadMigrations(fsys); err == nil {
 			t.Errorf("%s: loadMigrations succeeded", name)
 		}
 	}
 	good := fstest.MapFS{"migrations/0001_a.sql": file, "migrations/0002_b.sql": file, "migrations/README": file}
-	ms, err = loadMigrations(good)
-	if err != nil || len(ms) != 2 || ms[1].name != "0002_b.sql" {
-		t.Errorf("loadMigrations(good) = %+v, %v", ms, err)
+	ms, err = store.LoadMigrations(good)
+	if err != nil || len(ms) != 2 || ms[1].Name != "0002_b.sql" {
+		t.Errorf("store.LoadMigrations(good) = %+v, %v", ms, err)
 	}
 }
 
@@ -196,13 +196,13 @@ func TestLoadMigrations(t *testing.T) {
 // statement fails: neither its first statement nor its record remain.
 func TestMigrationFailureRollsBack(t *testing.T) {
 	db := openNew(t)
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := store.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fsys := fstest.MapFS{}
 	for _, m := range ms {
-		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+		fsys["migrations/"+m.Name] = &fstest.MapFile{Data: []byte(m.SQL)}
 	}
 	bad := fmt.Sprintf("%04d_bad.sql", len(ms)+1)
 	fsys["migrations/"+bad] = &fstest.MapFile{Data: []byte("CREATE TABLE extra (x integer); INSERT INTO no_such_table VALUES (1);")}

@@ -49,7 +49,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"path"
 	"runtime"
 	"strconv"
 	"strings"
@@ -126,47 +125,10 @@ func (db *DB) Close() error {
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string // the file name
-	sql     string
-}
-
-// loadMigrations reads migrations/NNNN_name.sql from fsys and checks that
-// they are numbered 1, 2, 3, … without gaps or duplicates.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names { // Glob sorts names
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || len(num) != 4 {
-			return nil, fmt.Errorf("migration file %s is not named NNNN_name.sql", base)
-		}
-		if v != len(ms)+1 {
-			return nil, fmt.Errorf("migration file %s has version %d, want %d: versions must run 1, 2, 3, … without gaps or duplicates", base, v, len(ms)+1)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("no migration files")
-	}
-	return ms, nil
-}
-
 // migrate applies the migrations of fsys that db lacks, one transaction
 // each.
 func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
-	ms, err := loadMigrations(fsys)
+	ms, err := store.LoadMigrations(fsys)
 	if err != nil {
 		return fmt.Errorf("embedded migrations: %w", err)
 	}
@@ -187,7 +149,7 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 
 // migrateOne applies the next migration db lacks, if any, and reports
 // whether db is up to date.
-func migrateOne(ctx context.Context, db *sql.DB, ms []migration) (done bool, err error) {
+func migrateOne(ctx context.Context, db *sql.DB, ms []store.Migration) (done bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
@@ -206,15 +168,15 @@ func migrateOne(ctx context.Context, db *sql.DB, ms []migration) (done bool, err
 		return true, nil
 	}
 	m := ms[current]
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return false, fmt.Errorf("migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UnixNano()); err != nil {
-		return false, fmt.Errorf("record migration %s: %w", m.name, err)
+		m.Version, m.Name, time.Now().UnixNano()); err != nil {
+		return false, fmt.Errorf("record migration %s: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit migration %s: %w", m.name, err)
+		return false, fmt.Errorf("commit migration %s: %w", m.Name, err)
 	}
 	return false, nil
 }

@@ -129,7 +129,7 @@ func TestReopen(t *testing.T) {
 		if err := db.r.QueryRowContext(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &maxV); err != nil {
 			t.Fatal(err)
 		}
-		ms, err := loadMigrations(migrationFiles)
+		ms, err := store.LoadMigrations(migrationFiles)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,13 +177,13 @@ func TestOpenBadPath(t *testing.T) {
 }
 
 func TestLoadMigrations(t *testing.T) {
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := store.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatalf("embedded migrations: %v", err)
 	}
 	for i, m := range ms {
-		if m.version != i+1 || m.sql == "" {
-			t.Errorf("migration %d: version %d, %d bytes of SQL", i, m.version, len(m.sql))
+		if m.Version != i+1 || m.SQL == "" {
+			t.Errorf("migration %d: version %d, %d bytes of SQL", i, m.Version, len(m.SQL))
 		}
 	}
 
@@ -197,14 +197,14 @@ func TestLoadMigrations(t *testing.T) {
 		"short":      {"migrations/1_init.sql": file},
 		"not number": {"migrations/000x_init.sql": file},
 	} {
-		if _, err := loadMigrations(fsys); err == nil {
-			t.Errorf("%s: loadMigrations succeeded", name)
+		if _, err := store.LoadMigrations(fsys); err == nil {
+			t.Errorf("%s: LoadMigrations succeeded", name)
 		}
 	}
 	good := fstest.MapFS{"migrations/0001_a.sql": file, "migrations/0002_b.sql": file, "migrations/README": file}
-	ms, err = loadMigrations(good)
-	if err != nil || len(ms) != 2 || ms[1].name != "0002_b.sql" {
-		t.Errorf("loadMigrations(good) = %+v, %v", ms, err)
+	ms, err = store.LoadMigrations(good)
+	if err != nil || len(ms) != 2 || ms[1].Name != "0002_b.sql" {
+		t.Errorf("store.LoadMigrations(good) = %+v, %v", ms, err)
 	}
 }
 
@@ -244,11 +244,11 @@ func TestMigrationFailureRollsBack(t *testing.T) {
 // latestVersion is the version of the newest embedded migration.
 func latestVersion(t *testing.T) int {
 	t.Helper()
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := store.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 func mustRead(t *testing.T, name string) []byte {
