@@ -17,40 +17,13 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/internal/fakeclock"
-	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/lifecycletest"
 	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store/sqlite"
 )
 
-// fakeConnector reaches customer keys held by a kmstest.Fake: key ids
-// "fake:NAME[/vN]". Test does a real wrap/unwrap round trip on the fake,
-// so an injected failure (a role removed) fails the report.
-type fakeConnector struct{ kms *kmstest.Fake }
-
-func (f fakeConnector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
-	if !strings.HasPrefix(s.KeyID, "fake:") {
-		return nil, &byok.InputError{Arg: "key_id", Reason: "is not a fake:NAME key id"}
-	}
-	return f.kms, nil
-}
-
-func (f fakeConnector) Test(ctx context.Context, s lifecycle.KeySettings) (lifecycle.Report, error) {
-	r := lifecycle.Report{SettingsHash: s.Hash(), At: time.Now()}
-	w, err := f.kms.Wrap(ctx, s.KeyID, []byte("test configuration"))
-	if err == nil {
-		_, err = f.kms.Unwrap(ctx, w)
-		r.KeyID = w.KeyID
-	}
-	c := lifecycle.Check{Name: "round-trip", Outcome: lifecycle.Pass, Detail: "wrap and unwrap succeeded"}
-	if err != nil {
-		c = lifecycle.Check{Name: "round-trip", Outcome: lifecycle.Fail, Detail: string(kms.ReasonOf(err)),
-			Remedy: "grant the platform Key Vault Crypto User on the vault"}
-	}
-	r.Checks = append(r.Checks, c)
-	return r, nil
-}
 
 // env is a server over the real lifecycle, audit log and SQLite store,
 // with fake key providers and a fake clock.
@@ -88,7 +61,7 @@ func newEnv(t testing.TB) *env {
 	m := NewMetrics(nil)
 	e.lc, err = lifecycle.New(lifecycle.Config{
 		Store: db, PlatformKMS: m.InstrumentProvider("platform", e.platform), PlatformKeyID: prk,
-		Connector: m.InstrumentConnector(fakeConnector{e.customer}),
+		Connector: m.InstrumentConnector(lifecycletest.Connector{KMS: e.customer}),
 		Audit:     e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
 		Keyring: byok.Config{CheckInterval: 10 * time.Second, MaxStaleness: time.Minute},
 	})

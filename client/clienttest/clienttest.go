@@ -26,9 +26,9 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/internal/fakeclock"
-	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/lifecycletest"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store/sqlite"
@@ -75,7 +75,7 @@ func New(t testing.TB, batchSize int) *Server {
 	s.CMK = s.Customer.AddKey("cmk")
 	log := audit.New(db, nil)
 	s.Lifecycle, err = lifecycle.New(lifecycle.Config{
-		Store: db, PlatformKMS: s.Platform, PlatformKeyID: prk, Connector: connector{s.Customer},
+		Store: db, PlatformKMS: s.Platform, PlatformKeyID: prk, Connector: lifecycletest.Connector{KMS: s.Customer},
 		Audit: log, Now: s.Now, PlatformOnlyScopes: []string{"cache"}, BatchSize: batchSize,
 		Keyring: byok.Config{CheckInterval: CheckInterval, MaxStaleness: time.Minute},
 	})
@@ -131,39 +131,3 @@ func (s *Server) Token(t testing.TB, kind string, ttl time.Duration, tenants ...
 	return text
 }
 
-// connector reaches the customer keys of a kmstest.Fake.
-type connector struct{ kms *kmstest.Fake }
-
-func (c connector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
-	if !strings.HasPrefix(s.KeyID, "fake:") {
-		return nil, &byok.InputError{Arg: "key_id", Reason: "is not a fake:NAME key id"}
-	}
-	return c.kms, nil
-}
-
-// Test checks the id's form (a versioned id is a warning: it does not
-// follow rotations) and does a wrap/unwrap round trip.
-func (c connector) Test(ctx context.Context, s lifecycle.KeySettings) (lifecycle.Report, error) {
-	r := lifecycle.Report{SettingsHash: s.Hash(), At: time.Now()}
-	id := lifecycle.Check{Name: "key-id", Outcome: lifecycle.Pass, Detail: "versionless: follows the key's current version"}
-	switch {
-	case !strings.HasPrefix(s.KeyID, "fake:"):
-		id = lifecycle.Check{Name: "key-id", Outcome: lifecycle.Fail, Detail: "not a fake:NAME key id", Remedy: "give fake:NAME"}
-	case strings.Contains(s.KeyID, "/"):
-		id = lifecycle.Check{Name: "key-id", Outcome: lifecycle.Warn, Detail: "versioned: pinned to one version",
-			Remedy: "give the versionless id to follow rotations"}
-	}
-	r.Checks = append(r.Checks, id)
-	w, err := c.kms.Wrap(ctx, s.KeyID, []byte("test configuration"))
-	if err == nil {
-		_, err = c.kms.Unwrap(ctx, w)
-		r.KeyID = w.KeyID
-	}
-	rt := lifecycle.Check{Name: "round-trip", Outcome: lifecycle.Pass, Detail: "wrap and unwrap succeeded"}
-	if err != nil {
-		rt = lifecycle.Check{Name: "round-trip", Outcome: lifecycle.Fail, Detail: string(kms.ReasonOf(err)),
-			Remedy: "grant the platform Key Vault Crypto User on the vault"}
-	}
-	r.Checks = append(r.Checks, rt)
-	return r, nil
-}
