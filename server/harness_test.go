@@ -24,7 +24,6 @@ import (
 	"github.com/openbyok/byok/store/sqlite"
 )
 
-
 // env is a server over the real lifecycle, audit log and SQLite store,
 // with fake key providers and a fake clock.
 type env struct {

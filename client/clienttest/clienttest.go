@@ -130,4 +130,3 @@ func (s *Server) Token(t testing.TB, kind string, ttl time.Duration, tenants ...
 	}
 	return text
 }
-
