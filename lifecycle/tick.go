@@ -586,15 +586,15 @@ func (s *Service) moveScope(ctx context.Context, j *JobRecord, target byok.Scope
 		if err != nil {
 			return err
 		}
-		var todo []byok.DEKRecord
+		var toMove []byok.DEKRecord
 		for _, d := range page {
 			if d.Kind != target.Kind {
-				todo = append(todo, d)
+				toMove = append(toMove, d)
 			}
 		}
 		var out []byok.DEKRecord
-		if len(todo) > 0 {
-			if out, err = s.kr.RewrapDEKs(ctx, j.Tenant, todo, target.Kind); err != nil {
+		if len(toMove) > 0 {
+			if out, err = s.kr.RewrapDEKs(ctx, j.Tenant, toMove, target.Kind); err != nil {
 				return fmt.Errorf("re-wrapping DEKs of scope %q: %w", target.Scope, err)
 			}
 		}
