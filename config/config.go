@@ -42,8 +42,18 @@ type Config struct {
 	PlatformKey PlatformKey `yaml:"platform_key"`
 	Keyring     Keyring     `yaml:"keyring"`
 	Azure       Azure       `yaml:"azure"`
+	Jobs        Jobs        `yaml:"jobs"`
 	Console     Console     `yaml:"console"`
 	Log         Log         `yaml:"log"`
+}
+
+// Jobs tunes the lifecycle's jobs (activation, re-key, scope moves).
+type Jobs struct {
+	// Lease is how long a replica holds a job it runs before another
+	// replica may take it over; each batch renews it.
+	Lease time.Duration `yaml:"lease"`
+	// BatchSize is how many DEKs a job re-wraps per transaction.
+	BatchSize int `yaml:"batch_size"`
 }
 
 // Console tunes the Enterprise Key web console.
@@ -118,7 +128,8 @@ func Default() Config {
 			DEKMaxMessages: 1 << 28,
 			DEKMaxAge:      24 * time.Hour,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Jobs: Jobs{Lease: 2 * time.Minute, BatchSize: 1000},
+		Log:  Log{Level: "info", Format: "json"},
 	}
 }
 
@@ -262,6 +273,12 @@ func (c *Config) Validate() error {
 	}
 	if k.DEKMaxAge < time.Minute {
 		bad("keyring.dek_max_age", "is %v; use at least 1m (default 24h)", k.DEKMaxAge)
+	}
+	if c.Jobs.Lease < 10*time.Second {
+		bad("jobs.lease", "is %v; use at least 10s (default 2m): a lease shorter than a batch lets replicas take jobs from each other", c.Jobs.Lease)
+	}
+	if c.Jobs.BatchSize < 1 || c.Jobs.BatchSize > 100_000 {
+		bad("jobs.batch_size", "is %d; use 1 to 100000 (default 1000)", c.Jobs.BatchSize)
 	}
 	if c.Azure.ClientSecretEnv != "" && c.Azure.ClientID == "" {
 		bad("azure.client_secret_env", "is set but azure.client_id is empty")

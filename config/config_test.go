@@ -43,11 +43,12 @@ keyring:
 azure: {client_id: 1111, client_secret_env: BYOK_AZURE_SECRET}
 log: {level: debug, format: text}
 console: {secure_cookies: true}
+jobs: {lease: 5m, batch_size: 500}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Keyring.CheckInterval != 5*time.Second || c.Keyring.MaxStaleness != 10*time.Minute || c.Keyring.DEKMaxMessages != 1000 || c.Listen != ":8443" || !c.Console.SecureCookies {
+	if c.Keyring.CheckInterval != 5*time.Second || c.Keyring.MaxStaleness != 10*time.Minute || c.Keyring.DEKMaxMessages != 1000 || c.Listen != ":8443" || !c.Console.SecureCookies || c.Jobs.Lease != 5*time.Minute || c.Jobs.BatchSize != 500 {
 		t.Fatalf("decoded %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -80,11 +81,12 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	c.Keyring.CheckInterval = 10 * time.Millisecond
 	c.Keyring.DEKMaxMessages = 1 << 33
 	c.Log.Level = "loud"
+	c.Jobs = config.Jobs{Lease: time.Second, BatchSize: 0}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a broken configuration")
 	}
-	for _, field := range []string{"listen:", "tls:", "store:", "platform_key:", "keyring.check_interval:", "keyring.dek_max_messages:", "log.level:"} {
+	for _, field := range []string{"listen:", "tls:", "store:", "platform_key:", "keyring.check_interval:", "keyring.dek_max_messages:", "log.level:", "jobs.lease:", "jobs.batch_size:"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("the error does not name %s:\n%v", field, err)
 		}

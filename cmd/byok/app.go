@@ -118,6 +118,8 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	keyringEvent, changed := a.replicaHooks(opts.replicaID)
 	a.lc, err = lifecycle.New(lifecycle.Config{
 		ReplicaID:     opts.replicaID,
+		JobLease:      cfg.Jobs.Lease,
+		BatchSize:     cfg.Jobs.BatchSize,
 		Changed:       changed,
 		Store:         a.db,
 		PlatformKMS:   metrics.InstrumentProvider("platform", a.prk),
