@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/kms/azurekv"
 )
 
 // Limits on settings fields.
@@ -972,4 +974,182 @@ func (s *Service) audit(ctx context.Context, actor audit.Actor, tenant, action, 
 // denied records a refused admin action.
 func (s *Service) denied(ctx context.Context, actor audit.Actor, tenant string, op Op, err error) {
 	s.record(ctx, audit.Event{Tenant: tenant, Actor: actor, Action: "key." + string(op), Outcome: audit.Denied, Reason: err.Error()})
+}
+
+// OpCertificateRollover names the certificate rollover in refusals and in
+// the audit log (key.certificate.rollover). The transition rules do not
+// govern it: see [Service.StartCertificateRollover].
+const OpCertificateRollover Op = "certificate.rollover"
+
+// CertificateValidity is how long the certificates of a rollover are
+// valid, as those the console generates for a new credential.
+const CertificateValidity = 365 * 24 * time.Hour
+
+// CertificateCredential is the public part of a tenant's certificate
+// credential: its certificates without their private keys.
+type CertificateCredential struct {
+	// Current is the certificate byok signs in with until Entra ID
+	// accepts Next.
+	Current *x509.Certificate
+	// Next is the certificate of a rollover in progress; nil outside one.
+	// Both are accepted until the rollover is finished.
+	Next *x509.Certificate
+}
+
+// Certificates returns the certificates of the tenant's certificate
+// credential (unsealing the stored secret, never returning its keys). It
+// fails with a [*FieldError] on credential if the tenant's credential is
+// not [CredentialCertificate].
+func (s *Service) Certificates(ctx context.Context, tenant string) (CertificateCredential, error) {
+	_, set, err := s.certificateSet(ctx, tenant)
+	if err != nil {
+		return CertificateCredential{}, err
+	}
+	cc := CertificateCredential{Current: set.Current.Cert}
+	if set.Next != nil {
+		cc.Next = set.Next.Cert
+	}
+	return cc, nil
+}
+
+// StartCertificateRollover generates the next certificate of the tenant's
+// certificate credential and returns it (with its private key, for the
+// console to offer the certificate for download; the key must not leave
+// the process). From then on byok signs in with the next certificate as
+// soon as Entra ID accepts it and with the current one until then, so
+// nothing breaks before the customer uploads the new certificate to the
+// app registration. It re-seals the credential and saves the record
+// (compare-and-swap on its version), audited as key.certificate.rollover.
+//
+// It is a change of credential on the same key, so it is allowed in every
+// state with settings, after the enforcement date too; it is refused with
+// a [*StateError] before any key is configured and while a rotation or
+// re-key runs, and with a [*FieldError] if the credential is not a
+// certificate or a rollover is already in progress. The record's last
+// Test no longer applies to the new credential: test again.
+func (s *Service) StartCertificateRollover(ctx context.Context, actor audit.Actor, tenant string) (*azurekv.Certificate, error) {
+	rec, set, err := s.certificateSet(ctx, tenant)
+	if err != nil {
+		s.denied(ctx, actor, tenant, OpCertificateRollover, err)
+		return nil, err
+	}
+	if set.Next != nil {
+		err := &FieldError{Field: "credential", Reason: "a certificate rollover is already in progress (next certificate " +
+			set.Next.ThumbprintSHA256()[:16] + "); upload that certificate to the app and finish the rollover first"}
+		s.denied(ctx, actor, tenant, OpCertificateRollover, err)
+		return nil, err
+	}
+	next, err := set.StartRollover(tenant, CertificateValidity)
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: generating the next certificate of tenant %q: %w", tenant, err)
+	}
+	if err := s.saveCertificateSet(ctx, actor, rec, next, "key.certificate.rollover"); err != nil {
+		return nil, err
+	}
+	return next.Next, nil
+}
+
+// FinishCertificateRollover makes the next certificate of the rollover
+// the current one and forgets the old one. It first runs Test
+// configuration with the next certificate alone (audited as key.test):
+// it finishes only if that test passes, which proves that Entra ID
+// accepts the next certificate, so that finishing can never lock byok
+// out of the vault; the passing report becomes the record's last Test.
+// A failing test returns a [*FieldError] that names the failed checks and
+// changes nothing. The record is saved with compare-and-swap and the
+// change audited as key.certificate.rollover.finish. Refused as
+// [Service.StartCertificateRollover] is, and outside a rollover.
+func (s *Service) FinishCertificateRollover(ctx context.Context, actor audit.Actor, tenant string) (Report, error) {
+	rec, set, err := s.certificateSet(ctx, tenant)
+	if err == nil && set.Next == nil {
+		err = &FieldError{Field: "credential", Reason: "no certificate rollover is in progress; start one first"}
+	}
+	if err != nil {
+		s.record(ctx, audit.Event{Tenant: tenant, Actor: actor, Action: "key.certificate.rollover.finish", Outcome: audit.Denied, Reason: err.Error()})
+		return Report{}, err
+	}
+	done, err := set.FinishRollover()
+	if err != nil {
+		return Report{}, fmt.Errorf("lifecycle: finishing the certificate rollover of tenant %q: %w", tenant, err)
+	}
+	settings, err := s.unseal(ctx, rec)
+	if err != nil {
+		return Report{}, err
+	}
+	if settings.Secret, err = CertificateSetSecret(done); err != nil {
+		return Report{}, err
+	}
+	r, err := s.test(ctx, actor, tenant, settings)
+	if err != nil {
+		return Report{}, err
+	}
+	if !r.Passed() {
+		return r, &FieldError{Field: "credential", Reason: "Test configuration with the next certificate alone failed (" + failedChecks(r) +
+			"); upload the next certificate to the app registration, wait a minute, and finish again"}
+	}
+	rec.LastTest = &r
+	if err := s.saveCertificateSet(ctx, actor, rec, done, "key.certificate.rollover.finish"); err != nil {
+		return Report{}, err
+	}
+	return r, nil
+}
+
+// certificateSet loads the tenant's record and its certificate credential,
+// refusing as [Service.StartCertificateRollover] documents.
+func (s *Service) certificateSet(ctx context.Context, tenant string) (Record, azurekv.CertificateSet, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return Record{}, azurekv.CertificateSet{}, err
+	}
+	switch rec.State {
+	case StateNone:
+		return Record{}, azurekv.CertificateSet{}, &StateError{Tenant: tenant, State: rec.State, Op: OpCertificateRollover,
+			Reason: reasonNotConfigured, Allowed: []Op{OpConfigure}}
+	case StateRotating:
+		return Record{}, azurekv.CertificateSet{}, &StateError{Tenant: tenant, State: rec.State, Op: OpCertificateRollover,
+			Reason: reasonBusy, Allowed: []Op{OpTest}}
+	}
+	if rec.Settings.Credential != CredentialCertificate || rec.SealedSecret.KeyID == "" {
+		return Record{}, azurekv.CertificateSet{}, &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; only the %q credential has certificates to roll over",
+			rec.Settings.Credential, CredentialCertificate)}
+	}
+	settings, err := s.unseal(ctx, rec)
+	if err != nil {
+		return Record{}, azurekv.CertificateSet{}, err
+	}
+	set, err := parseCertificateSecret(settings.Secret)
+	if err != nil {
+		return Record{}, azurekv.CertificateSet{}, fmt.Errorf("lifecycle: the stored certificate credential of tenant %q: %w", tenant, err)
+	}
+	return rec, set, nil
+}
+
+// saveCertificateSet seals set as rec's credential, saves rec and audits
+// the change as action.
+func (s *Service) saveCertificateSet(ctx context.Context, actor audit.Actor, rec Record, set azurekv.CertificateSet, action string) error {
+	before := rec
+	sec, err := CertificateSetSecret(set)
+	if err != nil {
+		return err
+	}
+	settings := rec.Settings
+	settings.Tenant, settings.Secret = rec.Tenant, sec
+	if rec.SealedSecret, err = s.seal(ctx, rec.Tenant, sec); err != nil {
+		return err
+	}
+	rec.SettingsHash = settings.Hash()
+	if rec.LastTest != nil && rec.LastTest.SettingsHash != rec.SettingsHash {
+		rec.LastTest = nil
+	}
+	err = s.save(ctx, &rec)
+	if err == nil {
+		s.forget(rec.Tenant)
+	}
+	view := map[string]string{"current_certificate": set.Current.ThumbprintSHA256()}
+	if set.Next != nil {
+		view["next_certificate"] = set.Next.ThumbprintSHA256()
+	}
+	after, _ := json.Marshal(view)
+	s.audit(ctx, actor, rec.Tenant, action, rec.Settings.KeyID, recordView(before), after, err)
+	return err
 }

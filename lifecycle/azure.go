@@ -46,26 +46,54 @@ var (
 // "PRIVATE KEY" PEM block followed by the certificate as a "CERTIFICATE"
 // PEM block (about 3.7 KB for an RSA-3072 key; the lifecycle seals it under
 // the platform root key in an envelope, as it does any secret). The
-// certificate is what the customer uploads to its app registration.
+// certificate is what the customer uploads to its app registration. It is
+// CertificateSetSecret of a set without a Next certificate.
 func CertificateSecret(c *azurekv.Certificate) (Secret, error) {
-	if c == nil || c.Cert == nil || c.Key == nil {
-		return Secret{}, errors.New("lifecycle: CertificateSecret needs a certificate and its private key")
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
-	if err != nil {
-		return Secret{}, fmt.Errorf("lifecycle: encoding the certificate's private key: %w", err)
-	}
-	defer clear(der)
-	b := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	defer clear(b)
-	return NewSecret(string(b) + string(c.PEM())), nil
+	return CertificateSetSecret(azurekv.CertificateSet{Current: c})
 }
 
-// parseCertificateSecret decodes the Secret of [CertificateSecret]: one
-// PKCS #8 RSA "PRIVATE KEY" block and one "CERTIFICATE" block that matches
-// it, in either order. Its errors never quote the secret.
-func parseCertificateSecret(sec Secret) (*azurekv.Certificate, error) {
-	var c azurekv.Certificate
+// nextHeader marks the PEM blocks of the Next certificate of a rollover
+// in a [CertificateSetSecret]; blocks without it are the Current one's.
+const nextHeader = "Byok-Rollover"
+
+// CertificateSetSecret encodes a certificate credential during a rollover
+// (see [Service.StartCertificateRollover]): the Current certificate and
+// key as [CertificateSecret] writes them, then, if set.Next is not nil, the
+// Next key and certificate as two more PEM blocks with the header
+// "Byok-Rollover: next". Its errors never quote key material.
+func CertificateSetSecret(set azurekv.CertificateSet) (Secret, error) {
+	var b []byte
+	defer func() { clear(b) }()
+	for i, c := range []*azurekv.Certificate{set.Current, set.Next} {
+		if i == 1 && c == nil {
+			break
+		}
+		if c == nil || c.Cert == nil || c.Key == nil {
+			return Secret{}, errors.New("lifecycle: CertificateSecret needs a certificate and its private key")
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+		if err != nil {
+			return Secret{}, fmt.Errorf("lifecycle: encoding the certificate's private key: %w", err)
+		}
+		var h map[string]string
+		if i == 1 {
+			h = map[string]string{nextHeader: "next"}
+		}
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: h, Bytes: der})...)
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Headers: h, Bytes: c.Cert.Raw})...)
+		clear(der)
+	}
+	return NewSecret(string(b)), nil
+}
+
+// parseCertificateSecret decodes the Secret of [CertificateSetSecret]
+// (or [CertificateSecret]): for the Current certificate, one PKCS #8 RSA
+// "PRIVATE KEY" block and one "CERTIFICATE" block that matches it, in
+// either order; during a rollover, the same again with the header
+// "Byok-Rollover: next" for the Next one. Its errors never quote the
+// secret.
+func parseCertificateSecret(sec Secret) (azurekv.CertificateSet, error) {
+	var cur, next azurekv.Certificate
 	rest := []byte(sec.Reveal())
 	defer clear(rest)
 	for {
@@ -74,41 +102,59 @@ func parseCertificateSecret(sec Secret) (*azurekv.Certificate, error) {
 		if b == nil {
 			break
 		}
+		c, which := &cur, ""
+		switch b.Headers[nextHeader] {
+		case "":
+		case "next":
+			c, which = &next, "next "
+		default:
+			return azurekv.CertificateSet{}, fmt.Errorf("the certificate credential has a PEM block with %s %q; only \"next\" is known", nextHeader, b.Headers[nextHeader])
+		}
 		switch b.Type {
 		case "PRIVATE KEY":
 			if c.Key != nil {
-				return nil, errors.New("the certificate credential holds two private keys; it needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block")
+				return azurekv.CertificateSet{}, fmt.Errorf("the certificate credential holds two %sprivate keys; it needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block", which)
 			}
 			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
 			clear(b.Bytes)
 			if err != nil {
-				return nil, errors.New("the certificate credential's PRIVATE KEY block is not a PKCS #8 key")
+				return azurekv.CertificateSet{}, fmt.Errorf("the certificate credential's %sPRIVATE KEY block is not a PKCS #8 key", which)
 			}
 			rk, ok := k.(*rsa.PrivateKey)
 			if !ok {
-				return nil, fmt.Errorf("the certificate credential's private key is %T; Entra ID certificate credentials need RSA", k)
+				return azurekv.CertificateSet{}, fmt.Errorf("the certificate credential's %sprivate key is %T; Entra ID certificate credentials need RSA", which, k)
 			}
 			c.Key = rk
 		case "CERTIFICATE":
 			if c.Cert != nil {
-				return nil, errors.New("the certificate credential holds two certificates; it needs exactly one")
+				return azurekv.CertificateSet{}, fmt.Errorf("the certificate credential holds two %scertificates; it needs exactly one", which)
 			}
 			cert, err := x509.ParseCertificate(b.Bytes)
 			if err != nil {
-				return nil, fmt.Errorf("the certificate credential's CERTIFICATE block does not parse: %v", err)
+				return azurekv.CertificateSet{}, fmt.Errorf("the certificate credential's %sCERTIFICATE block does not parse: %v", which, err)
 			}
 			c.Cert = cert
 		default:
-			return nil, fmt.Errorf("the certificate credential holds a %q PEM block; it needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block", b.Type)
+			return azurekv.CertificateSet{}, fmt.Errorf("the certificate credential holds a %q PEM block; it needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block", b.Type)
 		}
 	}
 	switch {
-	case c.Key == nil || c.Cert == nil:
-		return nil, errors.New("the certificate credential needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block (generate the certificate in the console)")
-	case !c.Key.PublicKey.Equal(c.Cert.PublicKey):
-		return nil, errors.New("the certificate credential's private key does not match its certificate")
+	case cur.Key == nil || cur.Cert == nil:
+		return azurekv.CertificateSet{}, errors.New("the certificate credential needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block (generate the certificate in the console)")
+	case !cur.Key.PublicKey.Equal(cur.Cert.PublicKey):
+		return azurekv.CertificateSet{}, errors.New("the certificate credential's private key does not match its certificate")
 	}
-	return &c, nil
+	set := azurekv.CertificateSet{Current: &cur}
+	switch {
+	case next.Key == nil && next.Cert == nil:
+	case next.Key == nil || next.Cert == nil:
+		return azurekv.CertificateSet{}, errors.New("the certificate credential's next certificate needs one PKCS #8 PRIVATE KEY block and one CERTIFICATE block (start the rollover again in the console)")
+	case !next.Key.PublicKey.Equal(next.Cert.PublicKey):
+		return azurekv.CertificateSet{}, errors.New("the certificate credential's next private key does not match its certificate")
+	default:
+		set.Next = &next
+	}
+	return set, nil
 }
 
 // config turns settings into an azurekv.Config, or an error wrapping
@@ -127,11 +173,11 @@ func (c *AzureConnector) config(s KeySettings) (azurekv.Config, error) {
 	case CredentialClientSecret:
 		cfg.Credential = azurekv.ClientSecret{ClientID: s.ClientID, Secret: s.Secret.Reveal()}
 	case CredentialCertificate:
-		cert, err := parseCertificateSecret(s.Secret)
+		set, err := parseCertificateSecret(s.Secret)
 		if err != nil {
 			return azurekv.Config{}, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
 		}
-		cfg.Credential = azurekv.ClientCertificate{ClientID: s.ClientID, Certificates: azurekv.CertificateSet{Current: cert}}
+		cfg.Credential = azurekv.ClientCertificate{ClientID: s.ClientID, Certificates: set}
 	default:
 		return azurekv.Config{}, fmt.Errorf("%w: unknown credential mode %q", byok.ErrInvalidInput, s.Credential)
 	}
