@@ -162,6 +162,8 @@ func (c *console) routes() http.Handler {
 	mux.Handle("POST "+t+"/configure", c.tenant(c.configure))
 	mux.Handle("POST "+t+"/certificate", c.tenant(c.generateCertificate))
 	mux.Handle("GET "+t+"/certificate/{format}", c.tenant(c.downloadCertificate))
+	mux.Handle("POST "+t+"/certificate/rollover", c.tenant(c.startRollover))
+	mux.Handle("POST "+t+"/certificate/rollover/finish", c.tenant(c.finishRollover))
 	mux.Handle("POST "+t+"/test", c.tenant(c.test))
 	mux.Handle("GET "+t+"/keys", c.tenant(c.keysPage))
 	mux.Handle("POST "+t+"/proceed", c.tenant(c.proceed))

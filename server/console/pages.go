@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -77,6 +78,9 @@ type statusView struct {
 	Inventory []lifecycle.VersionCount
 	History   []audit.Event
 	Chart     chart
+	// Rollover is the tenant's certificate credential; nil unless the
+	// credential is a certificate.
+	Rollover *lifecycle.CertificateCredential
 }
 
 // statusPage shows the tenant's key: state, versions, health, timeline,
@@ -89,6 +93,7 @@ func (c *console) statusPage(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	v := statusView{Key: k, Health: customerHealth(k), Allowed: allowedOps(k, c.cfg.Now())}
+	v.Rollover = c.certificates(ctx, s, k)
 	if v.Timeline, err = c.cfg.Lifecycle.Timeline(ctx, s.tenant, 20); err != nil {
 		c.internal(w, r, s, err)
 		return
@@ -163,6 +168,9 @@ type setupView struct {
 	// the datetime-local input's format (UTC).
 	EnforceMin     string
 	EnforceDefault string
+	// Rollover is the tenant's certificate credential; nil unless the
+	// saved credential is a certificate.
+	Rollover *lifecycle.CertificateCredential
 }
 
 // setupPage shows Create key, Test configuration, the enforcement date,
@@ -180,6 +188,7 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 	if id, err := azurekv.ParseVaultURL(k.Settings.KeyID); err == nil {
 		v.Vault = id.VaultURL()
 	}
+	v.Rollover = c.certificates(r.Context(), s, k)
 	if c.cfg.PlatformAppID != "" {
 		dir := k.Settings.DirectoryID
 		if dir == "" {
@@ -240,12 +249,39 @@ func (c *console) generateCertificate(w http.ResponseWriter, r *http.Request, s 
 	http.Redirect(w, r, c.tenantURL(s.tenant, "setup")+"#credential", http.StatusSeeOther)
 }
 
-// downloadCertificate serves the session's generated certificate (never
-// its key) as PEM or CER.
+// downloadCertificate serves a certificate (never its key) as PEM or
+// CER: the one generated in this session, or with ?which=current or
+// ?which=next the saved credential's current certificate or the next one
+// of its rollover.
 func (c *console) downloadCertificate(w http.ResponseWriter, r *http.Request, s *session) {
-	cert := c.sessions.certificate(s)
-	if cert == nil {
-		c.renderError(w, r, s, http.StatusNotFound, "No certificate was generated in this session. Generate one on the setup page first.")
+	cert, name := c.sessions.certificate(s), "byok-"+s.tenant
+	switch which := r.URL.Query().Get("which"); which {
+	case "":
+		if cert == nil {
+			c.renderError(w, r, s, http.StatusNotFound, "No certificate was generated in this session. Generate one on the setup page first.")
+			return
+		}
+	case "current", "next":
+		cc, err := c.savedCertificates(r.Context(), s)
+		if err != nil {
+			if msg, user := userMessage(err); user {
+				c.renderError(w, r, s, http.StatusNotFound, msg)
+			} else {
+				c.internal(w, r, s, err)
+			}
+			return
+		}
+		x := cc.Current
+		if which == "next" {
+			x = cc.Next
+		}
+		if x == nil {
+			c.renderError(w, r, s, http.StatusNotFound, "No certificate rollover is in progress. Start one on the status page first.")
+			return
+		}
+		cert, name = &azurekv.Certificate{Cert: x}, name+"-"+which
+	default:
+		c.renderError(w, r, s, http.StatusNotFound, "which is current or next (or absent, for the certificate generated in this session).")
 		return
 	}
 	var body []byte
@@ -260,8 +296,79 @@ func (c *console) downloadCertificate(w http.ResponseWriter, r *http.Request, s 
 		c.renderError(w, r, s, http.StatusNotFound, "Certificates download as certificate/pem or certificate/cer.")
 		return
 	}
-	w.Header().Set("Content-Disposition", `attachment; filename="byok-`+url.PathEscape(s.tenant)+"."+r.PathValue("format")+`"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+url.PathEscape(name)+"."+r.PathValue("format")+`"`)
 	w.Write(body)
+}
+
+// certificateRoller is what the console needs of the lifecycle for a
+// certificate rollover; *lifecycle.Service has it. A Lifecycle without
+// it shows no rollover.
+type certificateRoller interface {
+	Certificates(ctx context.Context, tenant string) (lifecycle.CertificateCredential, error)
+	StartCertificateRollover(ctx context.Context, actor audit.Actor, tenant string) (*azurekv.Certificate, error)
+	FinishCertificateRollover(ctx context.Context, actor audit.Actor, tenant string) (lifecycle.Report, error)
+}
+
+// errNoRollover is the refusal of a rollover by a Lifecycle that has none.
+var errNoRollover = &lifecycle.FieldError{Field: "credential", Reason: "this deployment cannot roll certificates over; ask your operator"}
+
+// roller returns the console's Lifecycle as a certificateRoller.
+func (c *console) roller() (certificateRoller, error) {
+	cr, ok := c.cfg.Lifecycle.(certificateRoller)
+	if !ok {
+		return nil, errNoRollover
+	}
+	return cr, nil
+}
+
+// savedCertificates returns the certificates of the tenant's saved
+// credential.
+func (c *console) savedCertificates(ctx context.Context, s *session) (lifecycle.CertificateCredential, error) {
+	cr, err := c.roller()
+	if err != nil {
+		return lifecycle.CertificateCredential{}, err
+	}
+	return cr.Certificates(ctx, s.tenant)
+}
+
+// certificates returns the certificates of k's credential for its page;
+// nil when k has no saved certificate credential, when the Lifecycle
+// cannot roll it over, or when it cannot be read (logged: the page still
+// shows, and Test configuration names what is wrong with the credential).
+func (c *console) certificates(ctx context.Context, s *session, k lifecycle.CustomerKey) *lifecycle.CertificateCredential {
+	cr, ok := c.cfg.Lifecycle.(certificateRoller)
+	if !ok || k.Settings.Credential != lifecycle.CredentialCertificate || !k.SecretSet || k.State == lifecycle.StateRotating {
+		return nil
+	}
+	cc, err := cr.Certificates(ctx, s.tenant)
+	if err != nil {
+		c.log.WarnContext(ctx, "console: reading the certificate credential", "tenant", s.tenant, "err", err)
+		return nil
+	}
+	return &cc
+}
+
+// startRollover generates the next certificate of the tenant's
+// certificate credential (Lifecycle.StartCertificateRollover); the page
+// then offers it for download.
+func (c *console) startRollover(w http.ResponseWriter, r *http.Request, s *session) {
+	cr, err := c.roller()
+	if err == nil {
+		_, err = cr.StartCertificateRollover(r.Context(), actor(s), s.tenant)
+	}
+	c.done(w, r, s, err, c.tenantURL(s.tenant, "")+"#certificate",
+		"Next certificate generated. Download it, upload it to your app registration (Certificates & secrets › Certificates › Upload), then finish the rollover. Both certificates are accepted until you finish.")
+}
+
+// finishRollover makes the next certificate the current one once Test
+// configuration passes with it alone (Lifecycle.FinishCertificateRollover).
+func (c *console) finishRollover(w http.ResponseWriter, r *http.Request, s *session) {
+	cr, err := c.roller()
+	if err == nil {
+		_, err = cr.FinishCertificateRollover(r.Context(), actor(s), s.tenant)
+	}
+	c.done(w, r, s, err, c.tenantURL(s.tenant, "")+"#certificate",
+		"Rollover finished: byok signs in with the new certificate only. You may delete the old certificate from your app registration.")
 }
 
 // coverageOf reads the scope checkboxes: every selectable scope checked

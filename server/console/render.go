@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"html/template"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/lifecycle"
 )
 
@@ -40,6 +42,13 @@ var funcs = template.FuncMap{
 	"badge":   badge,
 	"ms":      func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) },
 	"lower":   strings.ToLower,
+	"thumb":   thumb,
+}
+
+// thumb is the short SHA-256 thumbprint of a certificate, as Test
+// configuration shows it; the portal shows the full one.
+func thumb(c *x509.Certificate) string {
+	return (&azurekv.Certificate{Cert: c}).ThumbprintSHA256()[:16]
 }
 
 func parsePages() (map[string]*template.Template, error) {
