@@ -976,9 +976,9 @@ func (s *Service) denied(ctx context.Context, actor audit.Actor, tenant string, 
 	s.record(ctx, audit.Event{Tenant: tenant, Actor: actor, Action: "key." + string(op), Outcome: audit.Denied, Reason: err.Error()})
 }
 
-// OpCertificateRollover names the certificate rollover in refusals and in
-// the audit log (key.certificate.rollover). The transition rules do not
-// govern it: see [Service.StartCertificateRollover].
+// OpCertificateRollover names the certificate rollover in its
+// [*StateError] refusals. The transition rules do not govern it: see
+// [Service.StartCertificateRollover].
 const OpCertificateRollover Op = "certificate.rollover"
 
 // CertificateValidity is how long the certificates of a rollover are
@@ -1001,7 +1001,7 @@ type CertificateCredential struct {
 // fails with a [*FieldError] on credential if the tenant's credential is
 // not [CredentialCertificate].
 func (s *Service) Certificates(ctx context.Context, tenant string) (CertificateCredential, error) {
-	_, set, err := s.certificateSet(ctx, tenant)
+	_, _, set, err := s.certificateSet(ctx, tenant)
 	if err != nil {
 		return CertificateCredential{}, err
 	}
@@ -1028,15 +1028,13 @@ func (s *Service) Certificates(ctx context.Context, tenant string) (CertificateC
 // certificate or a rollover is already in progress. The record's last
 // Test no longer applies to the new credential: test again.
 func (s *Service) StartCertificateRollover(ctx context.Context, actor audit.Actor, tenant string) (*azurekv.Certificate, error) {
-	rec, set, err := s.certificateSet(ctx, tenant)
-	if err != nil {
-		s.denied(ctx, actor, tenant, OpCertificateRollover, err)
-		return nil, err
-	}
-	if set.Next != nil {
-		err := &FieldError{Field: "credential", Reason: "a certificate rollover is already in progress (next certificate " +
+	rec, _, set, err := s.certificateSet(ctx, tenant)
+	if err == nil && set.Next != nil {
+		err = &FieldError{Field: "credential", Reason: "a certificate rollover is already in progress (next certificate " +
 			set.Next.ThumbprintSHA256()[:16] + "); upload that certificate to the app and finish the rollover first"}
-		s.denied(ctx, actor, tenant, OpCertificateRollover, err)
+	}
+	if err != nil {
+		s.refused(ctx, actor, tenant, "key.certificate.rollover", err)
 		return nil, err
 	}
 	next, err := set.StartRollover(tenant, CertificateValidity)
@@ -1055,26 +1053,23 @@ func (s *Service) StartCertificateRollover(ctx context.Context, actor audit.Acto
 // it finishes only if that test passes, which proves that Entra ID
 // accepts the next certificate, so that finishing can never lock byok
 // out of the vault; the passing report becomes the record's last Test.
-// A failing test returns a [*FieldError] that names the failed checks and
-// changes nothing. The record is saved with compare-and-swap and the
-// change audited as key.certificate.rollover.finish. Refused as
+// A failing test returns its report with a [*FieldError] that names the
+// failed checks, and changes nothing. The record is saved with
+// compare-and-swap and the change audited as
+// key.certificate.rollover.finish. Refused as
 // [Service.StartCertificateRollover] is, and outside a rollover.
 func (s *Service) FinishCertificateRollover(ctx context.Context, actor audit.Actor, tenant string) (Report, error) {
-	rec, set, err := s.certificateSet(ctx, tenant)
+	rec, settings, set, err := s.certificateSet(ctx, tenant)
 	if err == nil && set.Next == nil {
 		err = &FieldError{Field: "credential", Reason: "no certificate rollover is in progress; start one first"}
 	}
 	if err != nil {
-		s.record(ctx, audit.Event{Tenant: tenant, Actor: actor, Action: "key.certificate.rollover.finish", Outcome: audit.Denied, Reason: err.Error()})
+		s.refused(ctx, actor, tenant, "key.certificate.rollover.finish", err)
 		return Report{}, err
 	}
 	done, err := set.FinishRollover()
 	if err != nil {
 		return Report{}, fmt.Errorf("lifecycle: finishing the certificate rollover of tenant %q: %w", tenant, err)
-	}
-	settings, err := s.unseal(ctx, rec)
-	if err != nil {
-		return Report{}, err
 	}
 	if settings.Secret, err = CertificateSetSecret(done); err != nil {
 		return Report{}, err
@@ -1094,34 +1089,35 @@ func (s *Service) FinishCertificateRollover(ctx context.Context, actor audit.Act
 	return r, nil
 }
 
-// certificateSet loads the tenant's record and its certificate credential,
-// refusing as [Service.StartCertificateRollover] documents.
-func (s *Service) certificateSet(ctx context.Context, tenant string) (Record, azurekv.CertificateSet, error) {
+// certificateSet loads the tenant's record, its settings with the secret
+// and its certificate credential, refusing as
+// [Service.StartCertificateRollover] documents.
+func (s *Service) certificateSet(ctx context.Context, tenant string) (Record, KeySettings, azurekv.CertificateSet, error) {
 	rec, err := s.load(ctx, tenant)
 	if err != nil {
-		return Record{}, azurekv.CertificateSet{}, err
+		return Record{}, KeySettings{}, azurekv.CertificateSet{}, err
 	}
 	switch rec.State {
 	case StateNone:
-		return Record{}, azurekv.CertificateSet{}, &StateError{Tenant: tenant, State: rec.State, Op: OpCertificateRollover,
+		return Record{}, KeySettings{}, azurekv.CertificateSet{}, &StateError{Tenant: tenant, State: rec.State, Op: OpCertificateRollover,
 			Reason: reasonNotConfigured, Allowed: []Op{OpConfigure}}
 	case StateRotating:
-		return Record{}, azurekv.CertificateSet{}, &StateError{Tenant: tenant, State: rec.State, Op: OpCertificateRollover,
+		return Record{}, KeySettings{}, azurekv.CertificateSet{}, &StateError{Tenant: tenant, State: rec.State, Op: OpCertificateRollover,
 			Reason: reasonBusy, Allowed: []Op{OpTest}}
 	}
 	if rec.Settings.Credential != CredentialCertificate || rec.SealedSecret.KeyID == "" {
-		return Record{}, azurekv.CertificateSet{}, &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; only the %q credential has certificates to roll over",
+		return Record{}, KeySettings{}, azurekv.CertificateSet{}, &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; only the %q credential has certificates to roll over",
 			rec.Settings.Credential, CredentialCertificate)}
 	}
 	settings, err := s.unseal(ctx, rec)
 	if err != nil {
-		return Record{}, azurekv.CertificateSet{}, err
+		return Record{}, KeySettings{}, azurekv.CertificateSet{}, err
 	}
 	set, err := parseCertificateSecret(settings.Secret)
 	if err != nil {
-		return Record{}, azurekv.CertificateSet{}, fmt.Errorf("lifecycle: the stored certificate credential of tenant %q: %w", tenant, err)
+		return Record{}, KeySettings{}, azurekv.CertificateSet{}, fmt.Errorf("lifecycle: the stored certificate credential of tenant %q: %w", tenant, err)
 	}
-	return rec, set, nil
+	return rec, settings, set, nil
 }
 
 // saveCertificateSet seals set as rec's credential, saves rec and audits
@@ -1152,4 +1148,15 @@ func (s *Service) saveCertificateSet(ctx context.Context, actor audit.Actor, rec
 	after, _ := json.Marshal(view)
 	s.audit(ctx, actor, rec.Tenant, action, rec.Settings.KeyID, recordView(before), after, err)
 	return err
+}
+
+// refused records a refusal of action (a [*StateError] or [*FieldError])
+// as denied; other errors (an unknown tenant, a store failure) are not
+// decisions about the tenant's key and are only returned.
+func (s *Service) refused(ctx context.Context, actor audit.Actor, tenant, action string, err error) {
+	var se *StateError
+	var fe *FieldError
+	if errors.As(err, &se) || errors.As(err, &fe) {
+		s.record(ctx, audit.Event{Tenant: tenant, Actor: actor, Action: action, Outcome: audit.Denied, Reason: err.Error()})
+	}
 }

@@ -222,3 +222,27 @@ func TestCertificateSetSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestCertificateNearExpiryNamesRollover: Test configuration warns about a
+// certificate that expires within 30 days and says to start a rollover.
+func TestCertificateNearExpiryNamesRollover(t *testing.T) {
+	ctx := context.Background()
+	e := newAzureEnv(t)
+	f := e.fixture(t)
+	cert, err := azurekv.GenerateCertificate(e.dir, 10*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.emu.AddCertificate(e.app.ClientID, cert.CER()); err != nil {
+		t.Fatal(err)
+	}
+	f.must(f.svc.Configure(ctx, admin, "t1", lifecycle.KeySettings{KeyID: e.cmk, DirectoryID: e.dir, ClientID: e.app.ClientID,
+		Credential: lifecycle.CredentialCertificate, Secret: mustSecret(t, cert)}))
+	r, err := f.svc.Test(ctx, admin, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := checkOf(r, "credential-expiry"); c.Outcome != lifecycle.Warn || !strings.Contains(c.Remedy, "start a certificate rollover in the console") {
+		t.Errorf("credential-expiry of a certificate with 10 days left: %+v", c)
+	}
+}
