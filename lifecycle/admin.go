@@ -976,11 +976,6 @@ func (s *Service) denied(ctx context.Context, actor audit.Actor, tenant string, 
 	s.record(ctx, audit.Event{Tenant: tenant, Actor: actor, Action: "key." + string(op), Outcome: audit.Denied, Reason: err.Error()})
 }
 
-// OpCertificateRollover names the certificate rollover in its
-// [*StateError] refusals. The transition rules do not govern it: see
-// [Service.StartCertificateRollover].
-const OpCertificateRollover Op = "certificate.rollover"
-
 // CertificateValidity is how long the certificates of a rollover are
 // valid, as those the console generates for a new credential.
 const CertificateValidity = 365 * 24 * time.Hour
@@ -1097,13 +1092,8 @@ func (s *Service) certificateSet(ctx context.Context, tenant string) (Record, Ke
 	if err != nil {
 		return Record{}, KeySettings{}, azurekv.CertificateSet{}, err
 	}
-	switch rec.State {
-	case StateNone:
-		return Record{}, KeySettings{}, azurekv.CertificateSet{}, &StateError{Tenant: tenant, State: rec.State, Op: OpCertificateRollover,
-			Reason: reasonNotConfigured, Allowed: []Op{OpConfigure}}
-	case StateRotating:
-		return Record{}, KeySettings{}, azurekv.CertificateSet{}, &StateError{Tenant: tenant, State: rec.State, Op: OpCertificateRollover,
-			Reason: reasonBusy, Allowed: []Op{OpTest}}
+	if err := s.allowed(rec, OpCertificateRollover); err != nil {
+		return Record{}, KeySettings{}, azurekv.CertificateSet{}, err
 	}
 	if rec.Settings.Credential != CredentialCertificate || rec.SealedSecret.KeyID == "" {
 		return Record{}, KeySettings{}, azurekv.CertificateSet{}, &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; only the %q credential has certificates to roll over",

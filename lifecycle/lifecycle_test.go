@@ -310,12 +310,12 @@ func TestBadInput(t *testing.T) {
 func TestRulesTable(t *testing.T) {
 	allowed := map[lifecycle.State][]lifecycle.Op{
 		lifecycle.StateNone:      {lifecycle.OpConfigure},
-		lifecycle.StateDraft:     {lifecycle.OpConfigure, lifecycle.OpTest, lifecycle.OpProceed, lifecycle.OpSetScopes},
-		lifecycle.StateScheduled: {lifecycle.OpConfigure, lifecycle.OpTest, lifecycle.OpProceed, lifecycle.OpSetScopes},
-		lifecycle.StateActive:    {lifecycle.OpTest, lifecycle.OpSetScopes, lifecycle.OpRotate, lifecycle.OpRekey, lifecycle.OpDisable},
+		lifecycle.StateDraft:     {lifecycle.OpConfigure, lifecycle.OpTest, lifecycle.OpProceed, lifecycle.OpSetScopes, lifecycle.OpCertificateRollover},
+		lifecycle.StateScheduled: {lifecycle.OpConfigure, lifecycle.OpTest, lifecycle.OpProceed, lifecycle.OpSetScopes, lifecycle.OpCertificateRollover},
+		lifecycle.StateActive:    {lifecycle.OpTest, lifecycle.OpSetScopes, lifecycle.OpRotate, lifecycle.OpRekey, lifecycle.OpDisable, lifecycle.OpCertificateRollover},
 		lifecycle.StateRotating:  {lifecycle.OpTest},
-		lifecycle.StateRevoked:   {lifecycle.OpTest},
-		lifecycle.StateDisabled:  {lifecycle.OpConfigure, lifecycle.OpTest, lifecycle.OpSetScopes},
+		lifecycle.StateRevoked:   {lifecycle.OpTest, lifecycle.OpCertificateRollover},
+		lifecycle.StateDisabled:  {lifecycle.OpConfigure, lifecycle.OpTest, lifecycle.OpSetScopes, lifecycle.OpCertificateRollover},
 	}
 	for _, st := range lifecycle.States {
 		for _, op := range lifecycle.Ops {
@@ -337,10 +337,11 @@ func TestRulesTable(t *testing.T) {
 			}
 		}
 	}
-	// Scheduled past the enforcement date: only scopes and test.
+	// Scheduled past the enforcement date: only scopes, test and a
+	// certificate rollover.
 	for _, op := range lifecycle.Ops {
 		err := lifecycle.Allowed("t", lifecycle.StateScheduled, true, op)
-		if want := op == lifecycle.OpSetScopes || op == lifecycle.OpTest; want != (err == nil) {
+		if want := op == lifecycle.OpSetScopes || op == lifecycle.OpTest || op == lifecycle.OpCertificateRollover; want != (err == nil) {
 			t.Errorf("%s when scheduled and enforced: %v", op, err)
 		}
 	}

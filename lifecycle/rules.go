@@ -20,6 +20,7 @@ var rules = map[State]map[Op]string{
 	StateNone: {
 		OpTest: reasonNotConfigured, OpProceed: reasonNotConfigured, OpSetScopes: reasonNotConfigured,
 		OpRotate: reasonNotConfigured, OpRekey: reasonNotConfigured, OpDisable: reasonNothingToOff,
+		OpCertificateRollover: reasonNotConfigured,
 	},
 	StateDraft: {
 		OpRotate: reasonNotActive, OpRekey: reasonNotActive, OpDisable: reasonNothingToOff,
@@ -33,6 +34,7 @@ var rules = map[State]map[Op]string{
 	StateRotating: {
 		OpConfigure: reasonEnforced, OpProceed: reasonAlreadyActive,
 		OpSetScopes: reasonBusy, OpRotate: reasonBusy, OpRekey: reasonBusy, OpDisable: reasonBusy,
+		OpCertificateRollover: reasonBusy,
 	},
 	StateRevoked: {
 		OpConfigure: reasonEnforced, OpProceed: reasonAlreadyActive,

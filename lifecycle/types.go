@@ -51,10 +51,14 @@ const (
 	OpRotate    Op = "rotate"
 	OpRekey     Op = "rekey"
 	OpDisable   Op = "disable"
+	// OpCertificateRollover replaces the certificate of a certificate
+	// credential (Service.StartCertificateRollover): allowed whenever the
+	// settings exist and no rotation runs, after the enforcement date too.
+	OpCertificateRollover Op = "certificate.rollover"
 )
 
 // Ops lists every operation the rules govern, in a stable order.
-var Ops = []Op{OpConfigure, OpTest, OpProceed, OpSetScopes, OpRotate, OpRekey, OpDisable}
+var Ops = []Op{OpConfigure, OpTest, OpProceed, OpSetScopes, OpRotate, OpRekey, OpDisable, OpCertificateRollover}
 
 // States lists every state, in lifecycle order.
 var States = []State{StateNone, StateDraft, StateScheduled, StateActive, StateRotating, StateRevoked, StateDisabled}
