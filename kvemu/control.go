@@ -139,11 +139,20 @@ func (e *Emulator) controlHandler() http.Handler {
 		return noContent(e.RemoveCertificate(r.PathValue("client"), r.PathValue("thumbprint")))
 	})
 	handle("POST "+p+"/apps/{client}/federated-credentials", func(r *http.Request) (int, any, error) {
-		var fc FederatedCredential
-		if err := decode(r, &fc); err != nil {
+		var body struct {
+			FederatedCredential
+			Identity string `json:"identity"`
+		}
+		if err := decode(r, &body); err != nil {
 			return 0, nil, err
 		}
-		return noContent(e.AddFederatedCredential(r.PathValue("client"), fc))
+		if body.Identity == "" {
+			return noContent(e.AddFederatedCredential(r.PathValue("client"), body.FederatedCredential))
+		}
+		if body.Issuer != "" || body.Subject != "" {
+			return 0, nil, fmt.Errorf("%w: give identity, or issuer and subject, not both", errBadRequest)
+		}
+		return ok(e.TrustManagedIdentity(r.PathValue("client"), body.Identity))
 	})
 	handle("PUT "+p+"/tenants/{tenant}/consents/{client}", func(r *http.Request) (int, any, error) {
 		oid, err := e.Consent(r.PathValue("tenant"), r.PathValue("client"))
@@ -163,6 +172,10 @@ func (e *Emulator) controlHandler() http.Handler {
 			return 0, nil, err
 		}
 		return ok(e.CreateManagedIdentity(mi))
+	})
+	handle("GET "+p+"/identities/{id}", func(r *http.Request) (int, any, error) {
+		mi, err := e.ManagedIdentity(r.PathValue("id"))
+		return ok(identityView{mi, EntraIssuer(mi.TenantID)}, err)
 	})
 	handle("DELETE "+p+"/identities/{client}", func(r *http.Request) (int, any, error) {
 		return noContent(e.DeleteManagedIdentity(r.PathValue("client")))
@@ -369,6 +382,14 @@ func decode(r *http.Request, v any) error {
 		return fmt.Errorf("%w: body has data after the JSON value", errBadRequest)
 	}
 	return nil
+}
+
+// identityView is a managed identity as GET /control/identities/{id}
+// answers it: with the issuer a federated credential that trusts it names
+// (its subject is objectId).
+type identityView struct {
+	ManagedIdentity
+	Issuer string `json:"issuer"`
 }
 
 // duration is a time.Duration written as a Go duration string ("250ms").

@@ -139,6 +139,43 @@ func (e *Emulator) AddFederatedCredential(clientID string, fc FederatedCredentia
 	return e.entra.AddFederatedCredential(clientID, fc)
 }
 
+// TokenExchangeAudience is the audience (resource) of a managed identity's
+// token presented as an app's client assertion, and the default audience
+// of a federated credential.
+const TokenExchangeAudience = entra.DefaultFederatedAudience
+
+// EntraIssuer returns Entra's v2.0 issuer of a tenant,
+// https://login.microsoftonline.com/{tenant}/v2.0: the iss of a managed
+// identity's token for [TokenExchangeAudience], and the issuer of a
+// federated credential that trusts that identity.
+func EntraIssuer(tenantID string) string { return entra.Issuer(tenantID) }
+
+// ManagedIdentity returns the managed identity named id: its name, client
+// id, object (principal) id or resource id. Its ObjectID is the subject of
+// a federated credential that trusts it.
+func (e *Emulator) ManagedIdentity(id string) (ManagedIdentity, error) {
+	return e.entra.ManagedIdentity(id)
+}
+
+// ManagedIdentities lists the host's managed identities.
+func (e *Emulator) ManagedIdentities() []ManagedIdentity { return e.entra.ManagedIdentities() }
+
+// TrustManagedIdentity adds to the app the federated credential that
+// trusts the managed identity named identity (as [Emulator.ManagedIdentity]
+// finds it): issuer [EntraIssuer] of the identity's tenant, subject its
+// object id, audience [TokenExchangeAudience]; it returns the credential.
+// The identity's token for TokenExchangeAudience then authenticates the
+// app in every tenant that consented to it (Microsoft's "managed identity
+// as a federated identity credential"); Entra refuses it (AADSTS700236)
+// when the app's home tenant is not the identity's.
+func (e *Emulator) TrustManagedIdentity(clientID, identity string) (FederatedCredential, error) {
+	fc, err := e.entra.ManagedIdentityCredential(identity)
+	if err != nil {
+		return FederatedCredential{}, err
+	}
+	return fc, e.entra.AddFederatedCredential(clientID, fc)
+}
+
 // TokenCounts returns the token request counters, one per tenant and
 // client (app or managed identity) that asked.
 func (e *Emulator) TokenCounts() []TokenCount { return e.entra.TokenCounts() }

@@ -2,9 +2,12 @@ package kvemu
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -351,22 +354,21 @@ func selfSigned(t *testing.T, notAfter time.Time) (*x509.Certificate, *rsa.Priva
 	return cert, key
 }
 
-// TestClientAssertionReplay sends one assertion twice: Entra accepts a jti
-// once.
+// TestClientAssertionReplay sends one certificate assertion twice: Entra
+// accepts a jti once. A federated token, by contrast, serves many requests
+// while it is valid (a workload's token is presented for every scope).
 func TestClientAssertionReplay(t *testing.T) {
 	e, _ := startIdentityEmulator(t, Options{})
 	f := newIDFixture(t, e, false)
-	if err := e.AddFederatedIssuer("https://issuer.example"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.AddFederatedCredential(f.app.ClientID, FederatedCredential{Issuer: "https://issuer.example", Subject: "system:serviceaccount:byok:byok"}); err != nil {
-		t.Fatal(err)
-	}
-	assertion, err := e.FederatedToken("https://issuer.example", "system:serviceaccount:byok:byok", "")
+	cert, key, err := e.CreateCertificate(f.app.ClientID, time.Now().Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	newCred := func() azcore.TokenCredential {
+	tokenURL := "https://login.microsoftonline.com/" + f.tenant.ID + "/oauth2/v2.0/token"
+	assertion := signTestJWT(t, key, map[string]any{"alg": "RS256", "typ": "JWT", "x5t#S256": thumbS256(cert)},
+		map[string]any{"aud": tokenURL, "iss": f.app.ClientID, "sub": f.app.ClientID, "jti": entra.NewGUID(),
+			"nbf": time.Now().Unix(), "exp": time.Now().Add(10 * time.Minute).Unix()})
+	newCred := func(assertion string) azcore.TokenCredential {
 		c, err := azidentity.NewClientAssertionCredential(f.tenant.ID, f.app.ClientID,
 			func(context.Context) (string, error) { return assertion, nil },
 			&azidentity.ClientAssertionCredentialOptions{ClientOptions: clientOpts(e)})
@@ -375,12 +377,50 @@ func TestClientAssertionReplay(t *testing.T) {
 		}
 		return c
 	}
-	getVaultToken(t, e, newCred())
-	_, err = newCred().GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultScope}})
+	getVaultToken(t, e, newCred(assertion))
+	_, err = newCred(assertion).GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultScope}})
 	wantAuthFailed(t, err, 401, "AADSTS700027")
 	if !strings.Contains(err.Error(), "already been used") {
 		t.Errorf("replay error does not say so: %v", err)
 	}
+
+	if err := e.AddFederatedIssuer("https://issuer.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddFederatedCredential(f.app.ClientID, FederatedCredential{Issuer: "https://issuer.example", Subject: "system:serviceaccount:byok:byok"}); err != nil {
+		t.Fatal(err)
+	}
+	fed, err := e.FederatedToken("https://issuer.example", "system:serviceaccount:byok:byok", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	getVaultToken(t, e, newCred(fed))
+	getVaultToken(t, e, newCred(fed))
+}
+
+// signTestJWT signs an RS256 compact JWS with header and claims.
+func signTestJWT(t *testing.T, key *rsa.PrivateKey, header, claims map[string]any) string {
+	t.Helper()
+	hb, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(cb)
+	sum := sha256.Sum256([]byte(signed))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func thumbS256(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 func TestWorkloadIdentityCredential(t *testing.T) {
@@ -413,7 +453,7 @@ func TestWorkloadIdentityCredential(t *testing.T) {
 		t.Errorf("claims %+v", c)
 	}
 	_, err := cred("system:serviceaccount:other:intruder").GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultScope}})
-	wantAuthFailed(t, err, 400, "AADSTS70021")
+	wantAuthFailed(t, err, 401, "AADSTS700213")
 }
 
 // clearMIEnv unsets every variable that selects a managed identity source.

@@ -15,9 +15,9 @@ var errSeed = errors.New("kvemu: invalid seed")
 
 // Seed is the declarative starting state of an emulator, read from YAML by
 // [ParseSeed] (byok kv-emulator --seed FILE) and applied by
-// [Emulator.ApplySeed] in field order: tenants, federated issuers, apps
-// (with secrets, certificates and federated credentials), consents,
-// managed identities, then vaults with their keys, role assignments and
+// [Emulator.ApplySeed] in this order: tenants, federated issuers, managed
+// identities, apps (with secrets, certificates and federated credentials,
+// which may name a managed identity), consents, then vaults with their keys, role assignments and
 // access policies. docs/kvemu.md has an example.
 type Seed struct {
 	Tenants          []Tenant          `yaml:"tenants"`
@@ -34,8 +34,18 @@ type SeedApp struct {
 	// Secrets are client secrets; give Value so clients can be configured.
 	Secrets []Secret `yaml:"secrets"`
 	// Certificates are PEM certificates (RSA keys).
-	Certificates         []string              `yaml:"certificates"`
-	FederatedCredentials []FederatedCredential `yaml:"federatedCredentials"`
+	Certificates         []string                  `yaml:"certificates"`
+	FederatedCredentials []SeedFederatedCredential `yaml:"federatedCredentials"`
+}
+
+// SeedFederatedCredential is a federated credential: an issuer and a
+// subject (and optional audiences), or identity: the name (or client or
+// object id) of a managed identity, which stands for issuer
+// https://login.microsoftonline.com/{its tenant}/v2.0 and subject its
+// object id (see [Emulator.TrustManagedIdentity]).
+type SeedFederatedCredential struct {
+	FederatedCredential `yaml:",inline"`
+	Identity            string `yaml:"identity"`
 }
 
 // SeedConsent makes a multi-tenant app's service principal in a tenant.
@@ -130,6 +140,11 @@ func (e *Emulator) ApplySeed(s Seed) error {
 			return fmt.Errorf("seed federatedIssuers[%d]: %w", i, err)
 		}
 	}
+	for i, mi := range s.Identities {
+		if _, err := e.CreateManagedIdentity(mi); err != nil {
+			return fmt.Errorf("seed identities[%d]: %w", i, err)
+		}
+	}
 	for i, a := range s.Apps {
 		if err := e.seedApp(a); err != nil {
 			return fmt.Errorf("seed apps[%d]: %w", i, err)
@@ -138,11 +153,6 @@ func (e *Emulator) ApplySeed(s Seed) error {
 	for i, c := range s.Consents {
 		if _, err := e.entra.ConsentAs(c.TenantID, c.ClientID, c.ObjectID); err != nil {
 			return fmt.Errorf("seed consents[%d]: %w", i, err)
-		}
-	}
-	for i, mi := range s.Identities {
-		if _, err := e.CreateManagedIdentity(mi); err != nil {
-			return fmt.Errorf("seed identities[%d]: %w", i, err)
 		}
 	}
 	for i, v := range s.Vaults {
@@ -173,11 +183,30 @@ func (e *Emulator) seedApp(a SeedApp) error {
 		}
 	}
 	for j, fc := range a.FederatedCredentials {
-		if err := e.AddFederatedCredential(app.ClientID, fc); err != nil {
+		if err := e.seedFederated(app.ClientID, fc); err != nil {
 			return fmt.Errorf("federatedCredentials[%d]: %w", j, err)
 		}
 	}
 	return nil
+}
+
+// seedFederated adds a federated credential given by issuer and subject,
+// or by a managed identity.
+func (e *Emulator) seedFederated(clientID string, fc SeedFederatedCredential) error {
+	if fc.Identity == "" {
+		return e.AddFederatedCredential(clientID, fc.FederatedCredential)
+	}
+	if fc.Issuer != "" || fc.Subject != "" {
+		return fmt.Errorf("%w: give identity, or issuer and subject, not both", errSeed)
+	}
+	cred, err := e.entra.ManagedIdentityCredential(fc.Identity)
+	if err != nil {
+		return fmt.Errorf("%w; list it under identities", err)
+	}
+	if len(fc.Audiences) > 0 {
+		cred.Audiences = fc.Audiences
+	}
+	return e.AddFederatedCredential(clientID, cred)
 }
 
 func (e *Emulator) seedVault(v SeedVault) error {

@@ -692,3 +692,41 @@ func (s *Service) ConsentAs(tenantID, clientID, objectID string) (string, error)
 	defer s.mu.Unlock()
 	return s.consentLocked(tenantID, clientID, objectID)
 }
+
+// ManagedIdentity returns the managed identity named id: its name, client
+// id, object (principal) id or resource id, case-insensitively.
+func (s *Service) ManagedIdentity(id string) (ManagedIdentity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mi := s.findIdentityLocked(id); mi != nil {
+		return *mi, nil
+	}
+	return ManagedIdentity{}, fmt.Errorf("%w: managed identity %q (by name, client id, object id or resource id)", ErrNotFound, id)
+}
+
+func (s *Service) findIdentityLocked(id string) *ManagedIdentity {
+	if id == "" {
+		return nil
+	}
+	for _, mi := range s.identities {
+		for _, v := range []string{mi.Name, mi.ClientID, mi.ObjectID, mi.ResourceID} {
+			if v != "" && strings.EqualFold(v, id) {
+				return mi
+			}
+		}
+	}
+	return nil
+}
+
+// ManagedIdentityCredential returns the federated credential that lets an
+// app trust the managed identity named identity (see
+// [Service.ManagedIdentity]): issuer [Issuer] of the identity's tenant,
+// subject its object (principal) id, audience [DefaultFederatedAudience].
+// Entra accepts it only on an app registered in the identity's tenant.
+func (s *Service) ManagedIdentityCredential(identity string) (FederatedCredential, error) {
+	mi, err := s.ManagedIdentity(identity)
+	if err != nil {
+		return FederatedCredential{}, err
+	}
+	return FederatedCredential{Issuer: Issuer(mi.TenantID), Subject: mi.ObjectID, Audiences: []string{DefaultFederatedAudience}}, nil
+}

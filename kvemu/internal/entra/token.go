@@ -52,9 +52,13 @@ func (s *Service) VerifyAccessToken(raw string) (Claims, error) {
 	if !ok1 || !ok2 {
 		return Claims{}, fmt.Errorf("%w: nbf or exp missing", ErrTokenInvalid)
 	}
+	appID := p.str("appid")
+	if appID == "" {
+		appID = p.str("azp") // v2.0 tokens
+	}
 	c := Claims{
 		Audience: p.str("aud"), Issuer: p.str("iss"), TenantID: p.str("tid"),
-		ObjectID: p.str("oid"), AppID: p.str("appid"),
+		ObjectID: p.str("oid"), AppID: appID,
 		NotBefore: time.Unix(nbf, 0), ExpiresAt: time.Unix(exp, 0),
 	}
 	now := s.now()
@@ -72,20 +76,58 @@ type principal struct {
 	miResourceID                 string
 }
 
+// Issuer returns Entra's v2.0 issuer of a tenant,
+// https://login.microsoftonline.com/{tenant}/v2.0: the iss of tokens for
+// [DefaultFederatedAudience], and the issuer a federated credential names
+// to trust a managed identity of that tenant.
+func Issuer(tenantID string) string {
+	return "https://login.microsoftonline.com/" + strings.ToLower(tenantID) + "/v2.0"
+}
+
+// issuerTenant returns the tenant whose v2.0 issuer iss is, if iss is
+// exactly [Issuer] of a tenant of this service (case-sensitive, as Entra
+// matches federated credentials). The caller holds mu.
+func (s *Service) issuerTenant(iss string) (string, bool) {
+	const prefix, suffix = "https://login.microsoftonline.com/", "/v2.0"
+	if !strings.HasPrefix(iss, prefix) || !strings.HasSuffix(iss, suffix) {
+		return "", false
+	}
+	tid := strings.TrimSuffix(strings.TrimPrefix(iss, prefix), suffix)
+	t := s.tenants[tid]
+	if t == nil || Issuer(t.ID) != iss {
+		return "", false
+	}
+	return t.ID, true
+}
+
 // issue signs an access token for p and resource; the caller does not hold mu.
+// Tokens for [DefaultFederatedAudience] have the v2.0 shape (iss
+// [Issuer], azp, azpacr, idtyp, ver "2.0"), as Entra issues them for that
+// audience; every other token is a v1.0 token of https://sts.windows.net/{tid}/.
 func (s *Service) issue(p principal, resource string) (token string, expires time.Time, err error) {
 	s.mu.Lock()
 	key, kid := s.signingKey, s.keyID
 	s.mu.Unlock()
 	now := s.now()
 	expires = now.Add(s.lifetime)
-	iss := "https://sts.windows.net/" + p.tenantID + "/"
-	claims := map[string]any{
-		"aud": resource, "iss": iss, "idp": iss,
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": expires.Unix(),
-		"aio": randomString(24), "appid": p.clientID, "appidacr": p.acr,
-		"oid": p.objectID, "sub": p.objectID, "tid": p.tenantID,
-		"rh": "0.kvemu.", "uti": randomString(22), "ver": "1.0",
+	var claims map[string]any
+	if resource == DefaultFederatedAudience {
+		claims = map[string]any{
+			"aud": resource, "iss": Issuer(p.tenantID),
+			"iat": now.Unix(), "nbf": now.Unix(), "exp": expires.Unix(),
+			"aio": randomString(24), "azp": p.clientID, "azpacr": p.acr, "idtyp": "app",
+			"oid": p.objectID, "sub": p.objectID, "tid": p.tenantID,
+			"rh": "0.kvemu.", "uti": randomString(22), "ver": "2.0",
+		}
+	} else {
+		iss := "https://sts.windows.net/" + p.tenantID + "/"
+		claims = map[string]any{
+			"aud": resource, "iss": iss, "idp": iss,
+			"iat": now.Unix(), "nbf": now.Unix(), "exp": expires.Unix(),
+			"aio": randomString(24), "appid": p.clientID, "appidacr": p.acr,
+			"oid": p.objectID, "sub": p.objectID, "tid": p.tenantID,
+			"rh": "0.kvemu.", "uti": randomString(22), "ver": "1.0",
+		}
 	}
 	if p.miResourceID != "" {
 		claims["xms_mirid"] = p.miResourceID
@@ -101,6 +143,7 @@ var knownResources = []string{
 	"https://vault.azure.cn", "https://vault.usgovcloudapi.net",
 	"https://management.azure.com", "https://management.core.windows.net",
 	"https://graph.microsoft.com", "https://storage.azure.com",
+	DefaultFederatedAudience,
 }
 
 // resolveResource normalises a requested resource and reports whether it
@@ -285,7 +328,10 @@ func (s *Service) checkAssertion(a *app, tokenURLs []string, raw string) *aadErr
 	}) {
 		return badAssertion("The audience %q of the client assertion is not the token endpoint %s.", truncate(strings.Join(p.audiences(), ",")), tokenURLs[0])
 	}
-	return s.checkLifetimeAndReplay(p)
+	if aerr := s.checkLifetime(p); aerr != nil {
+		return aerr
+	}
+	return s.checkReplay(p)
 }
 
 // findCert finds the certificate an assertion header names by x5t#S256 or
@@ -325,8 +371,8 @@ func audienceMatches(aud, tokenURL string) bool {
 // maxAssertionSkew is how far an assertion's nbf may be ahead of the clock.
 const maxAssertionSkew = 5 * time.Minute
 
-// checkLifetimeAndReplay checks nbf/exp and records jti. The caller holds mu.
-func (s *Service) checkLifetimeAndReplay(p *parsedJWT) *aadError {
+// checkLifetime checks an assertion's exp and nbf. The caller holds mu.
+func (s *Service) checkLifetime(p *parsedJWT) *aadError {
 	now := s.now()
 	exp, okExp := p.num("exp")
 	nbf, okNbf := p.num("nbf")
@@ -341,6 +387,16 @@ func (s *Service) checkLifetimeAndReplay(p *parsedJWT) *aadError {
 			msg: fmt.Sprintf("Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s.",
 				now.UTC().Format(time.RFC3339), time.Unix(nbf, 0).UTC().Format(time.RFC3339), time.Unix(exp, 0).UTC().Format(time.RFC3339))}
 	}
+	return nil
+}
+
+// checkReplay records a certificate assertion's jti and refuses one seen
+// before while it is valid. Federated tokens are not checked: a workload's
+// or managed identity's token is presented for every scope and tenant
+// while it lives. The caller holds mu.
+func (s *Service) checkReplay(p *parsedJWT) *aadError {
+	now := s.now()
+	exp, _ := p.num("exp")
 	jti := p.str("jti")
 	if jti == "" {
 		return nil
@@ -358,30 +414,73 @@ func (s *Service) checkLifetimeAndReplay(p *parsedJWT) *aadError {
 	return nil
 }
 
-// checkFederated authenticates a by a token of a trusted federated issuer.
-// The caller holds mu.
+// wifDoc is the documentation link Entra appends to federated credential
+// errors.
+const wifDoc = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+
+func noFederatedMatch(code int, what, value, extra string) *aadError {
+	return &aadError{status: 401, err: "invalid_client", code: code,
+		msg: fmt.Sprintf("No matching federated identity record found for presented assertion %s '%s'.%s Check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s",
+			what, truncate(value), extra, wifDoc)}
+}
+
+// checkFederated authenticates a by a federated token: one of a registered
+// external issuer, or an Entra token of a's home tenant (a managed
+// identity's token for [DefaultFederatedAudience]), which Entra trusts
+// without registration. Issuer and subject match case-sensitively. The
+// caller holds mu.
 func (s *Service) checkFederated(a *app, p *parsedJWT) *aadError {
 	iss, sub := p.str("iss"), p.str("sub")
-	key := s.issuers[iss]
+	auds := strings.Join(p.audiences(), ",")
+	if len(a.federated) == 0 {
+		return &aadError{status: 400, err: "invalid_request", code: 70021,
+			msg: fmt.Sprintf("No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'. %s",
+				truncate(iss), truncate(sub), truncate(auds), wifDoc)}
+	}
 	var fc *FederatedCredential
+	issuerKnown, subjectFold := false, false
 	for i := range a.federated {
-		if a.federated[i].Issuer == iss && a.federated[i].Subject == sub {
-			fc = &a.federated[i]
+		f := &a.federated[i]
+		if f.Issuer != iss {
+			continue
+		}
+		issuerKnown = true
+		if f.Subject == sub {
+			fc = f
+		} else if strings.EqualFold(f.Subject, sub) {
+			subjectFold = true
 		}
 	}
-	if fc == nil || key == nil {
-		return &aadError{status: 400, err: "invalid_request", code: 70021,
-			msg: fmt.Sprintf("No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'.",
-				truncate(iss), truncate(sub), truncate(strings.Join(p.audiences(), ",")))}
-	}
-	if err := p.verify(&key.PublicKey); err != nil {
-		return badAssertion("The federated token of issuer '%s' has an invalid signature.", iss)
+	switch {
+	case !issuerKnown:
+		return noFederatedMatch(700211, "issuer", iss, "")
+	case fc == nil && subjectFold:
+		return noFederatedMatch(7002138, "subject", sub, " The subject matches with case-insensitive comparison, but not with case-sensitive comparison.")
+	case fc == nil:
+		return noFederatedMatch(700213, "subject", sub, "")
 	}
 	if !slices.ContainsFunc(p.audiences(), func(aud string) bool { return slices.Contains(fc.Audiences, aud) }) {
-		return &aadError{status: 400, err: "invalid_request", code: 700212,
-			msg: fmt.Sprintf("No matching federated identity record found for presented assertion audience '%s'.", truncate(strings.Join(p.audiences(), ",")))}
+		return noFederatedMatch(700212, "audience", auds, "")
 	}
-	return s.checkLifetimeAndReplay(p)
+	var pub *rsa.PublicKey
+	if tid, own := s.issuerTenant(iss); own {
+		if tid != a.TenantID {
+			return &aadError{status: 400, err: "invalid_request", code: 700236,
+				msg: fmt.Sprintf("Entra ID tokens issued by issuer '%s' may not be used for federated identity credential flows for applications or managed identities registered in this tenant.", truncate(iss))}
+		}
+		pub = &s.signingKey.PublicKey
+		if p.header.Kid != s.keyID {
+			return badAssertion("The federated token of issuer '%s' is not signed by a key of the issuer (kid '%s').", iss, truncate(p.header.Kid))
+		}
+	} else if key := s.issuers[iss]; key != nil {
+		pub = &key.PublicKey
+	} else {
+		return badAssertion("The signing keys of the federated token's issuer '%s' could not be retrieved from its OpenID configuration. (kvemu: register the issuer with AddFederatedIssuer.)", truncate(iss))
+	}
+	if err := p.verify(pub); err != nil {
+		return badAssertion("The federated token of issuer '%s' has an invalid signature.", iss)
+	}
+	return s.checkLifetime(p)
 }
 
 func errUnknownTenant(t string) *aadError {
