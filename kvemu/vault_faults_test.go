@@ -268,7 +268,7 @@ func TestVaultSDKManagedIdentity(t *testing.T) {
 	if err := env.emu.CreateVault(VaultConfig{Name: "hsm1", TenantID: env.tenant, ManagedHSM: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.emu.AssignRole("hsm1", RoleAssignment{PrincipalID: env.app.ObjectID, Role: "Key Vault Crypto User"}); err != nil {
+	if _, err := env.emu.AssignRole("hsm1", RoleAssignment{PrincipalID: env.app.ObjectID, Role: "Managed HSM Crypto User"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.emu.CreateKey("hsm1", "cmk", KeySpec{Type: "RSA-HSM"}); err != nil {

@@ -1,7 +1,10 @@
 package vault
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 )
@@ -68,6 +71,35 @@ var opRights = map[Op]struct{ action, permission string }{
 	OpGetRandomBytes:          {"Microsoft.KeyVault/vaults/rng/action", ""},
 }
 
+// hsmActions maps an operation to its Managed HSM local RBAC data action
+// (docs: "Local RBAC built-in roles for Managed HSM"; the rotation-policy
+// and random-bytes actions are inferred).
+var hsmActions = map[Op]string{
+	OpCreateKey:               "Microsoft.KeyVault/managedHsm/keys/create",
+	OpImportKey:               "Microsoft.KeyVault/managedHsm/keys/import/action",
+	OpGetKey:                  "Microsoft.KeyVault/managedHsm/keys/read/action",
+	OpUpdateKey:               "Microsoft.KeyVault/managedHsm/keys/write/action",
+	OpListKeys:                "Microsoft.KeyVault/managedHsm/keys/read/action",
+	OpListKeyVersions:         "Microsoft.KeyVault/managedHsm/keys/read/action",
+	OpDeleteKey:               "Microsoft.KeyVault/managedHsm/keys/delete",
+	OpGetDeletedKey:           "Microsoft.KeyVault/managedHsm/keys/deletedKeys/read/action",
+	OpListDeletedKeys:         "Microsoft.KeyVault/managedHsm/keys/deletedKeys/read/action",
+	OpRecoverDeletedKey:       "Microsoft.KeyVault/managedHsm/keys/deletedKeys/recover/action",
+	OpPurgeDeletedKey:         "Microsoft.KeyVault/managedHsm/keys/deletedKeys/delete",
+	OpRotateKey:               "Microsoft.KeyVault/managedHsm/keys/rotate/action",
+	OpGetKeyRotationPolicy:    "Microsoft.KeyVault/managedHsm/keys/read/action",
+	OpUpdateKeyRotationPolicy: "Microsoft.KeyVault/managedHsm/keys/write/action",
+	OpBackupKey:               "Microsoft.KeyVault/managedHsm/keys/backup/action",
+	OpRestoreKey:              "Microsoft.KeyVault/managedHsm/keys/restore/action",
+	OpEncrypt:                 "Microsoft.KeyVault/managedHsm/keys/encrypt/action",
+	OpDecrypt:                 "Microsoft.KeyVault/managedHsm/keys/decrypt/action",
+	OpWrapKey:                 "Microsoft.KeyVault/managedHsm/keys/wrap/action",
+	OpUnwrapKey:               "Microsoft.KeyVault/managedHsm/keys/unwrap/action",
+	OpSign:                    "Microsoft.KeyVault/managedHsm/keys/sign/action",
+	OpVerify:                  "Microsoft.KeyVault/managedHsm/keys/verify/action",
+	OpGetRandomBytes:          "Microsoft.KeyVault/managedHsm/rng/action",
+}
+
 // KeyPermissions lists the legacy access-policy key permissions, as the
 // Azure portal names them; "all" grants every one.
 var KeyPermissions = []string{
@@ -105,6 +137,57 @@ var BuiltinRoles = map[string][]string{
 		"Microsoft.KeyVault/vaults/*/read",
 		"Microsoft.KeyVault/vaults/secrets/readMetadata/action",
 	},
+	// Managed HSM local RBAC roles: they apply to Managed HSMs only, as
+	// the Key Vault roles apply to vaults only.
+	"Managed HSM Administrator": {}, // security domain, backups and roles: no key operation
+	"Managed HSM Crypto Officer": {
+		"Microsoft.KeyVault/managedHsm/keys/deletedKeys/*",
+	},
+	"Managed HSM Crypto User": {
+		"Microsoft.KeyVault/managedHsm/keys/read/action",
+		"Microsoft.KeyVault/managedHsm/keys/write/action",
+		"Microsoft.KeyVault/managedHsm/keys/rotate/action",
+		"Microsoft.KeyVault/managedHsm/keys/create",
+		"Microsoft.KeyVault/managedHsm/keys/delete",
+		"Microsoft.KeyVault/managedHsm/keys/backup/action",
+		"Microsoft.KeyVault/managedHsm/keys/restore/action",
+		"Microsoft.KeyVault/managedHsm/keys/release/action",
+		"Microsoft.KeyVault/managedHsm/keys/import/action",
+		"Microsoft.KeyVault/managedHsm/keys/encrypt/action",
+		"Microsoft.KeyVault/managedHsm/keys/decrypt/action",
+		"Microsoft.KeyVault/managedHsm/keys/wrap/action",
+		"Microsoft.KeyVault/managedHsm/keys/unwrap/action",
+		"Microsoft.KeyVault/managedHsm/keys/sign/action",
+		"Microsoft.KeyVault/managedHsm/keys/verify/action",
+		"Microsoft.KeyVault/managedHsm/rng/action",
+	},
+	"Managed HSM Crypto Service Encryption User": {
+		"Microsoft.KeyVault/managedHsm/keys/read/action",
+		"Microsoft.KeyVault/managedHsm/keys/wrap/action",
+		"Microsoft.KeyVault/managedHsm/keys/unwrap/action",
+	},
+	"Managed HSM Crypto Auditor": {
+		"Microsoft.KeyVault/managedHsm/keys/read/action",
+	},
+	"Managed HSM Backup": {
+		"Microsoft.KeyVault/managedHsm/keys/backup/action",
+	},
+}
+
+// checkFamily refuses a built-in role of the other kind of vault: Key Vault
+// roles on a Managed HSM, Managed HSM roles on a vault.
+func (a *RoleAssignment) checkFamily(hsm bool) error {
+	if a.Role == "" {
+		return nil
+	}
+	isHSM := strings.HasPrefix(strings.ToLower(a.Role), "managed hsm ")
+	switch {
+	case hsm && !isHSM:
+		return fmt.Errorf("%w: role %q is a Key Vault role; a Managed HSM uses its local RBAC roles (e.g. Managed HSM Crypto User, Managed HSM Crypto Service Encryption User)", ErrInvalid, a.Role)
+	case !hsm && isHSM:
+		return fmt.Errorf("%w: role %q is a Managed HSM role; a vault uses the Key Vault roles (e.g. Key Vault Crypto User, Key Vault Crypto Service Encryption User)", ErrInvalid, a.Role)
+	}
+	return nil
 }
 
 // RoleAssignment grants a principal a role on a vault or on one key.
@@ -225,10 +308,24 @@ func (v *vaultState) authorize(c Claims, op Op, key string) *apiError {
 			"The user, group or application '%s' does not have keys %s permission on key vault '%s;location=%s'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
 			caller, name, v.cfg.Name, v.cfg.location())
 	}
+	action := r.action
+	if v.cfg.ManagedHSM {
+		action = hsmActions[op]
+	}
 	for _, a := range v.roles {
-		if a.grants(c.ObjectID, r.action, key) {
+		if a.grants(c.ObjectID, action, key) {
 			return nil
 		}
+	}
+	if v.cfg.ManagedHSM {
+		// The form of Managed HSM's local RBAC refusals
+		// (Azure/azure-cli#32719); the code on key operations is inferred.
+		scope := "/"
+		if key != "" {
+			scope = "/keys/" + key
+		}
+		return &apiError{status: http.StatusForbidden, code: "AccessDenied", msg: fmt.Sprintf(
+			"Not authorized to access %s on %s (Activity ID: %s)", action, scope, activityID())}
 	}
 	resource := "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/kvemu/providers/microsoft.keyvault/vaults/" + strings.ToLower(v.cfg.Name)
 	if key != "" {
@@ -237,4 +334,13 @@ func (v *vaultState) authorize(c Claims, op Op, key string) *apiError {
 	return forbidden("ForbiddenByRbac",
 		"Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: %s\r\nAction: '%s'\r\nResource: '%s'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: %s;location=%s\r\n",
 		caller, r.action, resource, v.cfg.Name, v.cfg.location())
+}
+
+// activityID returns a random GUID-shaped id, as Managed HSM puts in its
+// errors.
+func activityID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

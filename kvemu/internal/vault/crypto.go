@@ -17,6 +17,16 @@ type cryptoParams struct {
 	Alg    string  `json:"alg"`
 	Value  *string `json:"value"`
 	Digest *string `json:"digest"` // verify only
+	// AES-GCM only.
+	IV  *string `json:"iv"`
+	Tag *string `json:"tag"`
+	AAD *string `json:"aad"`
+}
+
+// cryptoInput is a decoded crypto request.
+type cryptoInput struct {
+	alg                         string
+	value, digest, iv, tag, aad []byte
 }
 
 // opKeyOp is the key_ops entry each crypto operation needs.
@@ -26,35 +36,47 @@ var opKeyOp = map[Op]string{
 }
 
 // parseCryptoParams reads and decodes a crypto request body.
-func parseCryptoParams(op Op, body []byte) (alg string, value, digest []byte, aerr *apiError) {
+func parseCryptoParams(op Op, body []byte) (in cryptoInput, aerr *apiError) {
 	var p cryptoParams
 	if aerr := decodeJSON(body, &p); aerr != nil {
-		return "", nil, nil, aerr
+		return in, aerr
 	}
 	if p.Alg == "" {
-		return "", nil, nil, badParameter("Property 'alg' is required.")
+		return in, badParameter("Property 'alg' is required.")
 	}
+	in.alg = p.Alg
 	if p.Value == nil || *p.Value == "" {
-		return "", nil, nil, badParameter("Property 'value' is required.")
+		return in, badParameter("Property 'value' is required.")
 	}
-	if value, aerr = decodeB64("value", *p.Value); aerr != nil {
-		return "", nil, nil, aerr
+	if in.value, aerr = decodeB64("value", *p.Value); aerr != nil {
+		return in, aerr
 	}
 	if op == OpVerify {
 		if p.Digest == nil || *p.Digest == "" {
-			return "", nil, nil, badParameter("Property 'digest' is required.")
+			return in, badParameter("Property 'digest' is required.")
 		}
-		if digest, aerr = decodeB64("digest", *p.Digest); aerr != nil {
-			return "", nil, nil, aerr
+		if in.digest, aerr = decodeB64("digest", *p.Digest); aerr != nil {
+			return in, aerr
 		}
 	}
-	return p.Alg, value, digest, nil
+	for _, f := range []struct {
+		name string
+		val  *string
+		dst  *[]byte
+	}{{"iv", p.IV, &in.iv}, {"tag", p.Tag, &in.tag}, {"aad", p.AAD, &in.aad}} {
+		if f.val != nil && *f.val != "" {
+			if *f.dst, aerr = decodeB64(f.name, *f.val); aerr != nil {
+				return in, aerr
+			}
+		}
+	}
+	return in, nil
 }
 
 // crypto runs encrypt, decrypt, wrapKey, unwrapKey, sign or verify. The key
 // checks run under the lock; the private-key operation runs outside it.
 func (s *Service) crypto(req *request) (result, *apiError) {
-	alg, value, digest, aerr := parseCryptoParams(req.op, req.body)
+	in, aerr := parseCryptoParams(req.op, req.body)
 	if aerr != nil {
 		return result{}, aerr
 	}
@@ -69,7 +91,15 @@ func (s *Service) crypto(req *request) (result, *apiError) {
 	if aerr != nil {
 		return result{}, aerr
 	}
-	out, ok, aerr := run(kv, req.op, alg, value, digest)
+	if kv.oct != nil {
+		out, aerr := runAES(kv, req.op, in)
+		if aerr != nil {
+			return result{}, aerr
+		}
+		out.Kid = kid
+		return result{body: out}, nil
+	}
+	out, ok, aerr := run(kv, req.op, in.alg, in.value, in.digest)
 	if aerr != nil {
 		return result{}, aerr
 	}

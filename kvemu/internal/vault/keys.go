@@ -74,6 +74,7 @@ type jsonKey struct {
 	DP string `json:"dp,omitempty"`
 	DQ string `json:"dq,omitempty"`
 	QI string `json:"qi,omitempty"`
+	K  string `json:"k,omitempty"` // oct-HSM
 }
 
 type jsonBundle struct {
@@ -172,10 +173,13 @@ func (v *vaultState) attributes(kv *keyVersion) jsonAttributes {
 
 func jwkOf(kid string, kv *keyVersion) jsonKey {
 	k := jsonKey{Kid: kid, Kty: kv.kty, KeyOps: slices.Clone(kv.ops)}
-	if kv.rsa != nil {
+	switch {
+	case kv.oct != nil:
+		// Never k: the key material stays in the HSM.
+	case kv.rsa != nil:
 		k.N = b64(kv.rsa.N.Bytes())
 		k.E = b64(big.NewInt(int64(kv.rsa.E)).Bytes())
-	} else {
+	default:
 		pub, err := kv.ec.PublicKey.Bytes()
 		if err == nil && len(pub) > 1 {
 			n := (len(pub) - 1) / 2
@@ -252,9 +256,15 @@ func (s *Service) createKey(req *request) (result, *apiError) {
 		return result{}, badParameter("Public exponent %d is not supported; kvemu creates keys with 65537.", *p.PublicExp)
 	}
 	switch p.Kty {
-	case "RSA", "RSA-HSM", "EC", "EC-HSM":
+	case "RSA", "RSA-HSM", "EC", "EC-HSM", "oct-HSM":
+	case "oct":
+		// The service's answer for a software AES key (Azure/azure-sdk-for-net#13437).
+		return result{}, &apiError{status: http.StatusBadRequest, code: "BadParameter", inner: "KeyTypeNotSupported", msg: "Invalid kty value: oct"}
 	default:
-		return result{}, badParameter("Key type %q is not supported by a vault; use RSA, RSA-HSM, EC or EC-HSM.", p.Kty)
+		return result{}, badParameter("Key type %q is not supported by a vault; use RSA, RSA-HSM, EC, EC-HSM or oct-HSM.", p.Kty)
+	}
+	if aerr := req.vault.cfg.checkKind(p.Kty); aerr != nil {
+		return result{}, aerr
 	}
 	size := 0
 	if p.KeySize != nil {
@@ -310,6 +320,11 @@ func (s *Service) importKey(req *request) (result, *apiError) {
 	}
 	hsm := (p.HSM != nil && *p.HSM) || strings.HasSuffix(p.Key.Kty, "-HSM")
 	kv, err := fromPrivate(priv, hsm)
+	if err == nil {
+		if aerr := req.vault.cfg.checkKind(kv.kty); aerr != nil {
+			return result{}, aerr
+		}
+	}
 	if err != nil {
 		return result{}, badParameter("%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 	}
@@ -372,10 +387,21 @@ func parsePrivateJWK(k *jsonKey) (any, *apiError) {
 			return nil, badParameter("Property 'key.d' is not a valid %s private key.", k.Crv)
 		}
 		return priv, nil
+	case "oct-HSM":
+		key, aerr := decodeB64("key.k", k.K)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if !validOctSize(8 * len(key)) {
+			return nil, badParameter("Property 'key.k' is a %d-bit key; oct-HSM keys have 128, 192 or 256 bits.", 8*len(key))
+		}
+		return key, nil
+	case "oct":
+		return nil, &apiError{status: http.StatusBadRequest, code: "BadParameter", inner: "KeyTypeNotSupported", msg: "Invalid kty value: oct"}
 	case "":
 		return nil, badParameter("Property 'key.kty' is required.")
 	}
-	return nil, badParameter("Key type %q cannot be imported into a vault; use RSA, RSA-HSM, EC or EC-HSM.", k.Kty)
+	return nil, badParameter("Key type %q cannot be imported into a vault; use RSA, RSA-HSM, EC, EC-HSM or oct-HSM.", k.Kty)
 }
 
 func (s *Service) getKey(req *request) (result, *apiError) {

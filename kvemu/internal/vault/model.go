@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
@@ -34,7 +35,13 @@ type VaultConfig struct {
 	AccessPolicies bool `json:"accessPolicies,omitempty" yaml:"accessPolicies,omitempty"`
 	// ManagedHSM makes the vault a Managed HSM, served at
 	// {name}.managedhsm.azure.net with resource https://managedhsm.azure.net.
+	// Its access is Managed HSM local RBAC: the "Managed HSM …" roles and
+	// Microsoft.KeyVault/managedHsm/… data actions.
 	ManagedHSM bool `json:"managedHsm,omitempty" yaml:"managedHsm,omitempty"`
+	// SKU is a vault's pricing tier: "premium" (kvemu's default, "" too)
+	// or "standard". A standard vault refuses HSM key types (RSA-HSM,
+	// EC-HSM, oct-HSM), as Azure does. Ignored for a Managed HSM.
+	SKU string `json:"sku,omitempty" yaml:"sku,omitempty"`
 	// Network is the vault's firewall.
 	Network NetworkRules `json:"network,omitzero" yaml:"network,omitempty"`
 }
@@ -94,6 +101,16 @@ func (c VaultConfig) validate() (VaultConfig, error) {
 	}
 	if c.RetentionDays != 0 && (c.RetentionDays < 7 || c.RetentionDays > 90) {
 		return c, fmt.Errorf("%w: vault %q: RetentionDays %d is outside 7-90 (0 means 90)", ErrInvalid, c.Name, c.RetentionDays)
+	}
+	switch strings.ToLower(c.SKU) {
+	case "":
+	case "standard", "premium":
+		c.SKU = strings.ToLower(c.SKU)
+	default:
+		return c, fmt.Errorf("%w: vault %q: SKU %q must be \"standard\" or \"premium\"", ErrInvalid, c.Name, c.SKU)
+	}
+	if c.ManagedHSM && c.AccessPolicies {
+		return c, fmt.Errorf("%w: Managed HSM %q has no access policies; it uses local RBAC (Managed HSM roles)", ErrInvalid, c.Name)
 	}
 	n, err := c.Network.validate()
 	if err != nil {
@@ -194,7 +211,7 @@ func (k *keyState) version(v string) *keyVersion {
 // crypto runs on it without the Service lock.
 type keyVersion struct {
 	version          string
-	kty              string // RSA, RSA-HSM, EC, EC-HSM
+	kty              string // RSA, RSA-HSM, EC, EC-HSM, oct-HSM
 	ops              []string
 	enabled          bool
 	nbf, exp         time.Time // zero: unset
@@ -202,12 +219,16 @@ type keyVersion struct {
 	tags             map[string]string
 	rsa              *rsa.PrivateKey
 	ec               *ecdsa.PrivateKey
+	oct              []byte // AES key of an oct-HSM key
 }
 
-// size is the key's size in bits (RSA modulus or EC curve).
+// size is the key's size in bits (RSA modulus, EC curve or AES key).
 func (v *keyVersion) size() int {
-	if v.rsa != nil {
+	switch {
+	case v.rsa != nil:
 		return v.rsa.N.BitLen()
+	case v.oct != nil:
+		return 8 * len(v.oct)
 	}
 	return v.ec.Curve.Params().BitSize
 }
@@ -259,10 +280,17 @@ type versionSnapshot struct {
 	Created time.Time         `json:"created"`
 	Updated time.Time         `json:"updated"`
 	Tags    map[string]string `json:"tags,omitempty"`
-	PKCS8   []byte            `json:"pkcs8"`
+	PKCS8   []byte            `json:"pkcs8,omitempty"`
+	Oct     []byte            `json:"oct,omitempty"` // an oct-HSM key's AES key
 }
 
 func (v *keyVersion) snapshot() (versionSnapshot, error) {
+	if v.oct != nil {
+		return versionSnapshot{
+			Version: v.version, Kty: v.kty, Ops: v.ops, Enabled: v.enabled, NBF: v.nbf, Exp: v.exp,
+			Created: v.created, Updated: v.updated, Tags: v.tags, Oct: bytes.Clone(v.oct),
+		}, nil
+	}
 	var priv any = v.rsa
 	if v.ec != nil {
 		priv = v.ec
@@ -278,6 +306,15 @@ func (v *keyVersion) snapshot() (versionSnapshot, error) {
 }
 
 func (s versionSnapshot) restore() (*keyVersion, error) {
+	if s.Oct != nil {
+		if s.Kty != "oct-HSM" || !validOctSize(8*len(s.Oct)) {
+			return nil, fmt.Errorf("decode key version %s: a %d-byte AES key of type %q", s.Version, len(s.Oct), s.Kty)
+		}
+		return &keyVersion{
+			version: s.Version, kty: s.Kty, ops: s.Ops, enabled: s.Enabled, nbf: s.NBF, exp: s.Exp,
+			created: s.Created, updated: s.Updated, tags: s.Tags, oct: bytes.Clone(s.Oct),
+		}, nil
+	}
 	priv, err := x509.ParsePKCS8PrivateKey(s.PKCS8)
 	if err != nil {
 		return nil, fmt.Errorf("decode key version %s: %w", s.Version, err)

@@ -89,7 +89,7 @@ func (k *keyState) seed() rotationSeed {
 	sd := rotationSeed{kty: cur.kty, ops: cur.ops, tags: cur.tags}
 	if cur.ec != nil {
 		sd.curve = curveName(cur.ec.Curve)
-	} else {
+	} else { // RSA modulus or AES key size
 		sd.size = cur.size()
 	}
 	if k.policy != nil && k.policy.ExpiryTime != "" {

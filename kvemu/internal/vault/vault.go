@@ -18,6 +18,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -175,15 +176,17 @@ func (s *Service) SetNetwork(vault string, rules NetworkRules) error {
 
 // KeySpec describes a key to create.
 type KeySpec struct {
-	// Type is "RSA" (default), "RSA-HSM", "EC" or "EC-HSM".
+	// Type is "RSA" (default), "RSA-HSM", "EC", "EC-HSM" or "oct-HSM" (an
+	// AES key, in a Managed HSM or a premium vault).
 	Type string `json:"type,omitempty" yaml:"type,omitempty"`
-	// Size is the RSA modulus in bits: 2048 (default), 3072 or 4096.
+	// Size is the RSA modulus in bits: 2048 (default), 3072 or 4096; or
+	// the oct-HSM key's: 128, 192 or 256 (default).
 	Size int `json:"size,omitempty" yaml:"size,omitempty"`
 	// Curve is the EC curve: "P-256" (default), "P-384" or "P-521".
 	Curve string `json:"curve,omitempty" yaml:"curve,omitempty"`
 	// Ops are the permitted operations; empty means the type's default
 	// (RSA: encrypt, decrypt, sign, verify, wrapKey, unwrapKey; EC: sign,
-	// verify).
+	// verify; oct-HSM: encrypt, decrypt, wrapKey, unwrapKey).
 	Ops []string `json:"ops,omitempty" yaml:"ops,omitempty"`
 	// Disabled creates the key disabled.
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
@@ -255,17 +258,45 @@ func generate(kty string, size int, curve string) (*keyVersion, error) {
 		}
 		kv.ec = k
 		kv.ops = defaultOps(kty)
+	case "oct-HSM":
+		if size == 0 {
+			size = 256
+		}
+		if !validOctSize(size) {
+			return nil, fmt.Errorf("%w: oct-HSM key size %d is not supported; use 128, 192 or 256", ErrInvalid, size)
+		}
+		kv.oct = make([]byte, size/8)
+		rand.Read(kv.oct)
+		kv.ops = defaultOps(kty)
 	default:
-		return nil, fmt.Errorf("%w: key type %q is not supported; use RSA, RSA-HSM, EC or EC-HSM", ErrInvalid, kty)
+		return nil, fmt.Errorf("%w: key type %q is not supported; use RSA, RSA-HSM, EC, EC-HSM or oct-HSM", ErrInvalid, kty)
 	}
 	return kv, nil
 }
 
+// validOctSize reports whether bits is an AES key size of oct-HSM keys.
+func validOctSize(bits int) bool { return bits == 128 || bits == 192 || bits == 256 }
+
+// defaultOps are the key_ops of a key created without any (for oct-HSM,
+// inferred: the service's default is not documented).
 func defaultOps(kty string) []string {
-	if strings.HasPrefix(kty, "EC") {
+	switch {
+	case strings.HasPrefix(kty, "EC"):
 		return []string{"sign", "verify"}
+	case strings.HasPrefix(kty, "oct"):
+		return []string{"encrypt", "decrypt", "wrapKey", "unwrapKey"}
 	}
 	return []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
+}
+
+// checkKind refuses a key type the vault's kind and SKU do not hold, with
+// the service's answer: a standard vault holds no HSM key (the message is
+// the service's; status and code are inferred).
+func (c VaultConfig) checkKind(kty string) *apiError {
+	if !c.ManagedHSM && c.SKU == "standard" && strings.HasSuffix(kty, "-HSM") {
+		return badParameter("Hardware key operation not allowed on standard vault.")
+	}
+	return nil
 }
 
 func curveByName(name string) (elliptic.Curve, error) {
@@ -361,9 +392,11 @@ func (s *Service) CreateKey(vault, name string, spec KeySpec) (KeyInfo, error) {
 	return s.insert(vault, name, kv)
 }
 
-// ImportKey imports priv (an *rsa.PrivateKey of 2048–4096 bits or an
-// *ecdsa.PrivateKey on P-256, P-384 or P-521) as a new version of key name;
-// hsm marks it RSA-HSM / EC-HSM. spec's Type, Size and Curve are ignored.
+// ImportKey imports priv (an *rsa.PrivateKey of 2048–4096 bits, an
+// *ecdsa.PrivateKey on P-256, P-384 or P-521, or a []byte AES key of 16,
+// 24 or 32 bytes, always oct-HSM) as a new version of key name; hsm marks
+// an RSA or EC key RSA-HSM / EC-HSM. spec's Type, Size and Curve are
+// ignored.
 func (s *Service) ImportKey(vault, name string, priv any, hsm bool, spec KeySpec) (KeyInfo, error) {
 	if !keyNameRE.MatchString(name) {
 		return KeyInfo{}, fmt.Errorf("%w: key name %q must be 1-127 characters of 0-9, a-z, A-Z and '-'", ErrInvalid, name)
@@ -397,8 +430,13 @@ func fromPrivate(priv any, hsm bool) (*keyVersion, error) {
 			return nil, err
 		}
 		return &keyVersion{kty: "EC" + suffix, ec: p, ops: defaultOps("EC")}, nil
+	case []byte:
+		if !validOctSize(8 * len(p)) {
+			return nil, fmt.Errorf("%w: an AES key of %d bytes; oct-HSM keys have 16, 24 or 32", ErrInvalid, len(p))
+		}
+		return &keyVersion{kty: "oct-HSM", oct: bytes.Clone(p), ops: defaultOps("oct-HSM")}, nil
 	}
-	return nil, fmt.Errorf("%w: cannot import a %T; give an *rsa.PrivateKey or *ecdsa.PrivateKey", ErrInvalid, priv)
+	return nil, fmt.Errorf("%w: cannot import a %T; give an *rsa.PrivateKey, *ecdsa.PrivateKey or []byte AES key", ErrInvalid, priv)
 }
 
 func (s *Service) insert(vault, name string, kv *keyVersion) (KeyInfo, error) {
@@ -407,6 +445,9 @@ func (s *Service) insert(vault, name string, kv *keyVersion) (KeyInfo, error) {
 	v, err := s.vault(vault)
 	if err != nil {
 		return KeyInfo{}, err
+	}
+	if aerr := v.cfg.checkKind(kv.kty); aerr != nil {
+		return KeyInfo{}, fmt.Errorf("%w: vault %q: %s", ErrInvalid, vault, aerr.msg)
 	}
 	v.purgeExpired(s.now())
 	k, aerr := v.addVersion(name, kv, s.now())
@@ -623,6 +664,9 @@ func (s *Service) AssignRole(vault string, a RoleAssignment) (string, error) {
 	defer s.mu.Unlock()
 	v, err := s.vault(vault)
 	if err != nil {
+		return "", err
+	}
+	if err := a.checkFamily(v.cfg.ManagedHSM); err != nil {
 		return "", err
 	}
 	s.nextID++
