@@ -45,6 +45,8 @@ type Service struct {
 	providers map[string]kms.Provider // by settingsKey
 	pending   []byok.Event            // keyring events not yet recorded
 	lastKind  map[string]HealthEventKind
+
+	rekeys platformRekeys // this replica's platform re-key runs
 }
 
 // Defaults of the Config fields left zero.

@@ -25,7 +25,13 @@ func credentialAAD(tenant string) []byte { return []byte("lifecycle credential\x
 
 // seal seals a tenant's secret under the platform root key.
 func (s *Service) seal(ctx context.Context, tenant string, sec Secret) (kms.Wrapped, error) {
-	sl, err := kms.Seal(ctx, s.cfg.PlatformKMS, s.cfg.PlatformKeyID, sec.k.Bytes(), credentialAAD(tenant))
+	return s.sealUnder(ctx, tenant, s.cfg.PlatformKeyID, sec)
+}
+
+// sealUnder seals a tenant's secret under keyID, a version of the
+// platform root key or its versionless id.
+func (s *Service) sealUnder(ctx context.Context, tenant, keyID string, sec Secret) (kms.Wrapped, error) {
+	sl, err := kms.Seal(ctx, s.cfg.PlatformKMS, keyID, sec.k.Bytes(), credentialAAD(tenant))
 	if err != nil {
 		return kms.Wrapped{}, fmt.Errorf("lifecycle: sealing the credential of tenant %q under the platform key: %w", tenant, err)
 	}
