@@ -65,6 +65,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,8 +259,16 @@ func (k *Key) lookup(op, keyID string, needVersion bool) (uint32, *version, erro
 		return 0, nil, opError(op, keyID, kms.Invalid, kms.ReasonBadRequest,
 			"a versionless id names no exact version; pass the versioned id that wrap returned, e.g. %s/v1", k.KeyID())
 	}
+	if n == 0 && k.path != "" {
+		// A versionless id follows the current version, which an
+		// operator or another process may have added to the file. A
+		// file that cannot be read again (removed, opened up, altered)
+		// leaves the versions read before: Rotate and an unknown
+		// version report that.
+		_ = k.refresh()
+	}
 	v, current := k.get(n)
-	if v == nil && k.path != "" {
+	if v == nil && k.path != "" && n != 0 {
 		if err := k.refresh(); err != nil {
 			return 0, nil, &kms.Error{Op: op, KeyID: keyID, Class: kms.Transient, Reason: kms.ReasonUnavailable, Err: err}
 		}
@@ -273,6 +282,33 @@ func (k *Key) lookup(op, keyID string, needVersion bool) (uint32, *version, erro
 		n = current
 	}
 	return n, v, nil
+}
+
+// Versions returns the versioned ids of every version of k, oldest first,
+// reading its file again if it changed. keyID must name k.
+func (k *Key) Versions(ctx context.Context, keyID string) ([]string, error) {
+	const op = "versions"
+	if err := kms.CtxError(ctx, op, keyID); err != nil {
+		return nil, err
+	}
+	if _, _, err := k.lookup(op, k.KeyID(), false); err != nil {
+		return nil, err
+	}
+	if name, _, err := parseKeyID(keyID); err != nil || name != k.name {
+		return nil, opError(op, keyID, kms.Authoritative, kms.ReasonNotFound, "no such key; this provider holds %s", k.KeyID())
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	ns := make([]uint32, 0, len(k.versions))
+	for n := range k.versions {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	ids := make([]string, len(ns))
+	for i, n := range ns {
+		ids[i] = k.versionID(n)
+	}
+	return ids, nil
 }
 
 // get returns version n (the current one if n is 0), or nil, and the

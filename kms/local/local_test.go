@@ -549,3 +549,37 @@ func BenchmarkUnwrap(b *testing.B) {
 		}
 	}
 }
+
+// TestVersionlessFollowsFile adds a version to the key file behind a Key's
+// back, as an operator or another replica does: the versionless id follows
+// it, the old version still unwraps, and Versions lists both.
+func TestVersionlessFollowsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "prk")
+	writeFile(t, path, content("platform", key1), 0o600)
+	k := mustOpen(t, path)
+	old, err := k.Wrap(bg, k.KeyID(), []byte("share"))
+	if err != nil || old.KeyID != "local:platform/v1" {
+		t.Fatalf("Wrap = %+v, %v", old, err)
+	}
+	other := mustOpen(t, path)
+	if _, err := other.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := k.Describe(bg, k.KeyID()); err != nil || info.KeyID != "local:platform/v2" {
+		t.Fatalf("Describe after another process rotated = %+v, %v; want v2", info, err)
+	}
+	w, err := k.Wrap(bg, k.KeyID(), []byte("share"))
+	if err != nil || w.KeyID != "local:platform/v2" {
+		t.Fatalf("Wrap after the rotation = %+v, %v; want v2", w, err)
+	}
+	if b, err := k.Unwrap(bg, old); err != nil || string(b) != "share" {
+		t.Fatalf("Unwrap of the v1 value = %q, %v", b, err)
+	}
+	vs, err := k.Versions(bg, k.KeyID())
+	if err != nil || strings.Join(vs, ",") != "local:platform/v1,local:platform/v2" {
+		t.Fatalf("Versions = %v, %v", vs, err)
+	}
+	if _, err := k.Versions(bg, "local:other"); kms.ClassOf(err) != kms.Authoritative {
+		t.Fatalf("Versions of another key: %v", err)
+	}
+}
