@@ -49,13 +49,28 @@ type Config struct {
 	// Credential is how byok signs in; see [Credential].
 	Credential Credential
 	// OwnerTag is the byok tenant id that a key must carry as the value of
-	// its [OwnerTagName] tag for byok to wrap under it when Credential is
-	// [PlatformApp]. The platform's own app can sign in to every directory
-	// that consented to it, so the tag, which only the key's owner can
-	// set, is what ties the key to one byok tenant. Required with
-	// PlatformApp; ignored with the customer's own credentials, which
-	// prove control of the directory themselves.
+	// its [OwnerTagName] tag for byok to wrap under it when the credential
+	// is shared by several byok tenants: [PlatformApp], or any credential
+	// with SharedIdentity. The platform's own identities can reach every
+	// vault that let them in, so the tag, which only the key's owner can
+	// set, is what ties the key to one byok tenant. Required then; ignored
+	// with the customer's own credentials, which prove control of the
+	// directory themselves.
 	OwnerTag string
+	// SharedIdentity says that Credential is an identity of the platform
+	// that serves several byok tenants: its managed identity, or its
+	// workload identity trusted by the customers' apps (the tenant
+	// credential modes managed-identity and workload-identity). Like
+	// [PlatformApp], whose credential is always shared, such an identity
+	// proves nothing about who owns the key, so OwnerTag is required and
+	// the key must carry it. Leave it false for the platform's own keys.
+	SharedIdentity bool
+	// IdentityTenant is the directory the [ManagedIdentity] credential
+	// lives in (the platform's own). A managed identity reaches only
+	// vaults of its own directory, so when it is set and differs from
+	// TenantID, Test configuration says so before any network call
+	// (check identity-directory). Empty: not compared.
+	IdentityTenant string
 	// Algorithm is the wrapping algorithm: [AlgorithmRSAOAEP256] (default)
 	// or [AlgorithmRSAOAEP].
 	Algorithm string
@@ -94,8 +109,8 @@ func (c Config) Validate() error {
 	} else if err := c.Credential.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("azurekv: %s: %w", c.Credential.Kind(), err))
 	}
-	if c.platformApp() && c.OwnerTag == "" {
-		errs = append(errs, fmt.Errorf("azurekv: Config.OwnerTag is empty; with the %s credential set it to the byok tenant id, which the key must carry in its %s tag", PlatformApp{}.Kind(), OwnerTagName))
+	if c.sharedIdentity() && c.OwnerTag == "" {
+		errs = append(errs, fmt.Errorf("azurekv: Config.OwnerTag is empty; with the platform's shared %s credential set it to the byok tenant id, which the key must carry in its %s tag", c.Credential.Kind(), OwnerTagName))
 	}
 	switch c.Algorithm {
 	case "", AlgorithmRSAOAEP256, AlgorithmRSAOAEP:

@@ -31,17 +31,28 @@ func TagKeyCommand(id KeyID, tenant string) string {
 	return cmd + " --tags " + OwnerTagName + "=" + tenant
 }
 
-// platformApp reports whether c signs in as the platform's own app, the
-// one mode whose credential does not prove control of the directory.
-func (c Config) platformApp() bool {
-	return c.Credential != nil && c.Credential.Kind() == PlatformApp{}.Kind()
+// sharedIdentity reports whether c signs in with an identity of the
+// platform that several byok tenants share ([PlatformApp], or any
+// credential with [Config.SharedIdentity]): such a credential does not
+// prove control of the directory, so the key must carry the owner tag.
+func (c Config) sharedIdentity() bool {
+	return c.Credential != nil && (c.SharedIdentity || c.Credential.Kind() == PlatformApp{}.Kind())
+}
+
+// sharedWhy says, for a report, why a key reached with c's shared
+// identity must prove its owner.
+func (c Config) sharedWhy() string {
+	if c.Credential.Kind() == (PlatformApp{}).Kind() {
+		return "byok signs in with the platform's own app, which every directory that consented to it lets in"
+	}
+	return fmt.Sprintf("byok signs in with the platform's own identity (%s), which other byok tenants use too", c.Credential)
 }
 
 // owns reports whether info's key may be used with c: always with the
-// customer's own credential; with [PlatformApp] only if the key carries
-// [OwnerTagName]=c.OwnerTag.
+// customer's own credential; with a shared identity only if the key
+// carries [OwnerTagName]=c.OwnerTag.
 func (c Config) owns(info kms.KeyInfo) bool {
-	return !c.platformApp() || (c.OwnerTag != "" && info.Tags[OwnerTagName] == c.OwnerTag)
+	return !c.sharedIdentity() || (c.OwnerTag != "" && info.Tags[OwnerTagName] == c.OwnerTag)
 }
 
 // ownerRemedy tells the key's owner how to tag the key id names.
@@ -51,12 +62,12 @@ func (c Config) ownerRemedy(id KeyID) string {
 }
 
 // checkOwner returns nil if p may wrap under keyID: always with the
-// customer's own credential; with [PlatformApp] once a Describe of keyID
+// customer's own credential; with a shared identity once a Describe of keyID
 // (made here unless one already succeeded) showed the owner tag. A key
 // without it fails with class [kms.Authoritative] and reason
 // [kms.ReasonNotOwned]; a failed Describe returns its error as op's.
 func (p *Provider) checkOwner(ctx context.Context, op, keyID string, id KeyID) error {
-	if !p.cfg.platformApp() {
+	if !p.cfg.sharedIdentity() {
 		return nil
 	}
 	if _, ok := p.owned.Load(keyID); ok {
@@ -76,6 +87,6 @@ func (p *Provider) checkOwner(ctx context.Context, op, keyID string, id KeyID) e
 		return nil
 	}
 	return &kms.Error{Op: op, KeyID: keyID, Class: kms.Authoritative, Reason: kms.ReasonNotOwned,
-		Err: fmt.Errorf("azurekv: the key does not carry the tag %s=%s, which proves that this byok tenant owns it when the platform signs in with its own app; %s",
+		Err: fmt.Errorf("azurekv: the key does not carry the tag %s=%s, which proves that this byok tenant owns it when the platform signs in with its own identity; %s",
 			OwnerTagName, p.cfg.OwnerTag, p.cfg.ownerRemedy(id))}
 }

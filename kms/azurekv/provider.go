@@ -295,7 +295,7 @@ func (p *Provider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, err
 	}
 	info := keyInfo(used, b)
 	p.costs.Store(id.Versionless().String(), opCost(info.Type, info.Size))
-	if p.cfg.platformApp() && p.cfg.owns(info) {
+	if p.cfg.sharedIdentity() && p.cfg.owns(info) {
 		p.owned.Store(keyID, struct{}{})
 	}
 	return info, nil

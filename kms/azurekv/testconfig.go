@@ -161,9 +161,13 @@ func (t *tester) run(ctx context.Context) {
 	t.status = map[string]Status{}
 	t.checkKeyURI()
 	t.checkSettings()
+	if !t.checkIdentity() { // testidentity.go
+		return
+	}
 	t.checkReachability(ctx)
 	t.checkVaultTenant()
 	t.checkAuthentication(ctx)
+	t.checkTokenAudience(ctx) // testidentity.go
 	t.checkCredentialLife()
 	t.checkKeyRead(ctx)
 	t.checkOwnership()
@@ -423,6 +427,9 @@ func (t *tester) checkAuthentication(ctx context.Context) {
 
 // explainAuth translates an authentication failure.
 func (t *tester) explainAuth(err error) (reason, remedy string) {
+	if reason, remedy, ok := t.explainIdentity(err); ok { // testidentity.go
+		return reason, remedy
+	}
 	ke := Classify("authenticate", t.cfg.KeyID, err)
 	if ke.Class == kms.Transient {
 		return "could not reach Entra ID: " + ke.Err.Error(),
@@ -582,11 +589,11 @@ func (t *tester) checkKeyRead(ctx context.Context) {
 	t.add(c)
 }
 
-// checkOwnership runs with the PlatformApp credential only: the key read
-// must carry the owner tag, since the platform's own app may sign in to
-// any directory that consented to it.
+// checkOwnership runs with a shared identity only (PlatformApp, or
+// Config.SharedIdentity): the key read must carry the owner tag, since the
+// platform's own identities reach the vaults of other tenants too.
 func (t *tester) checkOwnership() {
-	if !t.cfg.platformApp() {
+	if !t.cfg.sharedIdentity() {
 		t.add(Check{Name: CheckOwnership, Status: Skip,
 			Reason: "not needed: byok signs in with the customer's own credential, which proves control of the directory"})
 		return
@@ -600,7 +607,7 @@ func (t *tester) checkOwnership() {
 		return
 	}
 	t.add(Check{Name: CheckOwnership, Status: Fail, Value: "no tag " + tag,
-		Reason: "byok signs in with the platform's own app, which every directory that consented to it lets in, so the key must prove that this tenant owns it: its version " +
+		Reason: t.cfg.sharedWhy() + ", so the key must prove that this tenant owns it: its version " +
 			versionOf(t.info.KeyID) + " does not carry the tag " + tag + " (only someone allowed to change the key can set it); no operation was tried on the key",
 		Remedy: t.cfg.ownerRemedy(t.id)})
 }
@@ -608,7 +615,7 @@ func (t *tester) checkOwnership() {
 // owned reports whether operations may be tried on the key: with the
 // customer's own credential always, with PlatformApp once ownership passed.
 func (t *tester) owned() bool {
-	return !t.cfg.platformApp() || t.status[CheckOwnership] == Pass
+	return !t.cfg.sharedIdentity() || t.status[CheckOwnership] == Pass
 }
 
 // versionOf returns the version of a versioned key id, or the id itself.
