@@ -3,4 +3,8 @@
 // that the main module does not pull in Helm and Kubernetes.
 //
 //	cd deploy && go test ./...
+//
+// The tests decode the chart's configuration with byok's own config
+// package (go.mod replaces github.com/openbyok/byok with ..), so a change
+// of the main module's go.mod may need `go mod tidy` here too.
 package deploy
