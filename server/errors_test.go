@@ -79,16 +79,17 @@ func TestInternalErrorAnswer(t *testing.T) {
 	}
 }
 
-// brokenInventory is a store whose share inventory fails unexpectedly.
-type brokenInventory struct{ Store }
+// brokenInventory is a lifecycle whose platform key inventory fails
+// unexpectedly.
+type brokenInventory struct{ Lifecycle }
 
-func (brokenInventory) ShareInventory(context.Context) ([]store.ShareCount, error) {
+func (brokenInventory) PlatformInventory(context.Context) ([]lifecycle.PlatformVersion, error) {
 	return nil, errors.New("disk on fire at /var/lib/byok")
 }
 
 func TestInternalErrorIsLoggedNotShown(t *testing.T) {
 	e := newEnv(t)
-	h, err := New(Config{Lifecycle: e.lc, Store: brokenInventory{e.db}, Audit: e.log, PlatformKMS: e.platform,
+	h, err := New(Config{Lifecycle: brokenInventory{e.lc}, Store: e.db, Audit: e.log, PlatformKMS: e.platform,
 		PlatformKeyID: "fake:prk", Logger: slog.New(slog.NewJSONHandler(lockedWriter{w: e.logs}, nil)), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)

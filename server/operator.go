@@ -2,14 +2,16 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/server/token"
 )
 
@@ -274,7 +276,7 @@ func (s *server) platformKey(c *call) (any, error) {
 	if err != nil {
 		return nil, platformKeyError(err)
 	}
-	inv, err := s.platformVersions(c, info.KeyID)
+	inv, err := s.platformVersions(c)
 	if err != nil {
 		return nil, err
 	}
@@ -287,38 +289,97 @@ func (s *server) platformKey(c *call) (any, error) {
 }
 
 func (s *server) platformInventory(c *call) (any, error) {
-	info, err := s.cfg.PlatformKMS.Describe(c.ctx, s.cfg.PlatformKeyID)
-	if err != nil {
-		return nil, platformKeyError(err)
-	}
-	inv, err := s.platformVersions(c, info.KeyID)
+	inv, err := s.platformVersions(c)
 	if err != nil {
 		return nil, err
 	}
 	return inventoryView{Versions: inv}, nil
 }
 
-// platformVersions lists the versions of the platform root key that hold
-// shares, and the current one, which holds new shares even at zero.
-func (s *server) platformVersions(c *call, current string) ([]versionView, error) {
-	counts, err := s.cfg.Store.ShareInventory(c.ctx)
+// platformVersions lists the versions of the platform root key with the
+// shares and sealed credentials under each; a version nothing depends on
+// is safe to retire.
+func (s *server) platformVersions(c *call) ([]versionView, error) {
+	inv, err := s.cfg.Lifecycle.PlatformInventory(c.ctx)
+	if err != nil {
+		var ke *kms.Error
+		if errors.As(err, &ke) {
+			return nil, platformKeyError(err)
+		}
+		return nil, err
+	}
+	vs := make([]versionView, len(inv))
+	for i, v := range inv {
+		vs[i] = versionView{KeyID: v.KeyID, Shares: v.Shares, Current: v.Current, SafeToRetire: v.SafeToRetire}
+	}
+	return vs, nil
+}
+
+// platformRekeyView is the state of the platform re-key: this replica's
+// latest run, if any, and what is left under older versions, which every
+// replica reads alike from the store.
+type platformRekeyView struct {
+	Run       *platformRunView `json:"run,omitempty"`
+	Current   string           `json:"current"`
+	Remaining int              `json:"remaining"`
+}
+
+type platformRunView struct {
+	ID       string             `json:"id"`
+	Target   string             `json:"target"`
+	State    lifecycle.JobState `json:"state"`
+	Total    int                `json:"total"`
+	Done     int                `json:"done"`
+	Failed   int                `json:"failed"`
+	Error    string             `json:"error,omitempty"`
+	Actor    audit.Actor        `json:"actor"`
+	Started  *time.Time         `json:"started,omitempty"`
+	Finished *time.Time         `json:"finished,omitempty"`
+}
+
+func (s *server) startPlatformRekey(c *call) (any, error) {
+	if err := noBody(c); err != nil {
+		return nil, err
+	}
+	run, err := s.cfg.Lifecycle.StartPlatformRekey(c.ctx, c.actor())
+	if err != nil {
+		return nil, platformKeyError(err)
+	}
+	c.status = http.StatusAccepted
+	return s.platformRekeyState(c, &run)
+}
+
+func (s *server) platformRekey(c *call) (any, error) {
+	run, err := s.cfg.Lifecycle.PlatformRekeyStatus("")
+	switch {
+	case errors.Is(err, byok.ErrNotFound):
+		return s.platformRekeyState(c, nil)
+	case err != nil:
+		return nil, err
+	}
+	return s.platformRekeyState(c, &run)
+}
+
+// platformRekeyState answers with run and the shares left under versions
+// other than the current one.
+func (s *server) platformRekeyState(c *call, run *lifecycle.PlatformRekey) (any, error) {
+	vs, err := s.platformVersions(c)
 	if err != nil {
 		return nil, err
 	}
-	vs := []versionView{}
-	seen := false
-	for _, sc := range counts {
-		if sc.KeyID != s.cfg.PlatformKeyID && !strings.HasPrefix(sc.KeyID, s.cfg.PlatformKeyID+"/") {
-			continue
+	v := platformRekeyView{}
+	for _, ver := range vs {
+		if ver.Current {
+			v.Current = ver.KeyID
+		} else {
+			v.Remaining += ver.Shares
 		}
-		cur := sc.KeyID == current
-		seen = seen || cur
-		vs = append(vs, versionView{KeyID: sc.KeyID, Shares: sc.Shares, Current: cur})
 	}
-	if !seen {
-		vs = append(vs, versionView{KeyID: current, Current: true, SafeToRetire: false})
+	if run != nil {
+		v.Run = &platformRunView{ID: run.ID, Target: run.Target, State: run.State, Total: run.Total, Done: run.Done, Failed: run.Failed,
+			Error: run.Error, Actor: run.Actor, Started: at(run.Started), Finished: at(run.Finished)}
 	}
-	return vs, nil
+	return v, nil
 }
 
 // platformKeyError reports a failure of the platform root key as 503: the

@@ -43,6 +43,8 @@ func (s *server) table() []route {
 		{post, "/v1/tokens/{id}/revoke", authOperator, smallBody, adminTimeout, s.revokeToken},
 		{get, "/v1/platform-key", authOperator, 0, vaultTimeout, s.platformKey},
 		{get, "/v1/platform-key/inventory", authOperator, 0, vaultTimeout, s.platformInventory},
+		{post, "/v1/platform-key/rekey", authOperator, smallBody, vaultTimeout, s.startPlatformRekey},
+		{get, "/v1/platform-key/rekey", authOperator, 0, vaultTimeout, s.platformRekey},
 		{get, "/v1/audit", authOperator, 0, adminTimeout, s.operatorAudit},
 		{get, "/v1/audit/export", authOperator, 0, exportTimeout, s.operatorAuditExport},
 

@@ -53,7 +53,6 @@ import (
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/server/token"
-	"github.com/openbyok/byok/store"
 )
 
 // Lifecycle is what the server calls on the tenant-key lifecycle;
@@ -75,6 +74,9 @@ type Lifecycle interface {
 	Inventory(ctx context.Context, tenant string) ([]lifecycle.VersionCount, error)
 	Job(ctx context.Context, tenant, id string) (lifecycle.Job, error)
 	Timeline(ctx context.Context, tenant string, limit int) ([]lifecycle.HealthEvent, error)
+	PlatformInventory(ctx context.Context) ([]lifecycle.PlatformVersion, error)
+	StartPlatformRekey(ctx context.Context, actor audit.Actor) (lifecycle.PlatformRekey, error)
+	PlatformRekeyStatus(id string) (lifecycle.PlatformRekey, error)
 }
 
 var _ Lifecycle = (*lifecycle.Service)(nil)
@@ -93,13 +95,11 @@ var _ AuditLog = (*audit.Log)(nil)
 // store/sqlite implements it.
 type Tokens = token.Store
 
-// Store is what the server reads from the metadata store itself: tokens,
-// tenants, and the share inventory for the platform key's status.
-// *sqlite.DB implements it.
+// Store is what the server reads from the metadata store itself: tokens
+// and tenants. *sqlite.DB implements it.
 type Store interface {
 	Tokens
 	Tenant(ctx context.Context, id string) (byok.TenantRecord, error)
-	ShareInventory(ctx context.Context) ([]store.ShareCount, error)
 }
 
 // Config configures the handler [New] returns. Lifecycle, Store, Audit,
