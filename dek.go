@@ -17,9 +17,22 @@ type dek struct {
 	tenant string
 	scope  string
 	tk     *tenantKey // the tenant key that wraps it
-	key    []byte     // for streams; wiped when dropped
+	key    []byte     // for streams; wiped on revocation and Forget
 	aead   cipher.AEAD
+
+	ce   cacheEntry
+	hits atomic.Uint64 // lookups that found it cached
+	// gone is set when it leaves the cache.
+	gone atomic.Bool
+	// prev and next link the cached DEKs of tk (guarded by Keyring.mu).
+	prev, next *dek
 }
+
+// maxEvictedRetries is how often a load whose tenant key was evicted
+// meanwhile (not forgotten) starts over before it serves its call with
+// what it loaded, uncached: only a cache far too small for its load
+// evicts that fast, and starting over forever would starve the call.
+const maxEvictedRetries = 2
 
 // activeDEK is the DEK this process encrypts a scope's new data with.
 type activeDEK struct {
@@ -37,24 +50,30 @@ func (k *Keyring) activeDEK(ctx context.Context, tenant, scope string) (*activeD
 	k.mu.RUnlock()
 	if a != nil {
 		if k.usable(a.dek.tk) && !a.expires.passed(k) && a.used.Add(1) <= k.cfg.DEKMaxMessages {
+			a.dek.ce.touch()
+			a.dek.tk.ce.touch()
+			a.dek.hits.Add(1)
 			return a, nil
 		}
 	}
+	k.dekStats.misses.Add(1)
 	v, err, _ := k.sf.Do("dek\x00"+tenant+"\x00"+scope, func() (any, error) {
-		return k.refreshActive(ctx, tenant, scope)
+		return k.refreshActive(ctx, tenant, scope, 0)
 	})
 	if err != nil {
 		return nil, err
 	}
 	a = v.(*activeDEK)
 	a.used.Add(1)
+	a.dek.ce.touch()
+	a.dek.tk.ce.touch()
 	return a, nil
 }
 
 // refreshActive returns the scope's active DEK after a check of its tenant
 // key, replacing the DEK when it is missing, spent, old, or under a tenant
 // key that is no longer the scope's.
-func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string) (*activeDEK, error) {
+func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string, evictedRetries int) (*activeDEK, error) {
 	kind, err := k.scopeKind(ctx, tenant, scope)
 	if err != nil {
 		return nil, err
@@ -101,15 +120,26 @@ func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string) (*act
 	next.expires.set(k, now.Add(k.cfg.DEKMaxAge).UnixNano())
 	k.mu.Lock()
 	if k.tks[t.id] != t {
+		k.mu.Unlock()
+		if !t.forgotten.Load() && evictedRetries >= maxEvictedRetries {
+			// Evicted again and again: seal this call's message under the
+			// new DEK (its tenant key was just checked) without caching it.
+			d.gone.Store(true)
+			return next, nil
+		}
 		// Forget ran meanwhile: the scope's kind or keys may have changed
 		// since they were read. Start over rather than seal new data under
-		// a tenant key the scope may no longer use.
-		k.mu.Unlock()
+		// a tenant key the scope may no longer use. (Or the tenant key
+		// was evicted: a DEK cached under it would escape every later
+		// Forget.)
 		next.expires.close(k)
 		clear(d.key)
-		return k.refreshActive(ctx, tenant, scope)
+		if !t.forgotten.Load() {
+			evictedRetries++
+		}
+		return k.refreshActive(ctx, tenant, scope, evictedRetries)
 	}
-	k.deks[d.id] = d
+	k.linkDEK(d, now.UnixNano())
 	k.active[scopeID{tenant, scope}] = next
 	k.mu.Unlock()
 	if a != nil {
@@ -154,7 +184,10 @@ func (k *Keyring) dekByID(ctx context.Context, tenant, scope string, id DEKID) (
 		if d.tenant != tenant || d.scope != scope {
 			return nil, ErrDecrypt
 		}
+		d.ce.touch()
+		d.tk.ce.touch()
 		if k.usable(d.tk) {
+			d.hits.Add(1)
 			return d, nil
 		}
 		if _, err := k.ensure(ctx, d.tk); err != nil {
@@ -164,11 +197,13 @@ func (k *Keyring) dekByID(ctx context.Context, tenant, scope string, id DEKID) (
 		still := k.deks[id] == d
 		k.mu.RUnlock()
 		if still {
+			d.hits.Add(1)
 			return d, nil
 		}
 	}
+	k.dekStats.misses.Add(1)
 	v, err, _ := k.sf.Do("dekid\x00"+string(id[:]), func() (any, error) {
-		return k.loadDEK(ctx, tenant, scope, id)
+		return k.loadDEK(ctx, tenant, scope, id, 0)
 	})
 	if err != nil {
 		return nil, err
@@ -177,7 +212,7 @@ func (k *Keyring) dekByID(ctx context.Context, tenant, scope string, id DEKID) (
 }
 
 // loadDEK reads a DEK from the store and unwraps it under its tenant key.
-func (k *Keyring) loadDEK(ctx context.Context, tenant, scope string, id DEKID) (*dek, error) {
+func (k *Keyring) loadDEK(ctx context.Context, tenant, scope string, id DEKID, evictedRetries int) (*dek, error) {
 	rec, err := k.cfg.Store.DEK(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrDecrypt
@@ -204,16 +239,24 @@ func (k *Keyring) loadDEK(ctx context.Context, tenant, scope string, id DEKID) (
 	d.aead, _ = envelope.NewAEAD(key)
 	k.mu.Lock()
 	if k.tks[t.id] != t {
-		// Forget ran meanwhile: a DEK cached under the dropped entry
-		// would escape every later Forget and policy change. Start over.
 		k.mu.Unlock()
+		if !t.forgotten.Load() {
+			if evictedRetries >= maxEvictedRetries {
+				d.gone.Store(true) // serve this call, uncached
+				return d, nil
+			}
+			evictedRetries++
+		}
+		// Forget ran meanwhile (or an eviction): a DEK cached under the
+		// dropped entry would escape every later Forget and policy
+		// change. Start over.
 		clear(key)
-		return k.loadDEK(ctx, tenant, scope, id)
+		return k.loadDEK(ctx, tenant, scope, id, evictedRetries)
 	}
 	if cur := k.deks[id]; cur != nil {
 		d = cur
 	} else {
-		k.deks[id] = d
+		k.linkDEK(d, k.cfg.Now().UnixNano())
 	}
 	k.mu.Unlock()
 	return d, nil

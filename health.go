@@ -51,7 +51,7 @@ func (k *Keyring) Check(ctx context.Context, tenant string) ([]KeyHealth, error)
 		if err != nil {
 			return nil, fmt.Errorf("byok: reading the %s key of tenant %q: %w", kind, tenant, err)
 		}
-		t, err := k.tenantKey(ctx, tkID{tenant, kind, rec.Epoch})
+		t, err := k.lookupTK(ctx, tkID{tenant, kind, rec.Epoch}, false)
 		if err != nil {
 			return nil, err
 		}

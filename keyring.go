@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -32,6 +34,12 @@ const (
 	DefaultDEKMaxMessages = 1 << 28
 	DefaultDEKMaxAge      = 24 * time.Hour
 	DefaultCallTimeout    = 10 * time.Second
+	// DefaultMaxTenantKeys, DefaultMaxDEKs and DefaultTenantKeyIdleTimeout
+	// bound the caches; docs/operations.md ("Cache limits") gives the
+	// memory one entry costs and how to size them.
+	DefaultMaxTenantKeys        = 50_000
+	DefaultMaxDEKs              = 200_000
+	DefaultTenantKeyIdleTimeout = time.Hour
 )
 
 // CustomerKMS returns the provider that holds a tenant's customer-managed
@@ -64,6 +72,21 @@ type Config struct {
 	// CallTimeout bounds each provider call the keyring makes.
 	CallTimeout time.Duration
 
+	// MaxTenantKeys and MaxDEKs bound the number of tenant keys and DEKs
+	// cached in memory; the least recently used (approximately) are
+	// evicted beyond them, and evicting a tenant key evicts its DEKs. An
+	// evicted entry is simply not cached: its next use loads it again
+	// and checks its tenant key with the providers. Zero means the
+	// default; negative means no limit.
+	MaxTenantKeys int
+	MaxDEKs       int
+	// TenantKeyIdleTimeout drops a tenant key (and its DEKs) that no data
+	// call used for that long, and DEKs other than a scope's active one
+	// unused for that long: the keyring no longer re-validates what is
+	// not used. Check is not a use. Zero means the default; negative
+	// means never.
+	TenantKeyIdleTimeout time.Duration
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// OnEvent, if set, is called (synchronously, keep it short) on every
@@ -92,6 +115,24 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = DefaultCallTimeout
+	}
+	switch {
+	case c.MaxTenantKeys == 0:
+		c.MaxTenantKeys = DefaultMaxTenantKeys
+	case c.MaxTenantKeys < 0:
+		c.MaxTenantKeys = math.MaxInt
+	}
+	switch {
+	case c.MaxDEKs == 0:
+		c.MaxDEKs = DefaultMaxDEKs
+	case c.MaxDEKs < 0:
+		c.MaxDEKs = math.MaxInt
+	}
+	switch {
+	case c.TenantKeyIdleTimeout == 0:
+		c.TenantKeyIdleTimeout = DefaultTenantKeyIdleTimeout
+	case c.TenantKeyIdleTimeout < 0:
+		c.TenantKeyIdleTimeout = math.MaxInt64
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -142,6 +183,13 @@ type Keyring struct {
 	// tenant is forgotten: they win over a policy a concurrent load read
 	// from the store before SetPolicy wrote it.
 	policies map[string]Policy
+	// The caches' bounds (cache.go).
+	tkClock        clock[*tenantKey]
+	dekClock       clock[*dek]
+	retiredDEKHits uint64
+
+	tkStats, dekStats cacheCounters
+	nextSweep         atomic.Int64 // Unix nanoseconds
 }
 
 // tkID names one tenant key.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openbyok/byok/internal/envelope"
@@ -23,6 +24,13 @@ import (
 // only by check, which runs once at a time per key.
 type tenantKey struct {
 	id tkID
+	ce cacheEntry
+	// forgotten is set when Forget took the entry out of the cache (an
+	// eviction does not set it).
+	forgotten atomic.Bool
+	// deks lists the cached DEKs wrapped under this key (guarded by
+	// Keyring.mu).
+	deks *dek
 
 	// valid is when aead must next be checked; closed when the key must
 	// not be used.
@@ -85,6 +93,7 @@ func (k *Keyring) ensure(ctx context.Context, t *tenantKey) (cipher.AEAD, error)
 // fail as it is, or needs a provider call, and makes the call.
 func (k *Keyring) checkIfDue(t *tenantKey) (cipher.AEAD, error) {
 	now := k.cfg.Now()
+	k.maybeSweep(now.UnixNano())
 	t.mu.Lock()
 	if t.aead != nil && k.usable(t) {
 		a := t.aead
@@ -246,22 +255,11 @@ func (k *Keyring) drop(t *tenantKey) {
 	t.key, t.aead = nil, nil
 }
 
-// dropDEKs removes every cached DEK wrapped under t.
+// dropDEKs removes every cached DEK wrapped under t and wipes them.
 func (k *Keyring) dropDEKs(t *tenantKey) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for id, d := range k.deks {
-		if d.tk == t {
-			clear(d.key)
-			delete(k.deks, id)
-		}
-	}
-	for s, a := range k.active {
-		if a.dek.tk == t {
-			a.expires.close(k)
-			delete(k.active, s)
-		}
-	}
+	k.unlinkDEKs(t, true)
 }
 
 // backoff is the wait before the n-th consecutive retry after a transient
@@ -331,13 +329,26 @@ func (k *Keyring) emit(e Event) {
 	}
 }
 
-// tenantKey returns the cache entry of a tenant key, creating it (without
-// material) on first use.
+// tenantKey returns the cache entry of a tenant key that a data call
+// needs, creating it (without material) on first use.
 func (k *Keyring) tenantKey(ctx context.Context, id tkID) (*tenantKey, error) {
+	return k.lookupTK(ctx, id, true)
+}
+
+// lookupTK is tenantKey; use says whether the lookup counts as a use of
+// the key (Check's does not: a key only the health monitor checks goes
+// idle).
+func (k *Keyring) lookupTK(ctx context.Context, id tkID, use bool) (*tenantKey, error) {
+	now := k.cfg.Now().UnixNano()
+	k.maybeSweep(now)
 	k.mu.RLock()
 	t := k.tks[id]
 	k.mu.RUnlock()
 	if t != nil {
+		k.tkStats.hits.Add(1)
+		if use {
+			t.ce.touch()
+		}
 		return t, nil
 	}
 	ten, err := k.cfg.Store.Tenant(ctx, id.tenant)
@@ -347,16 +358,21 @@ func (k *Keyring) tenantKey(ctx context.Context, id tkID) (*tenantKey, error) {
 	if err != nil {
 		return nil, &UnavailableError{Tenant: id.tenant, Kind: id.kind, Err: err}
 	}
+	var evicted []*tenantKey
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	if t = k.tks[id]; t == nil {
 		policy := ten.Policy
 		if p, ok := k.policies[id.tenant]; ok {
 			policy = p
 		}
 		t = &tenantKey{id: id, policy: policy}
-		k.tks[id] = t
+		evicted = k.linkTK(t, now)
+		k.tkStats.misses.Add(1)
+	} else {
+		k.tkStats.hits.Add(1)
 	}
+	k.mu.Unlock()
+	k.wipeEvicted(evicted)
 	return t, nil
 }
 

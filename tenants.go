@@ -80,7 +80,7 @@ func (k *Keyring) Forget(tenant string) {
 	dropped := k.cached(tenant)
 	k.mu.Lock()
 	for _, t := range dropped {
-		delete(k.tks, t.id)
+		k.unlinkTK(t, true)
 	}
 	delete(k.policies, tenant) // the store is the truth again
 	k.mu.Unlock()
