@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -139,6 +140,86 @@ func (c *Client) PlatformInventory(ctx context.Context) (Inventory, error) {
 	var inv Inventory
 	err := c.do(ctx, request{method: http.MethodGet, path: p("v1", "platform-key", "inventory")}, &inv)
 	return inv, err
+}
+
+// PlatformRekey is the state of the platform re-key: what is left under
+// older versions of the platform root key (the same on every replica) and
+// the answering replica's latest run.
+type PlatformRekey struct {
+	// Current is the versioned id of the key's current version.
+	Current string `json:"current"`
+	// Remaining counts the shares and sealed credentials still under
+	// older versions; 0 means every older version is safe to retire.
+	Remaining int `json:"remaining"`
+	// Run is the replica's latest run; nil if none ran there.
+	Run *PlatformRun `json:"run,omitempty"`
+}
+
+// PlatformRun is one run of the platform re-key.
+type PlatformRun struct {
+	ID     string `json:"id"`
+	Target string `json:"target"`
+	// State is "running", "done" or "failed".
+	State    string    `json:"state"`
+	Total    int       `json:"total"`
+	Done     int       `json:"done"`
+	Failed   int       `json:"failed"`
+	Error    string    `json:"error"`
+	Actor    Actor     `json:"actor"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+}
+
+// Job returns the run as a [Job] of kind "platform-rekey", for progress
+// displays.
+func (r PlatformRun) Job() Job {
+	return Job{ID: r.ID, Kind: "platform-rekey", State: r.State, Done: int64(r.Done), Total: int64(r.Total), Error: r.Error, Actor: r.Actor}
+}
+
+// StartPlatformRekey starts moving everything under older versions of the
+// platform root key onto its current version, or returns the run already
+// in progress on the answering replica.
+func (c *Client) StartPlatformRekey(ctx context.Context) (PlatformRekey, error) {
+	var r PlatformRekey
+	err := c.do(ctx, request{method: http.MethodPost, path: p("v1", "platform-key", "rekey")}, &r)
+	return r, err
+}
+
+// PlatformRekey reads the state of the platform re-key.
+func (c *Client) PlatformRekey(ctx context.Context) (PlatformRekey, error) {
+	var r PlatformRekey
+	err := c.do(ctx, request{method: http.MethodGet, path: p("v1", "platform-key", "rekey")}, &r)
+	return r, err
+}
+
+// WaitPlatformRekey reads the state of the platform re-key every interval,
+// passing it to progress if not nil, until the run with id has finished
+// (or, when the answering replica does not know it, nothing is left), and
+// returns the last state.
+func (c *Client) WaitPlatformRekey(ctx context.Context, id string, interval time.Duration, progress func(PlatformRekey)) (PlatformRekey, error) {
+	if interval <= 0 {
+		return PlatformRekey{}, fmt.Errorf("client: WaitPlatformRekey's interval is %s; give a positive one, such as 1s", interval)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		r, err := c.PlatformRekey(ctx)
+		if err != nil {
+			return r, err
+		}
+		if progress != nil {
+			progress(r)
+		}
+		mine := r.Run != nil && r.Run.ID == id
+		if (mine && r.Run.State != "running") || (!mine && r.Remaining == 0) {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // AuditQuery selects audit events. The zero value selects every event of

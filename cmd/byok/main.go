@@ -30,6 +30,7 @@ var commands = []command{
 	{"audit", "verify or export the audit log of a SQLite database", runAudit},
 	{"tenant", "create, list and show tenants, set their policy (operator)", runTenant},
 	{"token", "create, list and revoke API tokens (operator)", runToken},
+	{"platform-key", "show the platform root key and its versions, re-key onto its current version (operator)", runPlatformKey},
 	{"key", "configure, test, schedule, rotate, re-key and disable a tenant's key (tenant admin)", runKey},
 	{"encrypt", "encrypt stdin for a tenant's scope (service)", runEncrypt},
 	{"decrypt", "decrypt stdin for a tenant's scope (service)", runDecrypt},
