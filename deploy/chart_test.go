@@ -268,9 +268,11 @@ func TestChartDefaults(t *testing.T) {
 // password from a Secret the platform manages, and tune the keyring.
 func TestChartOverrides(t *testing.T) {
 	r := mustRender(t, merge(siteValues(), map[string]any{
-		"replicaCount":   5,
-		"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}},
-		"postgres":       map[string]any{"passwordSecret": map[string]any{"name": "byok-db", "key": "pw"}},
+		"replicaCount":      5,
+		"serviceMonitor":    map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}},
+		"postgres":          map[string]any{"passwordSecret": map[string]any{"name": "byok-db", "key": "pw"}},
+		"extraVolumes":      []any{map[string]any{"name": "pg-client", "secret": map[string]any{"secretName": "byok-pg-client", "defaultMode": 0o400}}},
+		"extraVolumeMounts": []any{map[string]any{"name": "pg-client", "mountPath": "/etc/byok-pg", "readOnly": true}},
 		"config": map[string]any{
 			"listen":  ":9090",
 			"keyring": map[string]any{"check_interval": "30s", "max_staleness": "30m"},
@@ -299,6 +301,14 @@ func TestChartOverrides(t *testing.T) {
 	if pg == nil || pg.Value != "" || pg.ValueFrom == nil || pg.ValueFrom.SecretKeyRef == nil ||
 		pg.ValueFrom.SecretKeyRef.Name != "byok-db" || pg.ValueFrom.SecretKeyRef.Key != "pw" {
 		t.Errorf("PGPASSWORD %+v; want it from Secret byok-db, key pw", pg)
+	}
+
+	extra := false
+	for _, m := range c.VolumeMounts {
+		extra = extra || (m.Name == "pg-client" && m.MountPath == "/etc/byok-pg")
+	}
+	if !extra || d.Spec.Template.Spec.Volumes[len(d.Spec.Template.Spec.Volumes)-1].Secret == nil {
+		t.Errorf("extraVolumes/extraVolumeMounts not rendered: mounts %+v", c.VolumeMounts)
 	}
 
 	var sm struct {
