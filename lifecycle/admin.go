@@ -107,7 +107,8 @@ func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant strin
 		settings.Provider = ProviderAzure
 	}
 	settings.Tenant = tenant
-	if err := s.checkSettings(settings, keepSecret); err != nil {
+	settings = s.withIdentityDefaults(ctx, settings)
+	if err := s.checkSettings(ctx, settings, keepSecret); err != nil {
 		return CustomerKey{}, err
 	}
 	full := settings
@@ -119,6 +120,10 @@ func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant strin
 		full.Secret = stored.Secret
 	}
 	if _, err := s.cfg.Connector.Provider(ctx, full); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return CustomerKey{}, fe
+		}
 		return CustomerKey{}, &FieldError{Field: "key_id", Reason: err.Error()}
 	}
 	if settings.Secret.IsSet() {
@@ -144,8 +149,9 @@ func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant strin
 // checkSettings reports the first invalid field of ks as a [*FieldError].
 // keepSecret says that an unset secret keeps the stored one. A key id that
 // names the platform root key (or a version of it) is refused: the
-// customer's key must be the customer's.
-func (s *Service) checkSettings(ks KeySettings, keepSecret bool) error {
+// customer's key must be the customer's. The managed-identity and
+// workload-identity modes are checked by checkIdentity.
+func (s *Service) checkSettings(ctx context.Context, ks KeySettings, keepSecret bool) error {
 	if ks.Provider != ProviderAzure {
 		return &FieldError{Field: "provider", Reason: fmt.Sprintf("is %q; the only provider is %q", ks.Provider, ProviderAzure)}
 	}
@@ -153,6 +159,9 @@ func (s *Service) checkSettings(ks KeySettings, keepSecret bool) error {
 		return &FieldError{Field: "key_id", Reason: "names the platform's own root key; give the identifier of a key in your own vault"}
 	}
 	for _, f := range []struct{ name, v string }{{"key_id", ks.KeyID}, {"directory_id", ks.DirectoryID}, {"client_id", ks.ClientID}} {
+		if f.v == "" && (f.name == "client_id" && ks.Credential == CredentialWorkloadIdentity || f.name != "key_id" && ks.Credential == CredentialManagedIdentity) {
+			continue // checkIdentity says what these modes need
+		}
 		if f.v == "" {
 			return &FieldError{Field: f.name, Reason: "is empty"}
 		}
@@ -172,9 +181,13 @@ func (s *Service) checkSettings(ks KeySettings, keepSecret bool) error {
 		if !ks.Secret.IsSet() && !keepSecret {
 			return &FieldError{Field: "secret", Reason: fmt.Sprintf("is empty; the %s credential needs one", ks.Credential)}
 		}
+	case CredentialManagedIdentity, CredentialWorkloadIdentity:
+		if err := s.checkIdentity(ctx, ks); err != nil {
+			return err
+		}
 	default:
-		return &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; use %q, %q or %q",
-			ks.Credential, CredentialPlatformApp, CredentialClientSecret, CredentialCertificate)}
+		return &FieldError{Field: "credential", Reason: fmt.Sprintf("is %q; use %q, %q, %q, %q or %q",
+			ks.Credential, CredentialPlatformApp, CredentialClientSecret, CredentialCertificate, CredentialManagedIdentity, CredentialWorkloadIdentity)}
 	}
 	limit := maxSecretLen
 	if ks.Credential == CredentialCertificate {
@@ -488,8 +501,9 @@ func (s *Service) rotationTarget(ctx context.Context, actor audit.Actor, rec Rec
 			next.Provider = ProviderAzure
 		}
 		next.Tenant = rec.Tenant
+		next = s.withIdentityDefaults(ctx, next)
 		keep := !next.Secret.IsSet() && next.Credential == cur.Credential && cur.Secret.IsSet()
-		if err := s.checkSettings(next, keep); err != nil {
+		if err := s.checkSettings(ctx, next, keep); err != nil {
 			return KeySettings{}, err
 		}
 		if keep {

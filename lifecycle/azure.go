@@ -18,15 +18,34 @@ import (
 )
 
 // AzureConnector is the [Connector] of Azure Key Vault over kms/azurekv.
+// Its exported fields are set before first use and not changed after.
 type AzureConnector struct {
 	// Platform is the platform's own multi-tenant app, used for tenants
 	// whose credential is [CredentialPlatformApp].
 	Platform azurekv.PlatformApp
+	// ManagedIdentity is the platform's managed identity, offered to
+	// tenants whose vault is in the platform's own directory HomeTenant
+	// (credential mode [CredentialManagedIdentity]): they give it a role
+	// on their vault. The zero value is the host's system-assigned
+	// identity; ClientID or ResourceID name a user-assigned one. Nil, or
+	// an empty HomeTenant: the mode is not offered.
+	ManagedIdentity *azurekv.ManagedIdentity
+	// HomeTenant is the platform's own directory (tenant) id, where
+	// ManagedIdentity lives; managed-identity settings must name it as
+	// their directory.
+	HomeTenant string
+	// Workload is the platform's workload identity, offered to tenants
+	// whose own app trusts it through a federated identity credential
+	// (credential mode [CredentialWorkloadIdentity]); nil: the mode is not
+	// offered.
+	Workload *WorkloadFederation
 	// Transport, Timeout and Logger are passed to every azurekv.Config;
 	// tests pass kvemu's transport.
 	Transport policy.Transporter
 	Timeout   time.Duration
 	Logger    *slog.Logger
+
+	principals principalCache // who ManagedIdentity is (azureidentity.go)
 }
 
 // NewAzureConnector returns a connector that signs in as platform for
@@ -36,10 +55,27 @@ func NewAzureConnector(platform azurekv.PlatformApp) *AzureConnector {
 }
 
 var (
-	_ Connector      = (*AzureConnector)(nil)
-	_ ProgressTester = (*AzureConnector)(nil)
-	_ KeyLister      = (*AzureConnector)(nil)
+	_ Connector       = (*AzureConnector)(nil)
+	_ ProgressTester  = (*AzureConnector)(nil)
+	_ KeyLister       = (*AzureConnector)(nil)
+	_ IdentityOfferer = (*AzureConnector)(nil)
 )
+
+// WorkloadFederation is the platform's workload identity: the federated
+// token byok presents as the client assertion of a customer's app, and the
+// issuer and subject that app's federated credential must name (shown in
+// the setup steps; read from the token when empty).
+type WorkloadFederation struct {
+	// TokenFile holds the workload's current token (on AKS the file named
+	// by AZURE_FEDERATED_TOKEN_FILE, which kubelet refreshes); it is read
+	// at every sign-in.
+	TokenFile string
+	// Issuer is the platform's OIDC issuer URL, e.g. the AKS cluster's
+	// OIDC issuer.
+	Issuer string
+	// Subject is byok's workload, e.g. system:serviceaccount:byok:byok.
+	Subject string
+}
 
 // CertificateSecret encodes a certificate credential as the [Secret] of
 // settings with [CredentialCertificate]: the private key as a PKCS #8
@@ -158,10 +194,12 @@ func parseCertificateSecret(sec Secret) (azurekv.CertificateSet, error) {
 }
 
 // config turns settings into an azurekv.Config, or an error wrapping
-// byok.ErrInvalidInput that says what is wrong. The byok tenant s.Tenant
-// is the key's required owner tag with [CredentialPlatformApp]: the
-// platform's own app proves nothing about who owns a directory, so the
-// key must carry the tag byok-tenant=<tenant> (azurekv.OwnerTagName).
+// byok.ErrInvalidInput that says what is wrong (a [*FieldError] on
+// "credential" for a mode the connector does not offer). The byok tenant
+// s.Tenant is the key's required owner tag with the platform's shared
+// identities ([CredentialMode.SharedIdentity]): they prove nothing about
+// who owns a directory or a vault, so the key must carry the tag
+// byok-tenant=<tenant> (azurekv.OwnerTagName).
 func (c *AzureConnector) config(s KeySettings) (azurekv.Config, error) {
 	if _, err := azurekv.ParseKeyID(s.KeyID); err != nil {
 		return azurekv.Config{}, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
@@ -178,9 +216,20 @@ func (c *AzureConnector) config(s KeySettings) (azurekv.Config, error) {
 			return azurekv.Config{}, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
 		}
 		cfg.Credential = azurekv.ClientCertificate{ClientID: s.ClientID, Certificates: set}
+	case CredentialManagedIdentity:
+		if why := c.notOffered(s.Credential); why != "" {
+			return azurekv.Config{}, &FieldError{Field: "credential", Reason: why}
+		}
+		cfg.Credential, cfg.IdentityTenant = *c.ManagedIdentity, c.HomeTenant
+	case CredentialWorkloadIdentity:
+		if why := c.notOffered(s.Credential); why != "" {
+			return azurekv.Config{}, &FieldError{Field: "credential", Reason: why}
+		}
+		cfg.Credential = azurekv.WorkloadIdentity{ClientID: s.ClientID, TokenFile: c.Workload.TokenFile}
 	default:
 		return azurekv.Config{}, fmt.Errorf("%w: unknown credential mode %q", byok.ErrInvalidInput, s.Credential)
 	}
+	cfg.SharedIdentity = s.Credential.SharedIdentity()
 	if err := cfg.Validate(); err != nil {
 		return azurekv.Config{}, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
 	}
@@ -216,6 +265,9 @@ func (c *AzureConnector) TestProgress(ctx context.Context, s KeySettings, progre
 	cfg, err := c.config(s)
 	if err != nil {
 		ch := Check{Name: azurekv.CheckKeyURI, Outcome: Fail, Detail: err.Error(), Remedy: "fix the settings and test again"}
+		if fe := (*FieldError)(nil); errors.As(err, &fe) {
+			ch.Name = azurekv.CheckSettings
+		}
 		if progress != nil {
 			progress(ch)
 		}

@@ -82,7 +82,39 @@ const (
 	// CredentialCertificate: the customer's own app trusts a certificate;
 	// Secret holds its PEM private key and certificate chain.
 	CredentialCertificate CredentialMode = "certificate"
+	// CredentialManagedIdentity: the platform's own managed identity holds
+	// a role on the customer's vault, which must be in the platform's own
+	// directory (the Azure AI services model, for customers that live in
+	// it, e.g. business units). DirectoryID is the platform's directory;
+	// ClientID and Secret are empty: the identity is the platform's, from
+	// its configuration. Offered only when the connector has one
+	// ([IdentityOfferer]).
+	CredentialManagedIdentity CredentialMode = "managed-identity"
+	// CredentialWorkloadIdentity: the customer's own app (ClientID, in
+	// DirectoryID) has a federated identity credential that trusts the
+	// platform's workload; byok presents the platform's workload token as
+	// the assertion. Secret is empty: there is none anywhere. Offered only
+	// when the connector has a workload identity ([IdentityOfferer]).
+	CredentialWorkloadIdentity CredentialMode = "workload-identity"
 )
+
+// CredentialModes lists every credential mode, in the order the console
+// offers them.
+var CredentialModes = []CredentialMode{CredentialPlatformApp, CredentialClientSecret, CredentialCertificate,
+	CredentialManagedIdentity, CredentialWorkloadIdentity}
+
+// SharedIdentity reports whether m signs in with an identity of the
+// platform that other tenants use too (platform-app, managed-identity,
+// workload-identity): such an identity proves nothing about who owns a
+// key, so the key must carry the tag byok-tenant=<tenant>.
+func (m CredentialMode) SharedIdentity() bool {
+	return m == CredentialPlatformApp || m == CredentialManagedIdentity || m == CredentialWorkloadIdentity
+}
+
+// HasSecret reports whether m needs a Secret (client-secret, certificate).
+func (m CredentialMode) HasSecret() bool {
+	return m == CredentialClientSecret || m == CredentialCertificate
+}
 
 // Secret is a write-only credential: it is set by the tenant admin, stored
 // wrapped under the platform root key, handed to the [Connector], and
@@ -120,9 +152,11 @@ type KeySettings struct {
 	// A versionless id follows the key's current version (automatic
 	// rotation); a versioned one is pinned until the admin rotates.
 	KeyID string
-	// DirectoryID is the customer's Entra tenant (directory) id.
+	// DirectoryID is the customer's Entra tenant (directory) id; with
+	// [CredentialManagedIdentity], the platform's own.
 	DirectoryID string
-	// ClientID is the app the platform signs in as.
+	// ClientID is the app the platform signs in as: the platform's app,
+	// or the customer's own; empty with [CredentialManagedIdentity].
 	ClientID string
 	// Credential is how the platform signs in.
 	Credential CredentialMode
@@ -131,8 +165,9 @@ type KeySettings struct {
 	// Tenant is the byok tenant whose key these settings name. The
 	// lifecycle sets it from the tenant record before it passes settings
 	// to a [Connector] (whatever a caller put there), and stores nor
-	// hashes it: with [CredentialPlatformApp] the key must carry the tag
-	// byok-tenant=<Tenant> to prove that the tenant owns it.
+	// hashes it: with a shared identity ([CredentialMode.SharedIdentity])
+	// the key must carry the tag byok-tenant=<Tenant> to prove that the
+	// tenant owns it.
 	Tenant string
 }
 
