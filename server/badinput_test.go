@@ -123,6 +123,13 @@ func TestBadInput(t *testing.T) {
 		{"duplicate tenant", "POST", "/v1/tenants", e.operator, map[string]any{"id": "acme"}, 409, CodeExists, ""},
 		{"key id of an unknown provider", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"key_id": "https://v.vault.azure.net/keys/k", "directory_id": "d", "client_id": "c", "credential": "client-secret", "secret": "x"}, 400, CodeInvalidInput, "key_id"},
 		{"missing key id", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"directory_id": "d"}, 400, CodeInvalidInput, "key_id"},
+		{"unknown credential mode", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"key_id": e.cmk, "directory_id": "d", "client_id": "c", "credential": "managed_identity"}, 400, CodeInvalidInput, "credential"},
+		{"managed identity not offered", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"key_id": e.cmk, "directory_id": "d", "credential": "managed-identity"}, 400, CodeInvalidInput, "credential"},
+		{"managed identity with a secret", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"key_id": e.cmk, "directory_id": "d", "credential": "managed-identity", "secret": "x"}, 400, CodeInvalidInput, "secret"},
+		{"managed identity with a client id", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"key_id": e.cmk, "directory_id": "d", "client_id": "c", "credential": "managed-identity"}, 400, CodeInvalidInput, "client_id"},
+		{"workload identity not offered", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"key_id": e.cmk, "directory_id": "d", "client_id": "c", "credential": "workload-identity"}, 400, CodeInvalidInput, "credential"},
+		{"workload identity without a client id", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"key_id": e.cmk, "directory_id": "d", "credential": "workload-identity"}, 400, CodeInvalidInput, "client_id"},
+		{"workload identity with a secret", "PUT", "/v1/tenants/acme/key", admin, map[string]any{"key_id": e.cmk, "directory_id": "d", "client_id": "c", "credential": "workload-identity", "secret": "x"}, 400, CodeInvalidInput, "secret"},
 		// The lifecycle's rules.
 		{"enforcement date in the past", "POST", "/v1/tenants/acme/key/proceed", admin, map[string]any{"enforce_at": past}, 400, CodeInvalidInput, "enforce_at"},
 		{"enforcement date not a date", "POST", "/v1/tenants/acme/key/proceed", admin, map[string]any{"enforce_at": "next week"}, 400, CodeInvalidInput, "enforce_at"},
