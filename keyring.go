@@ -38,7 +38,7 @@ const (
 	// bound the caches; docs/operations.md ("Cache limits") gives the
 	// memory one entry costs and how to size them.
 	DefaultMaxTenantKeys        = 50_000
-	DefaultMaxDEKs              = 200_000
+	DefaultMaxDEKs              = 100_000
 	DefaultTenantKeyIdleTimeout = time.Hour
 )
 
