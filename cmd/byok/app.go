@@ -16,8 +16,6 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/config"
-	"github.com/openbyok/byok/kms/azurekv"
-	"github.com/openbyok/byok/kms/local"
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/console"
@@ -38,7 +36,7 @@ type metadataStore interface {
 type app struct {
 	db      metadataStore
 	pg      *postgres.DB // the same store when it is PostgreSQL: replicas
-	prk     *local.Key
+	prk     platformKey
 	audit   *audit.Log
 	usage   *audit.Counter
 	lc      *lifecycle.Service
@@ -84,10 +82,19 @@ func (a *app) replicaHooks(replica string) (func(byok.Event), func(string)) {
 	return event, notify
 }
 
-// openApp builds the service that cfg describes.
+// openApp builds the service that cfg describes. The platform root key
+// and the platform's Azure identities are checked before the store is
+// opened: a configuration that cannot serve writes nothing.
 func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *slog.Logger) (*app, error) {
 	a := &app{logger: logger}
 	var err error
+	if a.prk, err = openPlatformKey(ctx, cfg.PlatformKey, opts, logger); err != nil {
+		return nil, err
+	}
+	connector, err := azureConnector(ctx, cfg.Azure, opts, logger)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Store.Postgres != "" {
 		if a.pg, err = postgres.Open(ctx, cfg.Store.Postgres); err != nil {
 			return nil, err
@@ -96,21 +103,6 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	} else if a.db, err = sqlite.Open(ctx, cfg.Store.SQLite); err != nil {
 		return nil, err
 	}
-	if a.prk, err = openPlatformKey(cfg.PlatformKey, opts.getenv); err != nil {
-		a.db.Close()
-		return nil, err
-	}
-	connector := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
-	if cfg.Azure.ClientID != "" {
-		secret := opts.getenv(cfg.Azure.ClientSecretEnv)
-		if secret == "" {
-			a.db.Close()
-			return nil, fmt.Errorf("azure.client_secret_env names %s, which is empty: set it to the platform app's client secret", cfg.Azure.ClientSecretEnv)
-		}
-		connector = lifecycle.NewAzureConnector(azurekv.PlatformApp{ClientID: cfg.Azure.ClientID, Secret: secret})
-	}
-	connector.Transport = opts.azureTransport
-	connector.Logger = logger
 
 	a.audit = audit.New(a.db, nil)
 	a.usage = audit.NewCounter(a.audit)
@@ -122,8 +114,8 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 		BatchSize:     cfg.Jobs.BatchSize,
 		Changed:       changed,
 		Store:         a.db,
-		PlatformKMS:   metrics.InstrumentProvider("platform", a.prk),
-		PlatformKeyID: a.prk.KeyID(),
+		PlatformKMS:   metrics.InstrumentProvider("platform", a.prk.kms),
+		PlatformKeyID: a.prk.id,
 		Connector:     metrics.InstrumentConnector(connector),
 		Audit:         a.audit,
 		Logger:        logger,
@@ -142,7 +134,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	}
 	api, err := server.New(server.Config{
 		Lifecycle: a.lc, Store: a.db, Audit: a.audit,
-		PlatformKMS: a.prk, PlatformKeyID: a.prk.KeyID(),
+		PlatformKMS: a.prk.kms, PlatformKeyID: a.prk.id,
 		Metrics: metrics, Logger: logger, Usage: a.usage,
 	})
 	if err != nil {
@@ -163,19 +155,6 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	mux.Handle("/", api)
 	a.handler = mux
 	return a, nil
-}
-
-// openPlatformKey opens the key file (created on first run) or parses the
-// key from the environment variable the configuration names.
-func openPlatformKey(c config.PlatformKey, getenv func(string) string) (*local.Key, error) {
-	if c.File != "" {
-		return local.Open(c.File)
-	}
-	v := getenv(c.Env)
-	if v == "" {
-		return nil, fmt.Errorf("platform_key.env names %s, which is empty: set it to the content of a key file", c.Env)
-	}
-	return local.Parse(v)
 }
 
 // run serves on ln and runs the lifecycle's scheduler, monitor and jobs

@@ -62,7 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.TLS.CertFile != "" {
 		scheme = "https"
 	}
-	logger.Info("byok serving", "url", scheme+"://"+ln.Addr().String(), "platform_key", a.prk.KeyID(), "replicas", a.pg != nil)
+	logger.Info("byok serving", "url", scheme+"://"+ln.Addr().String(), "platform_key", a.prk.id, "replicas", a.pg != nil)
 	return a.run(ctx, ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
 }
 
