@@ -14,14 +14,18 @@
 
 ARG GO_VERSION=1.26
 
-FROM golang:${GO_VERSION} AS build
+# The build runs on the builder's platform and cross-compiles for the
+# target's (docker buildx build --platform linux/amd64,linux/arm64 .).
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
+ARG TARGETOS=linux
+ARG TARGETARCH
 WORKDIR /src
-ENV CGO_ENABLED=0 GOOS=linux GOFLAGS=-mod=readonly
+ENV CGO_ENABLED=0 GOFLAGS=-mod=readonly
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/byok ./cmd/byok \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/byok ./cmd/byok \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian13:nonroot
