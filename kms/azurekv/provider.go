@@ -51,6 +51,7 @@ type Provider struct {
 	mu      sync.Mutex
 	clients map[string]*azkeys.Client // by vault host
 	costs   sync.Map                  // versionless key id → budget cost of one operation
+	kinds   sync.Map                  // versionless key id → keyKind, from Describe
 	owned   sync.Map                  // key id as described → struct{}: it carries the owner tag (PlatformApp only)
 }
 
@@ -168,9 +169,13 @@ func (p *Provider) cost(id KeyID) float64 {
 	return 1
 }
 
-// Wrap wraps plaintext (1 to [kms.MaxPlaintext] bytes) under keyID with
-// the configured algorithm and mode; a versionless keyID uses the key's
-// current version. The result records the versioned id the vault used.
+// Wrap wraps plaintext (1 to [kms.MaxPlaintext] bytes) under keyID; a
+// versionless keyID uses the key's current version. The result records the
+// versioned id the vault used and the algorithm: the configured one with
+// an RSA key; with an oct-HSM (AES) key, [AlgorithmA256KW] for a multiple
+// of 8 bytes (at least 16), else [AlgorithmAESKeyWrapPad]. The key's type
+// is learnt once per versionless key: from a Describe for a Managed HSM
+// key, and only if the vault refuses the RSA algorithm for a vault key.
 //
 // With the [PlatformApp] credential, Wrap first makes sure (with one
 // Describe per key id for the provider's life) that the key carries the
@@ -189,21 +194,20 @@ func (p *Provider) Wrap(ctx context.Context, keyID string, plaintext []byte) (km
 	if err := p.checkOwner(ctx, "wrap", keyID, id); err != nil {
 		return kms.Wrapped{}, err
 	}
-	alg := p.cfg.algorithm()
-	params := azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithm(alg)), Value: bytes.Clone(plaintext)}
-	var kid *azkeys.ID
-	var result []byte
-	err = p.call(ctx, "wrap", keyID, id, func(ctx context.Context, c *azkeys.Client) error {
-		if p.cfg.mode() == ModeEncrypt {
-			r, err := c.Encrypt(ctx, id.Name, id.Version, params, nil)
-			kid, result = r.KID, r.Result
-			return err
+	kind, known, err := p.kind(ctx, "wrap", keyID, id)
+	if err != nil {
+		return kms.Wrapped{}, err
+	}
+	alg, kid, result, err := p.wrap(ctx, keyID, id, kind, plaintext)
+	if err != nil && !known && kms.ReasonOf(err) == kms.ReasonBadRequest {
+		// The vault refused the RSA algorithm: learn the key's type once
+		// (an oct-HSM key in a premium vault) and wrap accordingly.
+		if p.learnKind(ctx, "wrap", keyID) == nil {
+			if k, _, _ := p.kind(ctx, "wrap", keyID, id); k != kindRSA {
+				alg, kid, result, err = p.wrap(ctx, keyID, id, k, plaintext)
+			}
 		}
-		r, err := c.WrapKey(ctx, id.Name, id.Version, params, nil)
-		kid, result = r.KID, r.Result
-		return err
-	})
-	clear(params.Value)
+	}
 	if err != nil {
 		return kms.Wrapped{}, err
 	}
@@ -212,6 +216,31 @@ func (p *Provider) Wrap(ctx context.Context, keyID string, plaintext []byte) (km
 		return kms.Wrapped{}, &kms.Error{Op: "wrap", KeyID: keyID, Class: kms.Transient, Reason: kms.ReasonUnavailable, Err: err}
 	}
 	return kms.Wrapped{KeyID: used.String(), Algorithm: alg, Ciphertext: result}, nil
+}
+
+// wrap makes the vault call of Wrap for a key of kind k.
+func (p *Provider) wrap(ctx context.Context, keyID string, id KeyID, k keyKind, plaintext []byte) (alg string, kid *azkeys.ID, result []byte, err error) {
+	switch {
+	case k == kindRSA:
+		alg = p.cfg.algorithm()
+	case k == kindAES && p.cfg.mode() != ModeEncrypt:
+		alg = aesWrapAlgorithm(len(plaintext))
+	default:
+		return "", nil, nil, unsupportedKind(keyID, k, p.cfg.mode())
+	}
+	params := azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithm(alg)), Value: bytes.Clone(plaintext)}
+	defer clear(params.Value)
+	err = p.call(ctx, "wrap", keyID, id, func(ctx context.Context, c *azkeys.Client) error {
+		if k == kindRSA && p.cfg.mode() == ModeEncrypt {
+			r, err := c.Encrypt(ctx, id.Name, id.Version, params, nil)
+			kid, result = r.KID, r.Result
+			return err
+		}
+		r, err := c.WrapKey(ctx, id.Name, id.Version, params, nil)
+		kid, result = r.KID, r.Result
+		return err
+	})
+	return alg, kid, result, err
 }
 
 // versionedID returns the versioned id a vault answered, checking that it
@@ -233,7 +262,8 @@ func versionedID(kid *azkeys.ID, asked KeyID) (KeyID, error) {
 func equalFold(a, b string) bool { return len(a) == len(b) && bytes.EqualFold([]byte(a), []byte(b)) }
 
 // Unwrap unwraps w with exactly the version w.KeyID names, with w's
-// algorithm and the configured mode.
+// algorithm: an RSA algorithm in the configured mode, an AES key-wrap
+// algorithm with unwrapKey.
 func (p *Provider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
 	id, err := ParseKeyID(w.KeyID)
 	if err != nil {
@@ -245,15 +275,15 @@ func (p *Provider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
 	switch {
 	case id.Version == "":
 		return nil, invalid("azurekv: the wrapped value's key id has no version; Wrap always records one, so it was altered")
-	case w.Algorithm != AlgorithmRSAOAEP256 && w.Algorithm != AlgorithmRSAOAEP:
-		return nil, invalid("azurekv: the wrapped value's algorithm %q is not %s or %s", w.Algorithm, AlgorithmRSAOAEP256, AlgorithmRSAOAEP)
+	case w.Algorithm != AlgorithmRSAOAEP256 && w.Algorithm != AlgorithmRSAOAEP && !aesAlgorithms[w.Algorithm]:
+		return nil, invalid("azurekv: the wrapped value's algorithm %q is not %s, %s or an AES key-wrap algorithm (%s, %s)", w.Algorithm, AlgorithmRSAOAEP256, AlgorithmRSAOAEP, AlgorithmA256KW, AlgorithmAESKeyWrapPad)
 	case len(w.Ciphertext) == 0:
 		return nil, invalid("azurekv: the wrapped value's ciphertext is empty")
 	}
 	params := azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithm(w.Algorithm)), Value: bytes.Clone(w.Ciphertext)}
 	var result []byte
 	err = p.call(ctx, "unwrap", w.KeyID, id, func(ctx context.Context, c *azkeys.Client) error {
-		if p.cfg.mode() == ModeEncrypt {
+		if p.cfg.mode() == ModeEncrypt && !aesAlgorithms[w.Algorithm] {
 			r, err := c.Decrypt(ctx, id.Name, id.Version, params, nil)
 			result = r.Result
 			return err
@@ -295,6 +325,7 @@ func (p *Provider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, err
 	}
 	info := keyInfo(used, b)
 	p.costs.Store(id.Versionless().String(), opCost(info.Type, info.Size))
+	p.recordKind(id, info.Type)
 	if p.cfg.sharedIdentity() && p.cfg.owns(info) {
 		p.owned.Store(keyID, struct{}{})
 	}

@@ -427,6 +427,9 @@ func (t *tester) checkAuthentication(ctx context.Context) {
 
 // explainAuth translates an authentication failure.
 func (t *tester) explainAuth(err error) (reason, remedy string) {
+	if reason, remedy, ok := t.explainPlatformFederated(err); ok { // platformfed.go
+		return reason, remedy
+	}
 	if reason, remedy, ok := t.explainIdentity(err); ok { // testidentity.go
 		return reason, remedy
 	}

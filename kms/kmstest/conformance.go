@@ -24,8 +24,8 @@ import (
 	"github.com/openbyok/byok/kms"
 )
 
-// Harness describes a provider to [RunConformance]. All fields are
-// required.
+// Harness describes a provider to [RunConformance]. All fields but
+// Deterministic are required.
 type Harness struct {
 	// Provider is the provider under test.
 	Provider kms.Provider
@@ -45,6 +45,12 @@ type Harness struct {
 	// version, and returns its versioned id. It fails t on error. The suite
 	// calls it while other goroutines use Provider.
 	NewVersion func(t testing.TB) string
+	// Deterministic says that the provider wraps with a deterministic
+	// algorithm, as AES key wrap (RFC 3394/5649) is: two wraps of one
+	// plaintext under one key version are then equal, and the suite checks
+	// instead that they unwrap and that other plaintexts wrap differently.
+	// Optional; false for randomized wrapping (RSA-OAEP, AES-GCM).
+	Deterministic bool
 }
 
 // RunConformance runs the provider conformance suite as subtests of t. The
@@ -54,7 +60,8 @@ type Harness struct {
 //   - plaintexts of 1 to [kms.MaxPlaintext] bytes round-trip, Wrap records
 //     a versioned id and an algorithm, and neither call keeps or shares the
 //     caller's memory;
-//   - two wraps of one plaintext differ;
+//   - two wraps of one plaintext differ (with Deterministic: are equal,
+//     and wraps of two plaintexts differ);
 //   - a value of key A presented as key B (or B as A) fails with class
 //     [kms.Invalid] or [kms.Authoritative];
 //   - a value with any byte altered, truncated, extended or with another
@@ -135,7 +142,14 @@ func (c conformance) testNoAliasing(t *testing.T) {
 func (c conformance) testRandomized(t *testing.T) {
 	pt := random(32)
 	w1, w2 := c.wrap(t, c.KeyID, pt), c.wrap(t, c.KeyID, pt)
-	if bytes.Equal(w1.Ciphertext, w2.Ciphertext) {
+	switch {
+	case c.Deterministic && w1.KeyID == w2.KeyID && !bytes.Equal(w1.Ciphertext, w2.Ciphertext):
+		t.Error("two deterministic wraps of the same plaintext under one version differ")
+	case c.Deterministic:
+		if other := c.wrap(t, c.KeyID, random(32)); bytes.Equal(other.Ciphertext, w1.Ciphertext) {
+			t.Error("wraps of two plaintexts gave the same ciphertext")
+		}
+	case bytes.Equal(w1.Ciphertext, w2.Ciphertext):
 		t.Error("two wraps of the same plaintext gave the same ciphertext")
 	}
 	for _, w := range []kms.Wrapped{w1, w2} {
