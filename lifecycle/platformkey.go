@@ -65,9 +65,10 @@ type platformRekeys struct {
 const rekeyWorkers = 16
 
 // PlatformInventory lists the versions of the platform root key with the
-// shares and sealed credentials under each, the current version first
-// flagged Current. Versions listed by the provider (see [VersionLister])
-// that nothing depends on are included, safe to retire.
+// shares and sealed credentials under each, the current one flagged
+// Current. Versions listed by the provider (see [VersionLister]) that
+// nothing depends on are included, safe to retire; a listing that fails
+// is logged and left out.
 func (s *Service) PlatformInventory(ctx context.Context) ([]PlatformVersion, error) {
 	info, err := s.cfg.PlatformKMS.Describe(ctx, s.cfg.PlatformKeyID)
 	if err != nil {
@@ -81,7 +82,9 @@ func (s *Service) PlatformInventory(ctx context.Context) ([]PlatformVersion, err
 	if l, ok := s.cfg.PlatformKMS.(VersionLister); ok {
 		vs, err := l.Versions(ctx, s.cfg.PlatformKeyID)
 		if err != nil {
-			return nil, fmt.Errorf("lifecycle: listing the versions of the platform root key: %w", err)
+			// The counts stand without the listing: only versions that
+			// hold nothing any more are missing from them.
+			s.cfg.Logger.WarnContext(ctx, "listing the versions of the platform root key failed; the inventory shows only versions that hold shares", "error", err)
 		}
 		for _, v := range vs {
 			counts[v] += 0
