@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,12 +34,31 @@ type Credential interface {
 // PlatformApp is mode (a): the platform's own multi-tenant app, consented
 // by the customer's administrator in their tenant ([AdminConsentURL] or
 // [CreateServicePrincipalCommand]). byok signs in as that app in the
-// customer's tenant, with the platform's secret or certificates (exactly
-// one of Secret and Certificates).
+// customer's tenant with exactly one of the app's credentials: Secret,
+// Certificates, ManagedIdentity or FederatedTokenFile. The last two need
+// no secret anywhere: the app trusts their tokens through a federated
+// identity credential on its registration in the platform's directory.
 type PlatformApp struct {
-	ClientID     string
-	Secret       string
+	ClientID string
+	// Secret is a client secret of the app.
+	Secret string
+	// Certificates are the app's certificates (two during a rollover;
+	// [LoadCertificateSet] reads them from PEM files).
 	Certificates *CertificateSet
+	// ManagedIdentity is the platform's managed identity whose token for
+	// [TokenExchangeAudience] is the app's client assertion (Microsoft's
+	// "managed identity as a federated identity credential"). The app,
+	// registered in the identity's directory, has a federated credential
+	// with issuer https://login.microsoftonline.com/{that directory}/v2.0,
+	// subject the identity's object (principal) id and audience
+	// api://AzureADTokenExchange. &ManagedIdentity{} is the host's
+	// system-assigned identity.
+	ManagedIdentity *ManagedIdentity
+	// FederatedTokenFile is a workload identity token file
+	// (AZURE_FEDERATED_TOKEN_FILE in AKS) whose content is the app's client
+	// assertion, read again for every assertion; the app has a federated
+	// credential with the workload's issuer and subject.
+	FederatedTokenFile string
 }
 
 // ClientSecret is mode (b): the customer's own app registration and a
@@ -88,11 +108,15 @@ func (c ManagedIdentity) AppID() string   { return c.ClientID }
 func (c WorkloadIdentity) AppID() string  { return c.ClientID }
 
 func (c PlatformApp) String() string {
-	how := "secret"
-	if c.Certificates != nil {
-		how = "certificate"
+	switch {
+	case c.ManagedIdentity != nil:
+		return fmt.Sprintf("platform app %s with the token of the %s as its federated credential", c.ClientID, *c.ManagedIdentity)
+	case c.FederatedTokenFile != "":
+		return fmt.Sprintf("platform app %s with the workload identity token file %s as its federated credential", c.ClientID, c.FederatedTokenFile)
+	case c.Certificates != nil:
+		return fmt.Sprintf("platform app %s with a certificate", c.ClientID)
 	}
-	return fmt.Sprintf("platform app %s with a %s", c.ClientID, how)
+	return fmt.Sprintf("platform app %s with a secret", c.ClientID)
 }
 func (c ClientSecret) String() string { return fmt.Sprintf("app %s with a client secret", c.ClientID) }
 func (c ClientCertificate) String() string {
@@ -120,13 +144,29 @@ func (c PlatformApp) validate() error {
 	if err := checkGUID("the platform app's client id", c.ClientID); err != nil {
 		return err
 	}
+	var set []string
+	if c.Secret != "" {
+		set = append(set, "a client secret")
+	}
+	if c.Certificates != nil {
+		set = append(set, "certificates")
+	}
+	if c.ManagedIdentity != nil {
+		set = append(set, "a managed identity")
+	}
+	if c.FederatedTokenFile != "" {
+		set = append(set, "a workload identity token file")
+	}
+	const choices = "Secret, Certificates, ManagedIdentity (its token as a federated credential) or FederatedTokenFile (workload identity)"
 	switch {
-	case c.Secret == "" && c.Certificates == nil:
-		return errors.New("the platform app needs its client secret or its certificates")
-	case c.Secret != "" && c.Certificates != nil:
-		return errors.New("the platform app has both a client secret and certificates; give one")
+	case len(set) == 0:
+		return errors.New("the platform app has no credential; give one of " + choices)
+	case len(set) > 1:
+		return fmt.Errorf("the platform app has %s; give one of %s", strings.Join(set, " and "), choices)
 	case c.Certificates != nil:
 		return c.Certificates.validate()
+	case c.ManagedIdentity != nil:
+		return c.ManagedIdentity.validate()
 	}
 	return nil
 }
@@ -172,8 +212,13 @@ func (c WorkloadIdentity) validate() error {
 }
 
 func (c PlatformApp) tokenCredential(tenant string, o azcore.ClientOptions) (azcore.TokenCredential, error) {
-	if c.Certificates != nil {
+	switch {
+	case c.Certificates != nil:
 		return newCertCredential(tenant, c.ClientID, *c.Certificates, o), nil
+	case c.ManagedIdentity != nil:
+		return newMIAssertionCredential(tenant, c.ClientID, *c.ManagedIdentity, o)
+	case c.FederatedTokenFile != "":
+		return newFileAssertionCredential(tenant, c.ClientID, c.FederatedTokenFile, o)
 	}
 	return azidentity.NewClientSecretCredential(tenant, c.ClientID, c.Secret,
 		&azidentity.ClientSecretCredentialOptions{ClientOptions: o})
