@@ -18,14 +18,23 @@ type Settings struct {
 	// KeyID is the key identifier,
 	// https://<vault>.vault.azure.net/keys/<name>[/<version>]. A
 	// versionless id follows the key's current version.
-	KeyID       string `json:"key_id"`
+	KeyID string `json:"key_id"`
+	// DirectoryID is the directory (tenant) id of the key's vault; with
+	// "managed-identity" the platform's own, which "" also means.
 	DirectoryID string `json:"directory_id,omitempty"`
-	ClientID    string `json:"client_id,omitempty"`
-	// Credential is "platform-app", "client-secret" or "certificate".
+	// ClientID is the app byok signs in as: the platform's app with
+	// "platform-app", the customer's own with "client-secret",
+	// "certificate" and "workload-identity", "" with "managed-identity".
+	ClientID string `json:"client_id,omitempty"`
+	// Credential is "platform-app", "client-secret", "certificate",
+	// "managed-identity" (the platform's managed identity, vaults of the
+	// platform's directory only) or "workload-identity" (the customer's
+	// app trusts the platform's workload). The server refuses a mode its
+	// operator has not configured, as a field error on "credential".
 	Credential string `json:"credential,omitempty"`
-	// Secret is the client secret, or the PEM key and certificate chain.
-	// It is write-only: leaving it empty keeps the stored one while the
-	// credential mode is unchanged.
+	// Secret is the client secret, or the PEM key and certificate chain;
+	// empty with the other modes. It is write-only: leaving it empty keeps
+	// the stored one while the credential mode is unchanged.
 	Secret string `json:"secret,omitempty"`
 }
 

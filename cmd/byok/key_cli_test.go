@@ -29,6 +29,9 @@ func TestKeyCommands(t *testing.T) {
 	}
 	mustFail(t, 2, "--key-id is required", "", args("key configure", admin))
 	mustFail(t, 2, "secret file", "", args("key configure --key-id x --secret-file -", admin))
+	// A server without the platform's identities refuses their modes.
+	mustFail(t, 1, "managed-identity is not offered by this platform", "", args("key configure --key-id "+srv.CMK+" --credential managed-identity", admin))
+	mustFail(t, 1, "client_id", "", args("key configure --key-id "+srv.CMK+" --directory-id dir --credential workload-identity", admin))
 
 	// Test fails while the role is missing: ✗ with the remedy, exit 1.
 	code, out, errOut = cli(t, "", args("key test", admin)...)
