@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/lifecycle"
 )
@@ -33,6 +34,11 @@ import (
 //	byok_kms_calls_total{provider,op,outcome}          vault calls; outcome success, transient, authoritative, invalid
 //	byok_kms_call_duration_seconds{provider,op}        vault call latency histogram
 //	byok_tenant_keys{state}                            tenants by customer-key lifecycle state
+//	byok_keyring_cache_entries{cache}                  keys cached now; cache "tenant_keys" or "deks"
+//	byok_keyring_cache_limit{cache}                    the most entries the cache holds
+//	byok_keyring_cache_hits_total{cache}               lookups served from the cache
+//	byok_keyring_cache_misses_total{cache}             lookups that loaded from the store (and vault)
+//	byok_keyring_cache_evictions_total{cache,reason}   entries dropped: reason "limit" or "idle"
 //
 // A cache hit is an operation during which no instrumented provider call
 // ran anywhere in the process. It is a lower bound: an operation served
@@ -53,7 +59,8 @@ type Metrics struct {
 	calls atomic.Int64 // instrumented provider calls started
 
 	mu        sync.Mutex
-	lifecycle Lifecycle // source of byok_tenant_keys; nil until a server is made
+	lifecycle Lifecycle     // source of byok_tenant_keys; nil until a server is made
+	keyring   *byok.Keyring // source of byok_keyring_cache_*; nil until a server is made
 }
 
 // NewMetrics registers the server's metrics on reg and returns them. A nil
@@ -82,7 +89,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		kmsDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "byok_kms_call_duration_seconds",
 			Help: "Key provider call latency.", Buckets: buckets}, []string{"provider", "op"}),
 	}
-	reg.MustRegister(m.requests, m.requestDur, m.ops, m.opDur, m.cacheHits, m.kmsCalls, m.kmsDur, stateCollector{m})
+	reg.MustRegister(m.requests, m.requestDur, m.ops, m.opDur, m.cacheHits, m.kmsCalls, m.kmsDur, stateCollector{m}, cacheCollector{m})
 	return m
 }
 
@@ -261,5 +268,55 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, st := range lifecycle.States {
 		ch <- prometheus.MustNewConstMetric(tenantKeysDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	}
+}
+
+// watchKeyring makes kr the source of byok_keyring_cache_*.
+func (m *Metrics) watchKeyring(kr *byok.Keyring) {
+	m.mu.Lock()
+	m.keyring = kr
+	m.mu.Unlock()
+}
+
+// cacheCollector reports the keyring's cache statistics at each scrape.
+type cacheCollector struct{ m *Metrics }
+
+var (
+	cacheEntriesDesc = prometheus.NewDesc("byok_keyring_cache_entries",
+		"Entries in the keyring's caches of tenant keys and DEKs.", []string{"cache"}, nil)
+	cacheLimitDesc = prometheus.NewDesc("byok_keyring_cache_limit",
+		"The most entries each keyring cache holds.", []string{"cache"}, nil)
+	cacheHitsDesc = prometheus.NewDesc("byok_keyring_cache_hits_total",
+		"Keyring cache lookups served from memory.", []string{"cache"}, nil)
+	cacheMissesDesc = prometheus.NewDesc("byok_keyring_cache_misses_total",
+		"Keyring cache lookups that loaded the key from the store (a tenant key is then checked with its vault).", []string{"cache"}, nil)
+	cacheEvictionsDesc = prometheus.NewDesc("byok_keyring_cache_evictions_total",
+		"Entries dropped from the keyring's caches: to stay within the limit, or idle.", []string{"cache", "reason"}, nil)
+)
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cacheEntriesDesc, cacheLimitDesc, cacheHitsDesc, cacheMissesDesc, cacheEvictionsDesc} {
+		ch <- d
+	}
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	kr := c.m.keyring
+	c.m.mu.Unlock()
+	if kr == nil {
+		return
+	}
+	st := kr.Stats()
+	for _, x := range []struct {
+		name string
+		s    byok.CacheStats
+	}{{"tenant_keys", st.TenantKeys}, {"deks", st.DEKs}} {
+		ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(x.s.Entries), x.name)
+		ch <- prometheus.MustNewConstMetric(cacheLimitDesc, prometheus.GaugeValue, float64(x.s.Limit), x.name)
+		ch <- prometheus.MustNewConstMetric(cacheHitsDesc, prometheus.CounterValue, float64(x.s.Hits), x.name)
+		ch <- prometheus.MustNewConstMetric(cacheMissesDesc, prometheus.CounterValue, float64(x.s.Misses), x.name)
+		ch <- prometheus.MustNewConstMetric(cacheEvictionsDesc, prometheus.CounterValue, float64(x.s.Evictions), x.name, "limit")
+		ch <- prometheus.MustNewConstMetric(cacheEvictionsDesc, prometheus.CounterValue, float64(x.s.IdleEvictions), x.name, "idle")
 	}
 }

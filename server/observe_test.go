@@ -64,6 +64,12 @@ func TestProbesAndMetrics(t *testing.T) {
 		`byok_http_requests_total{code="200",route="POST /v1/tenants/{tenant}/decrypt"} 3`,
 		`byok_tenant_keys{state="none"} 1`,
 		`byok_operation_duration_seconds_bucket{op="encrypt"`,
+		`byok_keyring_cache_entries{cache="deks"} 1`,
+		`byok_keyring_cache_hits_total{cache="deks"} 3`,
+		`byok_keyring_cache_misses_total{cache="deks"} 1`,
+		`byok_keyring_cache_misses_total{cache="tenant_keys"} 1`,
+		`byok_keyring_cache_evictions_total{cache="tenant_keys",reason="idle"} 0`,
+		`byok_keyring_cache_limit{cache="tenant_keys"} 50000`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)

@@ -187,6 +187,7 @@ func New(cfg Config) (http.Handler, error) {
 		s.m = NewMetrics(nil)
 	}
 	s.m.watchStates(cfg.Lifecycle)
+	s.m.watchKeyring(s.kr)
 	s.ready = readiness{store: cfg.Store, kms: cfg.PlatformKMS, keyID: cfg.PlatformKeyID, now: cfg.Now}
 	s.routes = s.table()
 	mux := http.NewServeMux()
