@@ -148,6 +148,32 @@ func TestPlatformAppManagedIdentityFIC(t *testing.T) {
 	if got := f.emu.TokenCount(f.platformTenant, f.mi.ClientID); got.Issued != 1 {
 		t.Errorf("managed identity tokens: %+v, want 1 issued", got)
 	}
+	// A second customer directory: the same managed identity token is the
+	// assertion there too (MSAL caches it per identity), so the host's
+	// identity endpoint is asked once for every directory.
+	fabrikam := must(f.emu.CreateTenant(kvemu.Tenant{Name: "fabrikam"})).ID
+	if err := f.emu.CreateVault(kvemu.VaultConfig{Name: "fabrikam", TenantID: fabrikam, PurgeProtection: true}); err != nil {
+		t.Fatal(err)
+	}
+	must(f.emu.CreateKey("fabrikam", "cmk", kvemu.KeySpec{Tags: map[string]string{OwnerTagName: "fabrikam-tenant"}}))
+	f.grant(t, "fabrikam", must(f.emu.Consent(fabrikam, f.platform.ClientID)), kvemu.RoleAssignment{Role: "Key Vault Crypto Service Encryption User"})
+	cfg2 := f.miConfig(f.platform.ClientID, f.mi.ClientID)
+	cfg2.KeyID, cfg2.TenantID, cfg2.OwnerTag = "https://fabrikam.vault.azure.net/keys/cmk", fabrikam, "fabrikam-tenant"
+	p2 := f.provider(t, cfg2)
+	w2, err := p2.Wrap(bg, cfg2.KeyID, []byte("fabrikam share"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p2.Unwrap(bg, w2); err != nil || string(got) != "fabrikam share" {
+		t.Fatalf("Unwrap in fabrikam = %q, %v", got, err)
+	}
+	if got := f.emu.TokenCount(f.platformTenant, f.mi.ClientID); got.Issued != 1 {
+		t.Errorf("managed identity tokens after two directories: %+v, want 1 issued", got)
+	}
+	if got := f.emu.TokenCount(fabrikam, f.platform.ClientID); got.Issued != 1 {
+		t.Errorf("platform app tokens in fabrikam: %+v, want 1 issued", got)
+	}
+
 	r := TestConfiguration(bg, cfg)
 	if !r.OK() {
 		t.Fatalf("Test configuration fails:\n%s", dump(r))
@@ -382,5 +408,19 @@ func TestPlatformAppCredentialChoice(t *testing.T) {
 	}
 	if s := (PlatformApp{ClientID: app, ManagedIdentity: &ManagedIdentity{}}).String(); !strings.Contains(s, "system-assigned managed identity") {
 		t.Errorf("String = %q", s)
+	}
+}
+
+// TestTokenExchangeAudienceByCloud: the managed identity asks for the
+// token exchange audience of the key's cloud.
+func TestTokenExchangeAudienceByCloud(t *testing.T) {
+	for key, want := range map[string]string{
+		"https://contoso.vault.azure.net/keys/cmk":         "api://AzureADTokenExchange",
+		"https://contoso.vault.usgovcloudapi.net/keys/cmk": "api://AzureADTokenExchangeUSGov",
+		"https://contoso.vault.azure.cn/keys/cmk":          "api://AzureADTokenExchangeChina",
+	} {
+		if got := tokenExchangeAudience(Config{KeyID: key}.clientOptions()); got != want {
+			t.Errorf("%s: %s, want %s", key, got, want)
+		}
 	}
 }
