@@ -193,6 +193,11 @@ type Keyring struct {
 	MaxStaleness   time.Duration `yaml:"max_staleness"`
 	DEKMaxMessages uint64        `yaml:"dek_max_messages"`
 	DEKMaxAge      time.Duration `yaml:"dek_max_age"`
+	// Cache bounds (docs/operations.md, "Cache limits"): zero means the
+	// keyring's default, negative no limit (no idle eviction).
+	MaxTenantKeys        int           `yaml:"max_tenant_keys"`
+	MaxDEKs              int           `yaml:"max_deks"`
+	TenantKeyIdleTimeout time.Duration `yaml:"tenant_key_idle_timeout"`
 }
 
 // Azure is the platform's own Entra identities: its multi-tenant app, used

@@ -120,12 +120,15 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 		Audit:         a.audit,
 		Logger:        logger,
 		Keyring: byok.Config{
-			CheckInterval:  cfg.Keyring.CheckInterval,
-			MaxStaleness:   cfg.Keyring.MaxStaleness,
-			DEKMaxMessages: cfg.Keyring.DEKMaxMessages,
-			DEKMaxAge:      cfg.Keyring.DEKMaxAge,
-			Logger:         logger,
-			OnEvent:        keyringEvent,
+			CheckInterval:        cfg.Keyring.CheckInterval,
+			MaxStaleness:         cfg.Keyring.MaxStaleness,
+			DEKMaxMessages:       cfg.Keyring.DEKMaxMessages,
+			DEKMaxAge:            cfg.Keyring.DEKMaxAge,
+			MaxTenantKeys:        cfg.Keyring.MaxTenantKeys,
+			MaxDEKs:              cfg.Keyring.MaxDEKs,
+			TenantKeyIdleTimeout: cfg.Keyring.TenantKeyIdleTimeout,
+			Logger:               logger,
+			OnEvent:              keyringEvent,
 		},
 	})
 	if err != nil {
