@@ -124,8 +124,24 @@ func (m *Metrics) providerCalls() int64 { return m.calls.Load() }
 // InstrumentProvider returns p with every call counted and timed under
 // provider role name ("platform", "customer"). Give the wrapped provider
 // to the lifecycle so that vault calls show in the metrics.
+// A p that lists its versions (lifecycle.VersionLister) gives a result
+// that does too.
 func (m *Metrics) InstrumentProvider(name string, p kms.Provider) kms.Provider {
-	return &instrumented{p: p, name: name, m: m}
+	ip := &instrumented{p: p, name: name, m: m}
+	if l, ok := p.(lifecycle.VersionLister); ok {
+		return instrumentedLister{ip, l}
+	}
+	return ip
+}
+
+// instrumentedLister is an instrumented provider that lists versions.
+type instrumentedLister struct {
+	*instrumented
+	l lifecycle.VersionLister
+}
+
+func (i instrumentedLister) Versions(ctx context.Context, keyID string) ([]string, error) {
+	return i.l.Versions(ctx, keyID)
 }
 
 // InstrumentConnector returns c whose providers are instrumented under

@@ -35,6 +35,9 @@ func CheckSignIn(ctx context.Context, cfg Config) error {
 	if cfg.KeyID == "" {
 		cfg.KeyID = "https://signin.vault.azure.net/keys/signin" // any key id of the public cloud; no call goes to it
 	}
+	if cfg.OwnerTag == "" {
+		cfg.OwnerTag = "sign-in-check" // required of shared credentials; no key is used
+	}
 	p, err := New(cfg)
 	if err != nil {
 		return &SignInError{Credential: credString(cfg.Credential), Tenant: cfg.TenantID, Reason: err.Error(), Remedy: "correct the credential in the configuration", Err: err}
