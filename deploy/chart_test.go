@@ -580,3 +580,19 @@ func TestChartLint(t *testing.T) {
 		}
 	}
 }
+
+// values.schema.json refuses misspelt and mistyped values, and a password
+// in the connection string, before anything renders.
+func TestChartValuesSchema(t *testing.T) {
+	for name, over := range map[string]map[string]any{
+		"misspelt top-level value": {"replicas": 5},
+		"misspelt nested value":    {"serviceMonitor": map[string]any{"enable": true}},
+		"replicas as text":         {"replicaCount": "3"},
+		"password in postgres":     {"config": map[string]any{"store": map[string]any{"postgres": "host=db user=byok Password=hunter2"}}},
+		"unknown log level":        {"config": map[string]any{"log": map[string]any{"level": "verbose"}}},
+	} {
+		if _, err := render(t, merge(siteValues(), over)); err == nil || !strings.Contains(err.Error(), "schema") {
+			t.Errorf("%s: err = %v; want the values schema to refuse it", name, err)
+		}
+	}
+}
