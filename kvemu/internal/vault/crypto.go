@@ -96,7 +96,7 @@ func (s *Service) crypto(req *request) (result, *apiError) {
 		if aerr != nil {
 			return result{}, aerr
 		}
-		out.Kid = kid
+		out.Alg, out.Kid = in.alg, kid
 		return result{body: out}, nil
 	}
 	out, ok, aerr := run(kv, req.op, in.alg, in.value, in.digest)

@@ -23,8 +23,10 @@ var kwAlgs = map[string]int{
 // gcmAlgs maps each AES-GCM algorithm to its key size.
 var gcmAlgs = map[string]int{"A128GCM": 128, "A192GCM": 192, "A256GCM": 256}
 
-// aesResult is the answer of an AES operation.
+// aesResult is the answer of an AES operation; a Managed HSM names the
+// algorithm in it (azure-sdk-for-js recordings), which azkeys ignores.
 type aesResult struct {
+	Alg   string `json:"alg"`
 	Kid   string `json:"kid"`
 	Value string `json:"value"`
 	IV    string `json:"iv,omitempty"`

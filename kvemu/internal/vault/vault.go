@@ -186,7 +186,7 @@ type KeySpec struct {
 	Curve string `json:"curve,omitempty" yaml:"curve,omitempty"`
 	// Ops are the permitted operations; empty means the type's default
 	// (RSA: encrypt, decrypt, sign, verify, wrapKey, unwrapKey; EC: sign,
-	// verify; oct-HSM: encrypt, decrypt, wrapKey, unwrapKey).
+	// verify; oct-HSM: wrapKey, unwrapKey, decrypt, encrypt).
 	Ops []string `json:"ops,omitempty" yaml:"ops,omitempty"`
 	// Disabled creates the key disabled.
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
@@ -277,14 +277,14 @@ func generate(kty string, size int, curve string) (*keyVersion, error) {
 // validOctSize reports whether bits is an AES key size of oct-HSM keys.
 func validOctSize(bits int) bool { return bits == 128 || bits == 192 || bits == 256 }
 
-// defaultOps are the key_ops of a key created without any (for oct-HSM,
-// inferred: the service's default is not documented).
+// defaultOps are the key_ops of a key created without any (oct-HSM: as a
+// Managed HSM answered in the azure-sdk-for-js recordings).
 func defaultOps(kty string) []string {
 	switch {
 	case strings.HasPrefix(kty, "EC"):
 		return []string{"sign", "verify"}
 	case strings.HasPrefix(kty, "oct"):
-		return []string{"encrypt", "decrypt", "wrapKey", "unwrapKey"}
+		return []string{"wrapKey", "unwrapKey", "decrypt", "encrypt"}
 	}
 	return []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
 }
