@@ -1,6 +1,7 @@
 package byok_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -358,5 +359,55 @@ func TestCacheLimitsOff(t *testing.T) {
 	f.encrypt("t0", "chat", "x")
 	if s := f.kr.Stats(); s.TenantKeys.Entries != 5 || s.TenantKeys.Evictions+s.TenantKeys.IdleEvictions != 0 {
 		t.Fatalf("stats with no limits = %+v, want 5 tenant keys and no eviction", s.TenantKeys)
+	}
+}
+
+// countingStore counts the DEK rows written.
+type countingStore struct {
+	byok.Store
+	puts atomic.Int64
+}
+
+func (s *countingStore) PutDEK(ctx context.Context, d byok.DEKRecord) error {
+	s.puts.Add(1)
+	return s.Store.PutDEK(ctx, d)
+}
+
+// A rolling restart adds one DEK row per replica and scope it writes to:
+// each process makes its own active DEK. docs/operations.md quotes this.
+func TestRollingRestartAddsADEKRowPerReplicaAndScope(t *testing.T) {
+	const replicas, scopes = 3, 20
+	f := newFixture(t)
+	f.tenant("acme", byok.Grace)
+	st := &countingStore{Store: f.db}
+	cfg := f.cfg
+	cfg.Store = st
+	start := func() []*byok.Keyring {
+		var krs []*byok.Keyring
+		for range replicas {
+			kr, err := byok.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			krs = append(krs, kr)
+		}
+		return krs
+	}
+	write := func(krs []*byok.Keyring) {
+		for _, kr := range krs {
+			for s := range scopes {
+				for range 5 {
+					if _, err := kr.Encrypt(f.ctx, "acme", fmt.Sprintf("s%d", s), []byte("x"), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	write(start())
+	before := st.puts.Load()
+	write(start()) // every replica restarted
+	if added := st.puts.Load() - before; added != replicas*scopes {
+		t.Fatalf("a rolling restart of %d replicas writing to %d scopes added %d DEK rows, want %d", replicas, scopes, added, replicas*scopes)
 	}
 }
