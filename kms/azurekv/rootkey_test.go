@@ -246,3 +246,57 @@ func TestCheckRootKeyFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestRootKeyTypeRules covers the type rules kvemu cannot produce keys for
+// (it refuses RSA keys under 2048 bits, as Key Vault does).
+func TestRootKeyTypeRules(t *testing.T) {
+	vault := must(ParseKeyID(contoso + "/keys/k"))
+	hsm := must(ParseKeyID(phsm + "/keys/k"))
+	for _, tc := range []struct {
+		id   KeyID
+		info kms.KeyInfo
+		want string // "" fits
+	}{
+		{vault, kms.KeyInfo{Type: "RSA", Size: 1024}, "has 1024 bits; byok needs at least 2048"},
+		{vault, kms.KeyInfo{Type: "RSA", Size: 3072}, ""},
+		{vault, kms.KeyInfo{Type: "RSA-HSM", Size: 4096}, ""},
+		{vault, kms.KeyInfo{Type: "oct-HSM"}, "preview of Key Vault Premium"},
+		{hsm, kms.KeyInfo{Type: "RSA-HSM", Size: 2048}, ""},
+		{hsm, kms.KeyInfo{Type: "oct-HSM"}, ""},
+		{hsm, kms.KeyInfo{Type: "oct-HSM", Size: 128}, "has 128 bits; byok needs a 256-bit AES key"},
+		{hsm, kms.KeyInfo{Type: "EC-HSM"}, "an EC key signs and cannot wrap"},
+	} {
+		reason, remedy := rootKeyType(tc.id, tc.info)
+		if (tc.want == "") != (reason == "") || !strings.Contains(reason, tc.want) {
+			t.Errorf("%s %s %d: reason %q, want …%s…", tc.id.Host, tc.info.Type, tc.info.Size, reason, tc.want)
+		}
+		if reason != "" && !strings.HasPrefix(remedy, "create such a key") && !strings.Contains(remedy, "az keyvault key create") {
+			t.Errorf("remedy %q names no command", remedy)
+		}
+	}
+}
+
+func TestCheckRootKeyConfig(t *testing.T) {
+	_, err := CheckRootKey(bg, Config{KeyID: phsm + "/keys/root", TenantID: "not a tenant"})
+	var re *RootKeyError
+	if !errors.As(err, &re) || re.Check != RootCheckConfig || !strings.Contains(re.Error(), "Credential is nil") {
+		t.Errorf("error %v", err)
+	}
+}
+
+// TestOctModeEncrypt: an AES key cannot serve ModeEncrypt, whose roles
+// grant encrypt and decrypt only; Wrap says so without a vault call.
+func TestOctModeEncrypt(t *testing.T) {
+	e := hsmEnv(t)
+	cfg := e.config(phsm + "/keys/root")
+	cfg.Mode = ModeEncrypt
+	p := e.provider(t, cfg)
+	_, err := p.Wrap(bg, phsm+"/keys/root", make([]byte, 32))
+	var ke *kms.Error
+	if !errors.As(err, &ke) || ke.Class != kms.Invalid || !strings.Contains(err.Error(), `Mode "encrypt" needs an RSA key`) {
+		t.Errorf("error %v", err)
+	}
+	if n := e.emu.CallCount("phsm", kvemu.OpWrapKey, 0) + e.emu.CallCount("phsm", kvemu.OpEncrypt, 0); n != 0 {
+		t.Errorf("%d wrap or encrypt calls", n)
+	}
+}
