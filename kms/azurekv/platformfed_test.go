@@ -424,3 +424,27 @@ func TestTokenExchangeAudienceByCloud(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformAppManagedIdentityTokenExpired: Entra ID refuses a managed
+// identity token past its expiry (here: Entra's clock is two hours ahead of
+// the host, which still holds the token); Test configuration points at the
+// host's clock.
+func TestPlatformAppManagedIdentityTokenExpired(t *testing.T) {
+	f := newFICEnv(t)
+	cfg := f.miConfig(f.platform.ClientID, f.mi.ClientID)
+	if _, err := f.provider(t, cfg).Wrap(bg, contoso+"/keys/cmk", []byte("share")); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(2 * time.Hour)
+	_, err := f.provider(t, cfg).Wrap(bg, contoso+"/keys/cmk", []byte("share"))
+	var ke *kms.Error
+	if !errors.As(err, &ke) || ke.Class != kms.Authoritative || !strings.Contains(err.Error(), "AADSTS700024") {
+		t.Fatalf("Wrap with an expired managed identity token: %v", err)
+	}
+	r := TestConfiguration(bg, cfg)
+	c, _ := r.Check(CheckAuthentication)
+	if c.Status != Fail || !strings.Contains(c.Reason, "AADSTS700024") || !strings.Contains(c.Remedy, "clock") || !strings.Contains(c.Remedy, "platform's operator") {
+		t.Fatalf("authentication check %+v", c)
+	}
+	leakCheck(t, "report", dump(r), f.tap.all())
+}
