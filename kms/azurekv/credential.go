@@ -46,7 +46,7 @@ type PlatformApp struct {
 	// [LoadCertificateSet] reads them from PEM files).
 	Certificates *CertificateSet
 	// ManagedIdentity is the platform's managed identity whose token for
-	// [TokenExchangeAudience] is the app's client assertion (Microsoft's
+	// [FederatedAudience] is the app's client assertion (Microsoft's
 	// "managed identity as a federated identity credential"). The app,
 	// registered in the identity's directory, has a federated credential
 	// with issuer https://login.microsoftonline.com/{that directory}/v2.0,

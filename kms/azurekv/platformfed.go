@@ -18,14 +18,18 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
-// TokenExchangeAudience is the audience of a token presented as a
-// federated client assertion in Azure's public cloud: a managed identity
-// asks its token for it, and a federated identity credential accepts it.
-// Azure Government uses api://AzureADTokenExchangeUSGov and Azure China
-// api://AzureADTokenExchangeChina; the provider picks by the key's cloud.
-const TokenExchangeAudience = "api://AzureADTokenExchange"
+// EntraIssuer returns the issuer of a managed identity's token in Azure's
+// public cloud, https://login.microsoftonline.com/{tenant}/v2.0: the
+// issuer of the platform app's federated credential that trusts a managed
+// identity of that directory (its subject is the identity's object id).
+func EntraIssuer(tenantID string) string {
+	return "https://login.microsoftonline.com/" + tenantID + "/v2.0"
+}
 
-// tokenExchangeAudience returns the token exchange audience of o's cloud.
+// tokenExchangeAudience returns the token exchange audience of o's cloud:
+// [FederatedAudience] in Azure's public cloud,
+// api://AzureADTokenExchangeUSGov in Azure Government and
+// api://AzureADTokenExchangeChina in Azure China.
 func tokenExchangeAudience(o azcore.ClientOptions) string {
 	switch o.Cloud.ActiveDirectoryAuthorityHost {
 	case cloud.AzureGovernment.ActiveDirectoryAuthorityHost:
@@ -33,7 +37,7 @@ func tokenExchangeAudience(o azcore.ClientOptions) string {
 	case cloud.AzureChina.ActiveDirectoryAuthorityHost:
 		return "api://AzureADTokenExchangeChina"
 	}
-	return TokenExchangeAudience
+	return FederatedAudience
 }
 
 // AssertionError is a failure to make the platform app's federated client
@@ -241,8 +245,8 @@ func (t *tester) explainPlatformFederated(err error) (reason, remedy string, ok 
 	case 70021, 700211, 700212, 700213, 7002138:
 		reason = fmt.Sprintf("AADSTS%d: the platform app %s's federated credential does not match %s: it presented issuer %s, subject %s, audience %s",
 			code, pa.ClientID, whose, orUnknown(p.Issuer), orUnknown(p.Subject), orUnknown(strings.Join(p.Audiences, ",")))
-		remedy = operatorFix + fmt.Sprintf("on %s, the federated credential must have %s and audience %s (issuer and subject match case-sensitively); e.g. `az ad app federated-credential create --id %s --parameters '{\"name\":\"byok\",\"issuer\":\"%s\",\"subject\":\"%s\",\"audiences\":[\"%s\"]}'`",
-			blade, want, aud, pa.ClientID, orUnknown(p.Issuer), orUnknown(p.Subject), aud)
+		remedy = operatorFix + fmt.Sprintf("on %s, the federated credential must have %s and audience %s (issuer and subject match case-sensitively); e.g. `%s`",
+			blade, want, aud, FederatedCredentialCommand(pa.ClientID, orUnknown(p.Issuer), orUnknown(p.Subject), aud))
 		return reason, remedy, true
 	case 700236:
 		return fmt.Sprintf("AADSTS700236: Entra ID does not accept the token of %s (issuer %s) for the platform app %s, which is registered in another directory", whose, orUnknown(p.Issuer), pa.ClientID),
