@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 
 	"github.com/openbyok/byok/config"
 	"github.com/openbyok/byok/kms"
@@ -77,6 +79,9 @@ func azureCredential(field string, c config.AzureCredential, app string, getenv 
 	case c.ManagedIdentity != nil:
 		return azurekv.ManagedIdentity{ClientID: c.ManagedIdentity.ClientID, ResourceID: c.ManagedIdentity.ResourceID}, nil
 	case c.WorkloadIdentity != nil:
+		if err := checkTokenFile(field+".workload_identity.token_file", c.WorkloadIdentity.TokenFile); err != nil {
+			return nil, err
+		}
 		return azurekv.WorkloadIdentity{ClientID: orApp(c.WorkloadIdentity.ClientID), TokenFile: c.WorkloadIdentity.TokenFile}, nil
 	case c.Certificate != nil:
 		set, err := loadCertificates(field, *c.Certificate)
@@ -144,6 +149,9 @@ func azureConnector(ctx context.Context, c config.Azure, opts appOptions, logger
 	case cr.ManagedIdentity != nil:
 		app.ManagedIdentity = &azurekv.ManagedIdentity{ClientID: cr.ManagedIdentity.ClientID, ResourceID: cr.ManagedIdentity.ResourceID}
 	case cr.WorkloadIdentity != nil:
+		if err := checkTokenFile("azure.credential.workload_identity.token_file", cr.WorkloadIdentity.TokenFile); err != nil {
+			return nil, err
+		}
 		app.FederatedTokenFile = cr.WorkloadIdentity.TokenFile
 	}
 	conn := lifecycle.NewAzureConnector(app)
@@ -152,6 +160,9 @@ func azureConnector(ctx context.Context, c config.Azure, opts appOptions, logger
 		conn.ManagedIdentity = &azurekv.ManagedIdentity{ClientID: mi.ClientID, ResourceID: mi.ResourceID}
 	}
 	if w := c.WorkloadIdentity; w != nil {
+		if err := checkTokenFile("azure.workload_identity.token_file", w.TokenFile); err != nil {
+			return nil, err
+		}
 		conn.Workload = &lifecycle.WorkloadFederation{TokenFile: w.TokenFile, Issuer: w.Issuer, Subject: w.Subject}
 	}
 	conn.Transport = opts.azureTransport
@@ -162,4 +173,18 @@ func azureConnector(ctx context.Context, c config.Azure, opts appOptions, logger
 		}
 	}
 	return conn, nil
+}
+
+// checkTokenFile checks that a workload identity's federated token file
+// can be read and holds something: the token itself is Entra ID's to judge.
+func checkTokenFile(field, path string) error {
+	b, err := os.ReadFile(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: cannot read the federated token file: %w; run byok in a pod labelled azure.workload.identity/use: \"true\" whose service account is annotated azure.workload.identity/client-id (AKS projects the token and sets AZURE_FEDERATED_TOKEN_FILE), and give that path", field, err)
+	case len(strings.TrimSpace(string(b))) == 0:
+		return fmt.Errorf("%s: the federated token file %s is empty; it must hold the workload's current token (AKS refreshes it)", field, path)
+	}
+	clear(b)
+	return nil
 }

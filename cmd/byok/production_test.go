@@ -50,6 +50,9 @@ type platformSide struct {
 	dir string                // the platform's directory
 	mi  kvemu.ManagedIdentity // byok's user-assigned managed identity
 	app kvemu.App             // the multi-tenant app customers consent to
+
+	misApp      string // an app whose federated credential a misconfiguration case sets
+	expiredCert string // a PEM file of an expired certificate of app
 }
 
 // newPlatformSide creates the platform's directory, its managed identity
