@@ -82,7 +82,9 @@ var misconfigCases = []misconfigCase{
 		want: []string{"Identity not found", "managed identity is assigned to this host"}},
 	{name: "a federated credential with the wrong issuer",
 		estate: func(t *testing.T, emu *kvemu.Emulator, p platformSide) {
-			p.retrust(t, emu, func(fc *kvemu.FederatedCredential) { fc.Issuer = "https://login.microsoftonline.com/00000000-1111-2222-3333-444444444444/v2.0" })
+			p.retrust(t, emu, func(fc *kvemu.FederatedCredential) {
+				fc.Issuer = "https://login.microsoftonline.com/00000000-1111-2222-3333-444444444444/v2.0"
+			})
 		},
 		want: []string{"federated credential does not match", "issuer", "az ad app federated-credential create"}},
 	{name: "a federated credential with the wrong subject",
