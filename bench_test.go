@@ -29,6 +29,20 @@ func BenchmarkDecrypt(b *testing.B) {
 	}
 }
 
+func BenchmarkScopeEncrypt(b *testing.B) {
+	e := benchEnv(b)
+	for _, s := range bench.Sizes {
+		b.Run(s.Name, e.ScopeEncrypt(s.N))
+	}
+}
+
+func BenchmarkScopeDecrypt(b *testing.B) {
+	e := benchEnv(b)
+	for _, s := range bench.Sizes {
+		b.Run(s.Name, e.ScopeDecrypt(s.N))
+	}
+}
+
 func BenchmarkRawAESGCM(b *testing.B) {
 	for _, s := range bench.Sizes {
 		b.Run(s.Name, bench.RawAESGCM(s.N))

@@ -331,6 +331,19 @@ func validate(ctx context.Context, tenant, scope string, n int, aad []byte) erro
 	if err := checkID("scope", scope); err != nil {
 		return err
 	}
+	return checkSizes(n, aad)
+}
+
+// validateData is validate without the ids, which a [ScopeHandle] checked
+// once.
+func validateData(ctx context.Context, n int, aad []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("byok: %w", err)
+	}
+	return checkSizes(n, aad)
+}
+
+func checkSizes(n int, aad []byte) error {
 	if n > MaxPlaintext {
 		return &InputError{Arg: "plaintext", Reason: fmt.Sprintf("is %d bytes, the limit is %d; use EncryptStream for large payloads", n, MaxPlaintext)}
 	}

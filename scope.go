@@ -1,0 +1,101 @@
+package byok
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/openbyok/byok/internal/envelope"
+)
+
+// ScopeHandle encrypts and decrypts one scope of one tenant, like
+// [Keyring.Encrypt] and [Keyring.Decrypt] with that tenant and scope, but
+// without looking the scope's keys up on each call: it holds the scope's
+// active DEK and the DEK of its last Decrypt. Every rule of the keyring
+// still holds, at once: a handle's keys are valid only while the
+// keyring's cache holds them, so a revocation, an outage past the
+// tenant's policy, a due check, the retirement of a DEK, an eviction and
+// [Keyring.Forget] send its next call through the keyring's lookups as if
+// it had no handle.
+//
+// A ScopeHandle is safe for concurrent use and costs nothing when unused;
+// create one per (tenant, scope) a service writes to often, with
+// [Keyring.Scope].
+type ScopeHandle struct {
+	k             *Keyring
+	tenant, scope string
+	active        atomic.Pointer[activeDEK]
+	last          atomic.Pointer[dek]
+}
+
+// Scope returns a handle on a tenant's scope. It checks the ids and makes
+// no other call: an unknown tenant fails on first use.
+func (k *Keyring) Scope(tenant, scope string) (*ScopeHandle, error) {
+	if err := checkID("tenant", tenant); err != nil {
+		return nil, err
+	}
+	if err := checkID("scope", scope); err != nil {
+		return nil, err
+	}
+	return &ScopeHandle{k: k, tenant: tenant, scope: scope}, nil
+}
+
+// Tenant returns the handle's tenant id.
+func (h *ScopeHandle) Tenant() string { return h.tenant }
+
+// Scope returns the handle's scope id.
+func (h *ScopeHandle) Scope() string { return h.scope }
+
+// Encrypt is [Keyring.Encrypt] for the handle's tenant and scope.
+func (h *ScopeHandle) Encrypt(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
+	k := h.k
+	if err := validateData(ctx, len(plaintext), aad); err != nil {
+		return nil, err
+	}
+	a := h.active.Load()
+	// The active DEK's expiry is closed when it leaves the cache for any
+	// reason, and its tenant key's deadline when that key may not be used
+	// without a check: both are what Keyring.Encrypt reads too.
+	if a == nil || !k.usable(a.dek.tk) || a.expires.passed(k) || a.used.Add(1) > k.cfg.DEKMaxMessages {
+		var err error
+		if a, err = k.activeDEK(ctx, h.tenant, h.scope); err != nil {
+			return nil, err
+		}
+		h.active.Store(a)
+	} else {
+		a.dek.ce.touch()
+		a.dek.tk.ce.touch()
+		a.dek.hits.Add(1)
+	}
+	out := make([]byte, 0, envelope.Overhead+len(plaintext))
+	return envelope.Seal(out, a.dek.aead, envelope.KeyID(a.dek.id), h.tenant, h.scope, plaintext, aad), nil
+}
+
+// Decrypt is [Keyring.Decrypt] for the handle's tenant and scope.
+func (h *ScopeHandle) Decrypt(ctx context.Context, ciphertext, aad []byte) ([]byte, error) {
+	k := h.k
+	if err := validateData(ctx, len(ciphertext)-envelope.Overhead, aad); err != nil {
+		return nil, err
+	}
+	id, err := envelope.ParseID(ciphertext)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	d := h.last.Load()
+	// gone is set when the DEK leaves the cache (revocation, Forget,
+	// eviction, its tenant key's shares changing).
+	if d == nil || d.id != DEKID(id) || d.gone.Load() || !k.usable(d.tk) {
+		if d, err = k.dekByID(ctx, h.tenant, h.scope, DEKID(id)); err != nil {
+			return nil, err
+		}
+		h.last.Store(d)
+	} else {
+		d.ce.touch()
+		d.tk.ce.touch()
+		d.hits.Add(1)
+	}
+	pt, err := envelope.Open(make([]byte, 0, len(ciphertext)-envelope.Overhead), d.aead, h.tenant, h.scope, ciphertext, aad)
+	if err != nil {
+		return nil, openError(err)
+	}
+	return pt, nil
+}
