@@ -366,3 +366,21 @@ func FederatedTokenClaims(file string) (issuer, subject string, audience []strin
 	}
 	return c.Iss, c.Sub, c.Aud, nil
 }
+
+// RoleAssignmentCommand returns the Azure CLI command that gives a
+// principal the least-privilege role byok needs on the key id names: Key
+// Vault Crypto Service Encryption User on a vault's key, Managed HSM
+// Crypto Service Encryption User on a Managed HSM's. principal is an
+// object id when objectID is true (the form that needs no directory
+// lookup), else a client id.
+func RoleAssignmentCommand(id KeyID, principal string, objectID bool) string {
+	who := "--assignee " + principal
+	if objectID {
+		who = "--assignee-object-id " + principal + " --assignee-principal-type ServicePrincipal"
+	}
+	if id.ManagedHSM {
+		return "az keyvault role assignment create --hsm-name " + id.Vault + ` --role "Managed HSM Crypto Service Encryption User" ` + who + " --scope /keys/" + id.Name
+	}
+	return `az role assignment create --role "Key Vault Crypto Service Encryption User" ` + who +
+		` --scope "$(az keyvault show --name ` + id.Vault + ` --query id -o tsv)/keys/` + id.Name + `"`
+}

@@ -218,3 +218,20 @@ func TestFederatedCredentialCommand(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+func TestRoleAssignmentCommand(t *testing.T) {
+	for _, tc := range []struct {
+		key, principal string
+		objectID       bool
+		want           string
+	}{
+		{contoso + "/keys/cmk", "0a0b0c0d-1111-2222-3333-444455556666", true,
+			`az role assignment create --role "Key Vault Crypto Service Encryption User" --assignee-object-id 0a0b0c0d-1111-2222-3333-444455556666 --assignee-principal-type ServicePrincipal --scope "$(az keyvault show --name contoso --query id -o tsv)/keys/cmk"`},
+		{"https://hsm1.managedhsm.azure.net/keys/cmk/0123456789abcdef0123456789abcdef", "app-id", false,
+			`az keyvault role assignment create --hsm-name hsm1 --role "Managed HSM Crypto Service Encryption User" --assignee app-id --scope /keys/cmk`},
+	} {
+		if got := RoleAssignmentCommand(must(ParseKeyID(tc.key)), tc.principal, tc.objectID); got != tc.want {
+			t.Errorf("RoleAssignmentCommand(%s)\n got %s\nwant %s", tc.key, got, tc.want)
+		}
+	}
+}

@@ -53,6 +53,9 @@ type fixture struct {
 	app    kvemu.App
 	secret string
 	tokens map[string]string // "contoso", "fabrikam", "operator"
+	// conn is the lifecycle's connector; a test may give it the
+	// platform's identities before its first request.
+	conn *lifecycle.AzureConnector
 }
 
 func newFixture(t *testing.T, tlsServer bool) *fixture {
@@ -82,6 +85,7 @@ func newFixtureWith(t *testing.T, tlsServer bool, wrap func(*lifecycle.Service) 
 	}
 	connector := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
 	connector.Transport = f.emu.HTTPClient()
+	f.conn = connector
 	log := audit.New(f.db, nil)
 	f.lc, err = lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: prk, PlatformKeyID: prk.KeyID(),
 		Connector: connector, Audit: log, Now: f.clock.Now})

@@ -155,8 +155,9 @@ type setupView struct {
 	PlatformAppID string
 	ConsentURL    string
 	SPCommand     string
-	// OwnerTag is the tenant's id: with the platform's app its key must
-	// carry the tag byok-tenant=OwnerTag (azurekv.OwnerTagName).
+	// OwnerTag is the tenant's id: with the platform's app, managed
+	// identity or workload identity its key must carry the tag
+	// byok-tenant=OwnerTag (azurekv.OwnerTagName).
 	OwnerTag    string
 	Certificate *azurekv.Certificate
 	// PickedKeyID is a key identifier picked in the vault's key list
@@ -171,6 +172,50 @@ type setupView struct {
 	// Rollover is the tenant's certificate credential; nil unless the
 	// saved credential is a certificate.
 	Rollover *lifecycle.CertificateCredential
+	// Identities are the platform's own identities offered to tenants
+	// (managed identity, workload identity); RoleCommand gives the managed
+	// identity its role on the saved key (placeholders before one is
+	// saved), FederatedCommand adds the federated credential to the
+	// tenant's app.
+	Identities       lifecycle.PlatformIdentities
+	RoleCommand      string
+	FederatedCommand string
+	// MINotOffered and WINotOffered say why a mode is not offered.
+	MINotOffered, WINotOffered string
+}
+
+// identityOfferer is what the console needs to show the setup steps of
+// the platform's identities; *lifecycle.Service has it. With a Lifecycle
+// without it, the console offers neither mode.
+type identityOfferer interface {
+	PlatformIdentities(ctx context.Context) lifecycle.PlatformIdentities
+}
+
+// identitySteps fills v's platform identities and their commands for the
+// tenant's saved settings.
+func (c *console) identitySteps(ctx context.Context, v *setupView) {
+	o, ok := c.cfg.Lifecycle.(identityOfferer)
+	if !ok {
+		return
+	}
+	v.Identities = o.PlatformIdentities(ctx)
+	v.MINotOffered = v.Identities.NotOffered[lifecycle.CredentialManagedIdentity]
+	v.WINotOffered = v.Identities.NotOffered[lifecycle.CredentialWorkloadIdentity]
+	s := v.Key.Settings
+	id, err := azurekv.ParseKeyID(s.KeyID)
+	if err != nil {
+		id = azurekv.KeyID{Vault: "<vault>", Name: "<key>"}
+	}
+	if mi := v.Identities.ManagedIdentity; mi != nil && mi.Assignee() != "" {
+		v.RoleCommand = azurekv.RoleAssignmentCommand(id, mi.Assignee(), mi.ObjectID != "")
+	}
+	if w := v.Identities.Workload; w != nil {
+		app := "<your-app-id>"
+		if s.Credential == lifecycle.CredentialWorkloadIdentity && s.ClientID != "" {
+			app = s.ClientID
+		}
+		v.FederatedCommand = azurekv.FederatedCredentialCommand(app, w.Issuer, w.Subject, w.Audience)
+	}
 }
 
 // setupPage shows Create key, Test configuration, the enforcement date,
@@ -189,6 +234,8 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 		v.Vault = id.VaultURL()
 	}
 	v.Rollover = c.certificates(r.Context(), s, k)
+	v.OwnerTag = s.tenant
+	c.identitySteps(r.Context(), &v)
 	if c.cfg.PlatformAppID != "" {
 		dir := k.Settings.DirectoryID
 		if dir == "" {
@@ -196,7 +243,6 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 		}
 		v.ConsentURL = azurekv.AdminConsentURL(dir, c.cfg.PlatformAppID)
 		v.SPCommand = azurekv.CreateServicePrincipalCommand(c.cfg.PlatformAppID)
-		v.OwnerTag = s.tenant
 	}
 	p := c.basePage(s, "Set up your key", "setup")
 	p.Data = v
@@ -220,6 +266,8 @@ func (c *console) configure(w http.ResponseWriter, r *http.Request, s *session) 
 	switch settings.Credential {
 	case lifecycle.CredentialPlatformApp:
 		settings.ClientID = c.cfg.PlatformAppID
+	case lifecycle.CredentialManagedIdentity:
+		settings.ClientID = "" // the identity is the platform's
 	case lifecycle.CredentialClientSecret:
 		settings.Secret = lifecycle.NewSecret(r.PostFormValue("secret"))
 	case lifecycle.CredentialCertificate:
