@@ -185,8 +185,8 @@ func (k *Keyring) linkTK(t *tenantKey, now int64) []*tenantKey {
 }
 
 // unlinkTK takes t and every DEK under it out of the caches (under k.mu,
-// write-locked). Its material stays until wipeEvicted or drop: a caller
-// that holds t may still be using it.
+// write-locked), for Forget or an eviction. Its material stays until
+// wipeEvicted or drop.
 func (k *Keyring) unlinkTK(t *tenantKey, forgotten bool) {
 	if k.tks[t.id] == t {
 		delete(k.tks, t.id)
@@ -195,7 +195,9 @@ func (k *Keyring) unlinkTK(t *tenantKey, forgotten bool) {
 	if forgotten {
 		t.forgotten.Store(true)
 	}
-	k.unlinkDEKs(t, false)
+	// Forget wipes the DEKs' keys as it always did; an eviction leaves
+	// them to the garbage collector, as a caller may be using them.
+	k.unlinkDEKs(t, forgotten)
 }
 
 // linkDEK caches d under its tenant key, which must be cached (under k.mu,

@@ -125,6 +125,7 @@ func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string, evict
 			// Evicted again and again: seal this call's message under the
 			// new DEK (its tenant key was just checked) without caching it.
 			d.gone.Store(true)
+			next.expires.close(k) // no later call uses it
 			return next, nil
 		}
 		// Forget ran meanwhile: the scope's kind or keys may have changed
