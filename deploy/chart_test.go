@@ -255,11 +255,21 @@ func TestChartDefaults(t *testing.T) {
 		"azure.tenant_id": "11111111-2222-3333-4444-555555555555",
 		"azure.client_id": "bbbbbbbb-1111-2222-3333-444444444444",
 		"azure.credential.workload_identity.token_file": "/var/run/secrets/azure/tokens/azure-identity-token",
-		"listen":                 ":8080",
-		"console.secure_cookies": "true",
-		"log.level":              "info",
-		"log.format":             "json",
+		"listen":                  ":8080",
+		"console.secure_cookies":  "true",
+		"log.level":               "info",
+		"log.format":              "json",
+		"azure.workload_identity": "<missing>",
 	})
+
+	// By default exactly the production shape: these sections, no other.
+	var raw map[string]any
+	if err := yaml.Unmarshal([]byte(cm.Data["config.yaml"]), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := slices.Sorted(maps.Keys(raw)), []string{"azure", "console", "listen", "log", "platform_key", "store", "version"}; !slices.Equal(got, want) {
+		t.Errorf("config.yaml sections %v; want %v", got, want)
+	}
 
 	checkNoSecrets(t, r)
 }
@@ -277,7 +287,10 @@ func TestChartOverrides(t *testing.T) {
 			"listen":  ":9090",
 			"keyring": map[string]any{"check_interval": "30s", "max_staleness": "30m"},
 			"jobs":    map[string]any{"batch_size": 500},
-			"azure":   map[string]any{"clientId": ""}, // defaults to workloadIdentity.clientId
+			"azure": map[string]any{
+				"clientId":               "", // defaults to workloadIdentity.clientId
+				"workloadIdentityIssuer": "https://westeurope.oic.prod-aks.azure.com/11111111-2222-3333-4444-555555555555/abcdef/",
+			},
 		},
 	}))
 	t.Logf("objects: %v", r.keys())
@@ -349,11 +362,14 @@ func TestChartOverrides(t *testing.T) {
 	var cm corev1.ConfigMap
 	r.one(t, "ConfigMap", &cm)
 	checkConfig(t, cm.Data["config.yaml"], map[string]string{
-		"listen":                 ":9090",
-		"keyring.check_interval": "30s",
-		"keyring.max_staleness":  "30m",
-		"jobs.batch_size":        "500",
-		"azure.client_id":        "aaaaaaaa-1111-2222-3333-444444444444",
+		"listen":                             ":9090",
+		"keyring.check_interval":             "30s",
+		"keyring.max_staleness":              "30m",
+		"jobs.batch_size":                    "500",
+		"azure.client_id":                    "aaaaaaaa-1111-2222-3333-444444444444",
+		"azure.workload_identity.issuer":     "https://westeurope.oic.prod-aks.azure.com/11111111-2222-3333-4444-555555555555/abcdef/",
+		"azure.workload_identity.subject":    "system:serviceaccount:byok:byok",
+		"azure.workload_identity.token_file": "/var/run/secrets/azure/tokens/azure-identity-token",
 	})
 	checkNoSecrets(t, r)
 

@@ -72,6 +72,12 @@ azure:
   credential:
     workload_identity:
       token_file: {{ .Values.workloadIdentity.tokenFile | quote }}
+{{- with $c.azure.workloadIdentityIssuer }}
+  workload_identity:
+    token_file: {{ $.Values.workloadIdentity.tokenFile | quote }}
+    issuer: {{ . | quote }}
+    subject: {{ printf "system:serviceaccount:%s:%s" $.Release.Namespace (include "byok.serviceAccountName" $) | quote }}
+{{- end }}
 {{- with $c.keyring }}
 keyring:
   {{- toYaml . | nindent 2 }}
