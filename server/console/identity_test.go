@@ -101,6 +101,18 @@ func TestSetupIdentitySteps(t *testing.T) {
 	}
 	_, body = u.get("/t/contoso/setup")
 	mustContain(t, "setup page after saving", body, "$(az keyvault show --name "+vaultName+" --query id -o tsv)/keys/"+keyName)
+
+	// Saved with the workload identity: the command names the app.
+	res, body = u.post("/t/contoso/configure", url.Values{"csrf": {u.csrf("/t/contoso/setup")}, "key_id": {keyID}, "directory_id": {directory},
+		"credential": {"workload-identity"}, "client_id": {f.app.ClientID}})
+	if res.StatusCode != 303 {
+		t.Fatalf("saving with the workload identity: %d %s", res.StatusCode, body)
+	}
+	if k, err := f.lc.Status(f.ctx, contoso); err != nil || k.Settings.Credential != lifecycle.CredentialWorkloadIdentity || k.Settings.ClientID != f.app.ClientID || k.SecretSet {
+		t.Fatalf("saved settings %+v, secret set %v, %v", k.Settings, k.SecretSet, err)
+	}
+	_, body = u.get("/t/contoso/setup")
+	mustContain(t, "setup page after saving", body, "az ad app federated-credential create --id "+f.app.ClientID)
 }
 
 // TestBrowserManagedIdentityJourney: in chromium, a business unit in the
