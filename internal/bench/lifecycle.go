@@ -377,7 +377,7 @@ func RunLifecycle(w io.Writer, dir string, deks int) error {
 	if _, err := env.Keyring.Decrypt(ctx, "bench", "data", warmCT, nil); err != nil {
 		return err
 	}
-	before := env.Calls()
+	before, beforePlatform := env.Calls(), env.PlatformCalls()
 	for range 1_000_000 / 2 {
 		ct, err := env.Keyring.Encrypt(ctx, "bench", "data", []byte("x"), nil)
 		if err == nil {
@@ -388,6 +388,7 @@ func RunLifecycle(w io.Writer, dir string, deks int) error {
 		}
 	}
 	fmt.Fprintf(tw, "vault calls per 10^6 warm operations\t%d\t0\n", env.Calls()-before)
+	fmt.Fprintf(tw, "platform root key calls per 10^6 warm operations\t%d\t0\n", env.PlatformCalls()-beforePlatform)
 	env.Close()
 
 	if err := e.AddDEKs(deks); err != nil {
@@ -420,6 +421,14 @@ func RunLifecycle(w io.Writer, dir string, deks int) error {
 	stop()
 	fmt.Fprintf(tw, "revocation latency (role removed in kvemu → fail closed), check interval %v\tmedian %v, max %v of 5\t≤ interval + 5 s\n", interval, revs[2].Round(time.Millisecond), revs[4].Round(time.Millisecond))
 	fmt.Fprintf(tw, "restoration latency (role restored → service back)\tmedian %v, max %v of 5\t≤ interval + 5 s\n", ress[2].Round(time.Millisecond), ress[4].Round(time.Millisecond))
+
+	const rekeyTenants = 1000
+	pr, err := PlatformRekey(dir, rekeyTenants, deks)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(tw, "platform re-key after a root key rotation (oct-HSM in a kvemu Managed HSM, through the SDK): %d tenants, %d DEKs\t%.2f s for %d shares (%.0f shares/s), %d vault calls, %d DEKs re-wrapped\tno DEK re-wrapped\n",
+		pr.Tenants, pr.DEKs, pr.Took.Seconds(), pr.Moved, float64(pr.Moved)/pr.Took.Seconds(), pr.VaultCalls, pr.DEKsRewrapped)
 
 	ops, p50, p99, err := e.HTTPEncrypt(8, 3*time.Second)
 	if err != nil {
