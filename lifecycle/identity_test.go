@@ -317,3 +317,42 @@ func TestSettingsHashCoversCredential(t *testing.T) {
 		seen[h] = m
 	}
 }
+
+// TestIdentityOtherTenantsKey: the platform's identities reach every key
+// that let them in, whichever tenant names it; tenant t2 naming t1's keys
+// (tagged byok-tenant=t1) fails at ownership and nothing is wrapped.
+func TestIdentityOtherTenantsKey(t *testing.T) {
+	ctx := context.Background()
+	e := newIdentityEnv(t)
+	conn := e.connector(e.tokenFile(t))
+	if _, err := e.emu.AssignRole("bu-vault", kvemu.RoleAssignment{PrincipalID: e.mi.ObjectID, Role: "Key Vault Crypto Service Encryption User"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.emu.AddFederatedCredential(e.app.ClientID, kvemu.FederatedCredential{Issuer: platformIssuer, Subject: platformSubject}); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *lifecycle.Config) { c.Connector = conn })
+	f.clock.Set(time.Now().UTC())
+	if err := f.svc.CreateTenant(ctx, operator, "t2", byok.Grace, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []lifecycle.KeySettings{
+		{KeyID: e.buVault + "/keys/cmk", Credential: lifecycle.CredentialManagedIdentity},
+		{KeyID: e.conVault + "/keys/cmk", DirectoryID: e.contoso, ClientID: e.app.ClientID, Credential: lifecycle.CredentialWorkloadIdentity},
+	} {
+		f.must(f.svc.Configure(ctx, admin, "t2", s))
+		r, err := f.svc.Test(ctx, admin, "t2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := checkOf(r, azurekv.CheckOwnership)
+		if r.Passed() || own.Outcome != lifecycle.Fail || !strings.Contains(own.Remedy, "byok-tenant=t2") || !strings.Contains(own.Detail, "other byok tenants use too") {
+			t.Fatalf("%s: t2's Test passed %v, ownership %+v", s.Credential, r.Passed(), own)
+		}
+	}
+	for _, v := range []string{"bu-vault", "contoso-byok"} {
+		if n := e.emu.CallCount(v, kvemu.OpWrapKey, 0); n != 0 {
+			t.Errorf("%d wrapKey calls on %s for t2, want 0", n, v)
+		}
+	}
+}
