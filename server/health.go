@@ -47,6 +47,10 @@ func (r *readiness) check(ctx context.Context) (map[string]string, bool) {
 		checks["platform_key"], ok = "the platform root key cannot be described ("+string(kms.ReasonOf(err))+")", false
 	case !info.Enabled:
 		checks["platform_key"], ok = "the platform root key is disabled", false
+	case !info.Expires.IsZero() && !now.Before(info.Expires):
+		checks["platform_key"], ok = "the platform root key's current version expired at "+info.Expires.UTC().Format(time.RFC3339)+"; give it a new version or a later expiry", false
+	case !info.NotBefore.IsZero() && now.Before(info.NotBefore):
+		checks["platform_key"], ok = "the platform root key's current version is not valid before "+info.NotBefore.UTC().Format(time.RFC3339), false
 	}
 	r.at, r.checks, r.ok = now, checks, ok
 	return checks, ok

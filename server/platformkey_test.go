@@ -1,8 +1,13 @@
 package server
 
 import (
+	"context"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/openbyok/byok/kms"
 )
 
 // TestPlatformRekeyRoute rotates the platform root key, starts the
@@ -51,5 +56,44 @@ func TestPlatformRekeyRoute(t *testing.T) {
 	}
 	if r := e.do(t, "POST", "/v1/platform-key/rekey", e.operator, `{"x":1}`); r.status != 400 {
 		t.Fatalf("POST rekey with a body = %d %s", r.status, r.body)
+	}
+}
+
+// expiringKey is a platform key provider whose current version expires at
+// a given time.
+type expiringKey struct {
+	kms.Provider
+	expires time.Time
+}
+
+func (k expiringKey) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
+	info, err := k.Provider.Describe(ctx, keyID)
+	info.Expires = k.expires
+	return info, err
+}
+
+// TestReadyzRefusesExpiredPlatformKey: /readyz keeps checking the platform
+// root key, and an expired current version makes the replica not ready,
+// with the fix.
+func TestReadyzRefusesExpiredPlatformKey(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		expires time.Time
+		status  int
+		want    string
+	}{
+		{e.clock.Now().Add(time.Hour), 200, `"platform_key":"ok"`},
+		{e.clock.Now().Add(-time.Minute), 503, "expired at"},
+	} {
+		h, err := New(Config{Lifecycle: e.lc, Store: e.db, Audit: e.log, PlatformKMS: expiringKey{e.platform, tc.expires},
+			PlatformKeyID: "fake:prk", Now: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("readyz with the key expiring at %v = %d %s, want %d and %q", tc.expires, rec.Code, rec.Body, tc.status, tc.want)
+		}
 	}
 }
