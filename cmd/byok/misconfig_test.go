@@ -79,7 +79,7 @@ var misconfigCases = []misconfigCase{
 		edit: func(t *testing.T, text string, p platformSide) string {
 			return strings.ReplaceAll(text, p.mi.ClientID, "7f6e5d4c-3b2a-4190-8877-665544332211")
 		},
-		want: []string{"Identity not found", "managed identity is assigned to this host"}},
+		want: []string{"is not assigned to the platform's host", "Identity blade", "platform_key.azure.credential"}},
 	{name: "a federated credential with the wrong issuer",
 		estate: func(t *testing.T, emu *kvemu.Emulator, p platformSide) {
 			p.retrust(t, emu, func(fc *kvemu.FederatedCredential) {

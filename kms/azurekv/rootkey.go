@@ -305,6 +305,17 @@ func (p *Provider) rootCallError(keyID string, id KeyID, doing string, err error
 		e.Check = RootCheckAuthentication
 		e.Reason = fmt.Sprintf("byok's identity (%s) could not sign in to the vault's directory", p.cfg.Credential.Kind())
 		e.Remedy = "check platform_key.azure.credential: the tenant id, the client id and its secret, certificate or federated credential, or that the managed identity is assigned to this host"
+		var reason, remedy string
+		var ok bool
+		switch c := p.cfg.Credential.(type) {
+		case ManagedIdentity:
+			reason, remedy, ok = explainManagedIdentity(c, err)
+		case WorkloadIdentity:
+			reason, remedy, ok = explainWorkloadIdentity(c, p.cfg.TenantID, err)
+		}
+		if ok {
+			e.Reason, e.Remedy = reason, strings.ReplaceAll(remedy, "azure.managed_identity", "platform_key.azure.credential")
+		}
 	case kms.ReasonDenied:
 		e.Check = RootCheckAccess
 		oid := callerOID(err)
