@@ -177,3 +177,12 @@ func (c *Client) WaitJob(ctx context.Context, tenant, id string, interval time.D
 		}
 	}
 }
+
+// Identities returns the platform's identities the tenant may let reach
+// its key (credentials "managed-identity" and "workload-identity"), with
+// the setup commands for the saved key.
+func (c *Client) Identities(ctx context.Context, tenant string) (Identities, error) {
+	var ids Identities
+	err := c.do(ctx, request{method: http.MethodGet, path: p("v1", "tenants", tenant, "key", "identities")}, &ids)
+	return ids, err
+}

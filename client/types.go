@@ -43,6 +43,39 @@ type PlatformKey struct {
 	Shares int `json:"shares"`
 }
 
+// Identities are the platform's identities a tenant may let reach its key.
+type Identities struct {
+	// ManagedIdentity is nil when the platform does not offer it.
+	ManagedIdentity *ManagedIdentity `json:"managed_identity,omitempty"`
+	// WorkloadIdentity is nil when the platform does not offer it.
+	WorkloadIdentity *WorkloadIdentity `json:"workload_identity,omitempty"`
+	// NotOffered says why a mode is not offered, by mode.
+	NotOffered map[string]string `json:"not_offered,omitempty"`
+}
+
+// ManagedIdentity is the platform's managed identity: the principal to
+// give a role on a vault of the platform's directory DirectoryID.
+type ManagedIdentity struct {
+	DirectoryID string `json:"directory_id"`
+	// ObjectID is the principal to assign the role to; "" when the
+	// platform could not learn it.
+	ObjectID string `json:"object_id,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	Name     string `json:"name"`
+	// RoleCommand assigns the role on the saved key with the Azure CLI.
+	RoleCommand string `json:"role_command,omitempty"`
+}
+
+// WorkloadIdentity is what the federated credential of the customer's app
+// must name to trust the platform's workload.
+type WorkloadIdentity struct {
+	Issuer   string `json:"issuer"`
+	Subject  string `json:"subject"`
+	Audience string `json:"audience"`
+	// Command adds the federated credential with the Azure CLI.
+	Command string `json:"command"`
+}
+
 // Inventory lists, for every key version, how many wrapped shares depend
 // on it.
 type Inventory struct {

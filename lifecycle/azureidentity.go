@@ -111,3 +111,28 @@ func (c *AzureConnector) PlatformIdentities(ctx context.Context) PlatformIdentit
 	}
 	return ids
 }
+
+// SetupCommands returns the Azure CLI commands of the setup steps of the
+// platform's identities for settings s: role gives the managed identity
+// its role on s's key (placeholders when s names no key), federated adds
+// to s's app (a placeholder unless s are workload-identity settings) the
+// federated credential that trusts the platform's workload. Each is ""
+// when its mode is not offered, or when the identity's principal is not
+// known.
+func (p PlatformIdentities) SetupCommands(s KeySettings) (role, federated string) {
+	id, err := azurekv.ParseKeyID(s.KeyID)
+	if err != nil {
+		id = azurekv.KeyID{Vault: "<vault>", Name: "<key>"}
+	}
+	if mi := p.ManagedIdentity; mi != nil && mi.Assignee() != "" {
+		role = azurekv.RoleAssignmentCommand(id, mi.Assignee(), mi.ObjectID != "")
+	}
+	if w := p.Workload; w != nil {
+		app := "<your-app-id>"
+		if s.Credential == CredentialWorkloadIdentity && s.ClientID != "" {
+			app = s.ClientID
+		}
+		federated = azurekv.FederatedCredentialCommand(app, w.Issuer, w.Subject, w.Audience)
+	}
+	return role, federated
+}

@@ -29,8 +29,9 @@ type PlatformIdentities struct {
 	// Workload is the platform's workload identity; nil: the
 	// workload-identity mode is not offered.
 	Workload *WorkloadInfo
-	// NotOffered says, for each of the two modes not offered, why, in
-	// words for the tenant admin and the operator (e.g. "its operator has
+	// NotOffered says, for each of the two modes not offered, why, in a
+	// sentence for the tenant admin and the operator (e.g.
+	// "managed-identity is not offered by this platform: its operator has
 	// not configured azure.managed_identity").
 	NotOffered map[CredentialMode]string
 }
@@ -72,14 +73,26 @@ type WorkloadInfo struct {
 }
 
 // PlatformIdentities returns the platform's identities offered to tenants
-// (none if the connector is not an [IdentityOfferer]). Allowed to any
-// caller: it holds no secret.
+// (none if the connector is not an [IdentityOfferer]), with a NotOffered
+// sentence for each mode not offered. Allowed to any caller: it holds no
+// secret.
 func (s *Service) PlatformIdentities(ctx context.Context) PlatformIdentities {
-	o, ok := s.cfg.Connector.(IdentityOfferer)
-	if !ok {
-		return PlatformIdentities{}
+	var ids PlatformIdentities
+	if o, ok := s.cfg.Connector.(IdentityOfferer); ok {
+		ids = o.PlatformIdentities(ctx)
 	}
-	return o.PlatformIdentities(ctx)
+	for _, m := range []struct {
+		mode    CredentialMode
+		offered bool
+	}{{CredentialManagedIdentity, ids.ManagedIdentity != nil}, {CredentialWorkloadIdentity, ids.Workload != nil}} {
+		if !m.offered && ids.NotOffered[m.mode] == "" {
+			if ids.NotOffered == nil {
+				ids.NotOffered = map[CredentialMode]string{}
+			}
+			ids.NotOffered[m.mode] = string(m.mode) + " is not offered by this platform"
+		}
+	}
+	return ids
 }
 
 // withIdentityDefaults returns ks with the platform's directory as its
@@ -120,11 +133,7 @@ func (s *Service) checkIdentity(ctx context.Context, ks KeySettings) error {
 		offered = ids.Workload != nil
 	}
 	if !offered {
-		reason := fmt.Sprintf("%s is not offered by this platform", ks.Credential)
-		if why := ids.NotOffered[ks.Credential]; why != "" {
-			reason += ": " + why
-		}
-		return &FieldError{Field: "credential", Reason: reason}
+		return &FieldError{Field: "credential", Reason: ids.NotOffered[ks.Credential]}
 	}
 	if ks.Credential == CredentialManagedIdentity && !strings.EqualFold(ks.DirectoryID, ids.ManagedIdentity.TenantID) {
 		return &FieldError{Field: "directory_id", Reason: fmt.Sprintf("is %q, not the platform's directory %s: a managed identity only reaches vaults in its own directory; use platform-app consent or workload identity for a vault in another directory",

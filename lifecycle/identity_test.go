@@ -296,6 +296,9 @@ func TestIdentitySettingsRefused(t *testing.T) {
 			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Reason, tc.reason) || !errors.Is(err, byok.ErrInvalidInput) {
 				t.Fatalf("Configure: %v, want a %s field error with %q", err, tc.field, tc.reason)
 			}
+			if strings.Count(err.Error(), "is not offered") > 1 {
+				t.Errorf("the error repeats itself: %v", err)
+			}
 			if strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("the error quotes the secret: %v", err)
 			}

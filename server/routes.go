@@ -59,6 +59,7 @@ func (s *server) table() []route {
 		{post, "/v1/tenants/{tenant}/key/disable", authTenantAdmin, smallBody, vaultTimeout, s.disable},
 		{get, "/v1/tenants/{tenant}/key/inventory", authTenantAdmin, 0, adminTimeout, s.inventory},
 		{get, "/v1/tenants/{tenant}/key/timeline", authTenantAdmin, 0, adminTimeout, s.timeline},
+		{get, "/v1/tenants/{tenant}/key/identities", authTenantAdmin, 0, adminTimeout, s.identities},
 		{get, "/v1/tenants/{tenant}/key/jobs/{job}", authTenantAdmin, 0, fastTimeout, s.job},
 		{get, "/v1/tenants/{tenant}/audit", authTenantAdmin, 0, adminTimeout, s.tenantAudit},
 		{get, "/v1/tenants/{tenant}/audit/export", authTenantAdmin, 0, exportTimeout, s.tenantAuditExport},

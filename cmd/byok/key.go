@@ -16,19 +16,20 @@ import (
 // runKey runs "byok key ...": a tenant admin's commands on its tenant's
 // customer-managed key.
 func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	order := []string{"status", "configure", "test", "proceed", "scopes", "rotate", "rekey", "disable", "inventory", "timeline", "audit"}
+	order := []string{"status", "identities", "configure", "test", "proceed", "scopes", "rotate", "rekey", "disable", "inventory", "timeline", "audit"}
 	subs := map[string]func([]string) error{
-		"status":    func(args []string) error { return keyStatusCmd(ctx, args, stdout, stderr) },
-		"configure": func(args []string) error { return keyConfigure(ctx, args, stdout, stderr) },
-		"test":      func(args []string) error { return keyTest(ctx, args, stdout, stderr) },
-		"proceed":   func(args []string) error { return keyProceed(ctx, args, stdout, stderr) },
-		"scopes":    func(args []string) error { return keyScopes(ctx, args, stdout, stderr) },
-		"rotate":    func(args []string) error { return keyRotate(ctx, args, stdout, stderr) },
-		"rekey":     func(args []string) error { return keyJob(ctx, "rekey", args, stdout, stderr) },
-		"disable":   func(args []string) error { return keyJob(ctx, "disable", args, stdout, stderr) },
-		"inventory": func(args []string) error { return keyInventory(ctx, args, stdout, stderr) },
-		"timeline":  func(args []string) error { return keyTimeline(ctx, args, stdout, stderr) },
-		"audit":     func(args []string) error { return keyAudit(ctx, args, stdout, stderr) },
+		"status":     func(args []string) error { return keyStatusCmd(ctx, args, stdout, stderr) },
+		"identities": func(args []string) error { return keyIdentities(ctx, args, stdout, stderr) },
+		"configure":  func(args []string) error { return keyConfigure(ctx, args, stdout, stderr) },
+		"test":       func(args []string) error { return keyTest(ctx, args, stdout, stderr) },
+		"proceed":    func(args []string) error { return keyProceed(ctx, args, stdout, stderr) },
+		"scopes":     func(args []string) error { return keyScopes(ctx, args, stdout, stderr) },
+		"rotate":     func(args []string) error { return keyRotate(ctx, args, stdout, stderr) },
+		"rekey":      func(args []string) error { return keyJob(ctx, "rekey", args, stdout, stderr) },
+		"disable":    func(args []string) error { return keyJob(ctx, "disable", args, stdout, stderr) },
+		"inventory":  func(args []string) error { return keyInventory(ctx, args, stdout, stderr) },
+		"timeline":   func(args []string) error { return keyTimeline(ctx, args, stdout, stderr) },
+		"audit":      func(args []string) error { return keyAudit(ctx, args, stdout, stderr) },
 	}
 	return subcommand("key", subs, order, args, stdout)
 }
@@ -154,7 +155,7 @@ proceed again). --credential is how byok signs in to the key's directory:
                      no --client-id, no secret
   workload-identity  your own app (--client-id) with a federated credential that trusts the
                      platform's workload (issuer, subject, audience api://AzureADTokenExchange
-                     from the platform's operator or the console); no secret
+                     shown by byok key identities or the console); no secret
 
 With platform-app, managed-identity and workload-identity the key must carry the
 tag byok-tenant=<tenant>. The server refuses a mode its operator has not set up.
@@ -413,6 +414,43 @@ func finishJob(ctx context.Context, c *client.Client, f keyFlags, wf waitFlags, 
 		fmt.Fprintf(stdout, "follow it with: byok key %s --wait, or byok key status --tenant %s\n", j.Kind, f.tenant)
 	}
 	return jobError(j)
+}
+
+// keyIdentities prints the platform's identities the tenant may use, with
+// the steps to let each reach the key.
+func keyIdentities(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f keyFlags
+	c, err := f.parse(newFlagSet("key identities", "--tenant T", stderr), args)
+	if err != nil {
+		return err
+	}
+	ids, err := c.Identities(ctx, f.tenant)
+	if err != nil {
+		return apiError(err)
+	}
+	if f.json {
+		return printJSON(stdout, ids)
+	}
+	if mi := ids.ManagedIdentity; mi != nil {
+		fmt.Fprintf(stdout, "managed-identity: the platform's managed identity %s\n", mi.Name)
+		fmt.Fprintf(stdout, "  directory:    %s (only vaults of this directory)\n", mi.DirectoryID)
+		fmt.Fprintf(stdout, "  object id:    %s\n  client id:    %s\n", orDash(mi.ObjectID), orDash(mi.ClientID))
+		if mi.RoleCommand != "" {
+			fmt.Fprintf(stdout, "  give it a role on the vault:\n    %s\n", mi.RoleCommand)
+		}
+		fmt.Fprintln(stdout, "  then: byok key configure --credential managed-identity --key-id URL")
+	} else {
+		fmt.Fprintf(stdout, "managed-identity: %s\n", ids.NotOffered["managed-identity"])
+	}
+	if w := ids.WorkloadIdentity; w != nil {
+		fmt.Fprintln(stdout, "workload-identity: your app's federated credential (Certificates & secrets > Federated credentials > Other issuer):")
+		fmt.Fprintf(stdout, "  issuer:       %s\n  subject:      %s\n  audience:     %s\n", w.Issuer, w.Subject, w.Audience)
+		fmt.Fprintf(stdout, "  or run:\n    %s\n", w.Command)
+		fmt.Fprintln(stdout, "  then: byok key configure --credential workload-identity --directory-id D --client-id APP --key-id URL")
+	} else {
+		fmt.Fprintf(stdout, "workload-identity: %s\n", ids.NotOffered["workload-identity"])
+	}
+	return nil
 }
 
 func keyInventory(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -29,7 +29,12 @@ func TestKeyCommands(t *testing.T) {
 	}
 	mustFail(t, 2, "--key-id is required", "", args("key configure", admin))
 	mustFail(t, 2, "secret file", "", args("key configure --key-id x --secret-file -", admin))
-	// A server without the platform's identities refuses their modes.
+	// A server without the platform's identities says so, and refuses
+	// their modes.
+	if out := mustRun(t, "", args("key identities", admin)); !strings.Contains(out, "managed-identity: managed-identity is not offered by this platform") ||
+		!strings.Contains(out, "workload-identity: workload-identity is not offered by this platform") {
+		t.Fatalf("key identities printed %q", out)
+	}
 	mustFail(t, 1, "managed-identity is not offered by this platform", "", args("key configure --key-id "+srv.CMK+" --credential managed-identity", admin))
 	mustFail(t, 1, "client_id", "", args("key configure --key-id "+srv.CMK+" --directory-id dir --credential workload-identity", admin))
 

@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -88,6 +90,17 @@ func TestSetupIdentitySteps(t *testing.T) {
 	if strings.Contains(body, "is not offered by this platform") {
 		t.Error("the setup page says a mode is not offered although both are")
 	}
+	// The API tells the same to the tenant admin.
+	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/tenants/contoso/key/identities", nil)
+	req.Header.Set("Authorization", "Bearer "+f.tokens[contoso])
+	res0, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _ := io.ReadAll(res0.Body)
+	res0.Body.Close()
+	mustContain(t, "GET /v1/tenants/contoso/key/identities", string(api), `"object_id":"`+mi.ObjectID+`"`, `"directory_id":"`+directory+`"`,
+		`"issuer":"`+platformIssuer+`"`, `"subject":"`+platformSubject+`"`, `"audience":"api://AzureADTokenExchange"`, "--assignee-object-id "+mi.ObjectID)
 
 	// Saved with the managed identity: the role command names the key.
 	res, body := u.post("/t/contoso/configure", url.Values{"csrf": {u.csrf("/t/contoso/setup")}, "key_id": {keyID},

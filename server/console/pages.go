@@ -201,21 +201,7 @@ func (c *console) identitySteps(ctx context.Context, v *setupView) {
 	v.Identities = o.PlatformIdentities(ctx)
 	v.MINotOffered = v.Identities.NotOffered[lifecycle.CredentialManagedIdentity]
 	v.WINotOffered = v.Identities.NotOffered[lifecycle.CredentialWorkloadIdentity]
-	s := v.Key.Settings
-	id, err := azurekv.ParseKeyID(s.KeyID)
-	if err != nil {
-		id = azurekv.KeyID{Vault: "<vault>", Name: "<key>"}
-	}
-	if mi := v.Identities.ManagedIdentity; mi != nil && mi.Assignee() != "" {
-		v.RoleCommand = azurekv.RoleAssignmentCommand(id, mi.Assignee(), mi.ObjectID != "")
-	}
-	if w := v.Identities.Workload; w != nil {
-		app := "<your-app-id>"
-		if s.Credential == lifecycle.CredentialWorkloadIdentity && s.ClientID != "" {
-			app = s.ClientID
-		}
-		v.FederatedCommand = azurekv.FederatedCredentialCommand(app, w.Issuer, w.Subject, w.Audience)
-	}
+	v.RoleCommand, v.FederatedCommand = v.Identities.SetupCommands(v.Key.Settings)
 }
 
 // setupPage shows Create key, Test configuration, the enforcement date,
