@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 
 	"github.com/openbyok/byok/client"
+	"github.com/openbyok/byok/kms/local"
 )
 
 // runPlatformKey runs "byok platform-key status|inventory|rekey" with an
@@ -17,8 +19,48 @@ func runPlatformKey(ctx context.Context, args []string, stdout, stderr io.Writer
 		"status":    func(args []string) error { return platformKeyStatus(ctx, args, stdout, stderr) },
 		"inventory": func(args []string) error { return platformKeyInventory(ctx, args, stdout, stderr) },
 		"rekey":     func(args []string) error { return platformKeyRekey(ctx, args, stdout, stderr) },
+		"rotate":    func(args []string) error { return platformKeyRotate(args, stdout, stderr) },
 	}
-	return subcommand("platform-key", subs, []string{"status", "inventory", "rekey"}, args, stdout)
+	return subcommand("platform-key", subs, []string{"status", "inventory", "rotate", "rekey"}, args, stdout)
+}
+
+// platformKeyRotate adds a version to a platform key file. A key in a
+// vault or Managed HSM gets its versions there (az keyvault key rotate).
+func platformKeyRotate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("platform-key rotate", "--file PATH", stderr)
+	file := fs.String("file", "", "the platform key `file` (platform_key.file) to add a version to")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: byok platform-key rotate --file PATH
+
+Adds a new version to a platform key file (platform_key.file), atomically; a
+running byok serve follows it at once for new shares. Then run
+"byok platform-key rekey --wait" to move the existing shares onto it. A
+platform root key in Key Vault or a Managed HSM gets its new versions in the
+vault instead: az keyvault key rotate --hsm-name H --name K (or --vault-name).
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return usagef("--file is required: the platform key file to add a version to")
+	}
+	if _, err := os.Stat(*file); err != nil {
+		return fmt.Errorf("the platform key file: %w; give the path of platform_key.file", err)
+	}
+	k, err := local.Open(*file)
+	if err != nil {
+		return err
+	}
+	id, err := k.Rotate()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "added %s to %s; new shares go under it. Move the existing ones with: byok platform-key rekey --wait\n", id, *file)
+	return nil
 }
 
 func platformKeyStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {

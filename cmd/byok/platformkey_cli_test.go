@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/openbyok/byok/client"
 	"github.com/openbyok/byok/client/clienttest"
+	"github.com/openbyok/byok/kms/local"
 )
 
 // TestPlatformKeyCommands rotates the platform root key and moves the
@@ -41,8 +44,27 @@ func TestPlatformKeyCommands(t *testing.T) {
 		t.Fatalf("inventory:\n%s", out)
 	}
 	mustFail(t, 2, "usage: byok platform-key", "", args("platform-key"))
-	mustFail(t, 2, "unknown", "", args("platform-key rotate", op))
+	mustFail(t, 2, "unknown", "", args("platform-key retire", op))
 	if _, _, errOut := cli(t, "", args("platform-key rekey -h")...); !strings.Contains(errOut, "safe to retire") {
 		t.Fatalf("help of rekey does not explain it:\n%s", errOut)
 	}
+}
+
+// TestPlatformKeyRotateFile adds a version to a key file; the key file's
+// next use wraps under it.
+func TestPlatformKeyRotateFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "platform.key")
+	k, err := local.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, "", args("platform-key rotate --file "+file))
+	if !strings.Contains(out, "local:platform/v2") || !strings.Contains(out, "rekey --wait") {
+		t.Fatalf("rotate:\n%s", out)
+	}
+	if info, err := k.Describe(context.Background(), k.KeyID()); err != nil || info.KeyID != "local:platform/v2" {
+		t.Fatalf("the key file's current version after rotate: %+v, %v", info, err)
+	}
+	mustFail(t, 2, "--file is required", "", args("platform-key rotate"))
+	mustFail(t, 1, "no such file", "", args("platform-key rotate --file "+file+".missing"))
 }
