@@ -192,9 +192,6 @@ func (k *Keyring) unlinkTK(t *tenantKey, forgotten bool) {
 		delete(k.tks, t.id)
 	}
 	k.tkClock.remove(t)
-	if forgotten {
-		t.forgotten.Store(true)
-	}
 	// Forget wipes the DEKs' keys as it always did; an eviction leaves
 	// them to the garbage collector, as a caller may be using them.
 	k.unlinkDEKs(t, forgotten)

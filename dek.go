@@ -29,7 +29,7 @@ type dek struct {
 }
 
 // maxEvictedRetries is how often a load whose tenant key was evicted
-// meanwhile (not forgotten) starts over before it serves its call with
+// meanwhile (with no Forget since it began) starts over before it serves its call with
 // what it loaded, uncached: only a cache far too small for its load
 // evicts that fast, and starting over forever would starve the call.
 const maxEvictedRetries = 2
@@ -74,6 +74,7 @@ func (k *Keyring) activeDEK(ctx context.Context, tenant, scope string) (*activeD
 // key, replacing the DEK when it is missing, spent, old, or under a tenant
 // key that is no longer the scope's.
 func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string, evictedRetries int) (*activeDEK, error) {
+	forgets := k.forgets.Load()
 	kind, err := k.scopeKind(ctx, tenant, scope)
 	if err != nil {
 		return nil, err
@@ -121,7 +122,8 @@ func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string, evict
 	k.mu.Lock()
 	if k.tks[t.id] != t {
 		k.mu.Unlock()
-		if !t.forgotten.Load() && evictedRetries >= maxEvictedRetries {
+		evicted := k.forgets.Load() == forgets
+		if evicted && evictedRetries >= maxEvictedRetries {
 			// Evicted again and again: seal this call's message under the
 			// new DEK (its tenant key was just checked) without caching it.
 			d.gone.Store(true)
@@ -135,7 +137,7 @@ func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string, evict
 		// Forget.)
 		next.expires.close(k)
 		clear(d.key)
-		if !t.forgotten.Load() {
+		if evicted {
 			evictedRetries++
 		}
 		return k.refreshActive(ctx, tenant, scope, evictedRetries)
@@ -214,6 +216,7 @@ func (k *Keyring) dekByID(ctx context.Context, tenant, scope string, id DEKID) (
 
 // loadDEK reads a DEK from the store and unwraps it under its tenant key.
 func (k *Keyring) loadDEK(ctx context.Context, tenant, scope string, id DEKID, evictedRetries int) (*dek, error) {
+	forgets := k.forgets.Load()
 	rec, err := k.cfg.Store.DEK(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrDecrypt
@@ -241,7 +244,7 @@ func (k *Keyring) loadDEK(ctx context.Context, tenant, scope string, id DEKID, e
 	k.mu.Lock()
 	if k.tks[t.id] != t {
 		k.mu.Unlock()
-		if !t.forgotten.Load() {
+		if k.forgets.Load() == forgets {
 			if evictedRetries >= maxEvictedRetries {
 				d.gone.Store(true) // serve this call, uncached
 				return d, nil

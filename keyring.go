@@ -190,6 +190,10 @@ type Keyring struct {
 
 	tkStats, dekStats cacheCounters
 	nextSweep         atomic.Int64 // Unix nanoseconds
+	// forgets counts Forget calls. A load that finds its tenant key gone
+	// from the cache starts over if a Forget ran since it began (what it
+	// read may be stale); otherwise the key was only evicted.
+	forgets atomic.Uint64
 }
 
 // tkID names one tenant key.

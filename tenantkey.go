@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/openbyok/byok/internal/envelope"
@@ -25,9 +24,6 @@ import (
 type tenantKey struct {
 	id tkID
 	ce cacheEntry
-	// forgotten is set when Forget took the entry out of the cache (an
-	// eviction does not set it).
-	forgotten atomic.Bool
 	// deks lists the cached DEKs wrapped under this key (guarded by
 	// Keyring.mu).
 	deks *dek

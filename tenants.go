@@ -77,6 +77,7 @@ func (k *Keyring) SetPolicy(ctx context.Context, tenant string, policy Policy) e
 // its providers. Call it after changing a tenant's keys or scopes in the
 // store, and on every replica when another replica did.
 func (k *Keyring) Forget(tenant string) {
+	k.forgets.Add(1)
 	dropped := k.cached(tenant)
 	k.mu.Lock()
 	for _, t := range dropped {
