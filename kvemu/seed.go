@@ -15,7 +15,7 @@ var errSeed = errors.New("kvemu: invalid seed")
 
 // Seed is the declarative starting state of an emulator, read from YAML by
 // [ParseSeed] (byok kv-emulator --seed FILE) and applied by
-// [Emulator.ApplySeed] in this order: tenants, federated issuers, managed
+// [Emulator.ApplySeed] in this order: tenants, users, federated issuers, managed
 // identities, apps (with secrets, certificates and federated credentials,
 // which may name a managed identity), consents, then vaults with their keys, role assignments and
 // access policies. docs/kvemu.md has an example.
@@ -26,6 +26,9 @@ type Seed struct {
 	Consents         []SeedConsent     `yaml:"consents"`
 	Identities       []ManagedIdentity `yaml:"identities"`
 	Vaults           []SeedVault       `yaml:"vaults"`
+	// Users can sign in to apps through the authorize endpoint's test
+	// sign-in form (apps need redirectUris).
+	Users []User `yaml:"users"`
 }
 
 // SeedApp is an app registration with its credentials.
@@ -133,6 +136,11 @@ func (e *Emulator) ApplySeed(s Seed) error {
 	for i, t := range s.Tenants {
 		if _, err := e.CreateTenant(t); err != nil {
 			return fmt.Errorf("seed tenants[%d]: %w", i, err)
+		}
+	}
+	for i, u := range s.Users {
+		if _, err := e.CreateUser(u); err != nil {
+			return fmt.Errorf("seed users[%d] (%s): %w", i, u.UserPrincipalName, err)
 		}
 	}
 	for i, iss := range s.FederatedIssuers {

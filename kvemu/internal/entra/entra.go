@@ -79,6 +79,9 @@ type App struct {
 	// ObjectID is the object id of the app's service principal in its home
 	// tenant (the oid of its tokens there); generated when empty.
 	ObjectID string `json:"objectId" yaml:"objectId,omitempty"`
+	// RedirectURIs are the app's web redirect URIs: the authorize endpoint
+	// sends a signed-in user's code to one of them only (oidc.go).
+	RedirectURIs []string `json:"redirectUris,omitempty" yaml:"redirectUris,omitempty"`
 }
 
 // Secret is a client secret of an app.
@@ -157,6 +160,13 @@ type Service struct {
 	subscription string
 	jtis         map[string]time.Time // used assertion ids until their expiry
 	counts       map[countKey]*TokenCount
+
+	// Interactive sign-in (oidc.go): users, authorization codes by the
+	// SHA-256 of the code, and the ID token signing keys (current first,
+	// then the one it replaced, both in the JWKS).
+	users  map[string]*User // lower-case object id
+	codes  map[[32]byte]*authCode
+	idKeys []*rsa.PrivateKey
 }
 
 type countKey struct{ tenant, client string }
@@ -205,6 +215,11 @@ func (s *Service) reset(key *rsa.PrivateKey) {
 	s.apps = map[string]*app{}
 	s.identities = map[string]*ManagedIdentity{}
 	s.issuers = map[string]*rsa.PrivateKey{}
+	s.users = map[string]*User{}
+	s.codes = map[[32]byte]*authCode{}
+	if len(s.idKeys) == 0 {
+		s.idKeys = []*rsa.PrivateKey{key}
+	}
 }
 
 // keyThumbprint names a public key: base64url SHA-1 of its PKIX DER, the
@@ -310,6 +325,7 @@ func (s *Service) CreateApp(a App) (App, error) {
 	if a.ObjectID, err = guidOrNew("object id", a.ObjectID); err != nil {
 		return App{}, err
 	}
+	a.RedirectURIs = slices.Clone(a.RedirectURIs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.lookupTenant(a.TenantID)

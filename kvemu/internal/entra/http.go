@@ -1,6 +1,7 @@
 package entra
 
 import (
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -64,7 +65,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.openIDConfiguration(w, authority, tenantSeg, strings.HasPrefix(rest, "v2.0"))
 	case "discovery/v2.0/keys", "discovery/keys":
 		s.keys(w)
+	case "oauth2/v2.0/authorize":
+		s.authorize(w, r, authority, tenantSeg)
 	case "oauth2/v2.0/token", "oauth2/token":
+		if r.Method == http.MethodPost && postValue(w, r, "grant_type") == "authorization_code" {
+			s.codeGrant(w, r, authority, tenantSeg)
+			return
+		}
 		s.tokenEndpoint(w, r, authority, tenantSeg, rest == "oauth2/token")
 	case "adminconsent", "v2.0/adminconsent":
 		s.adminConsent(w, r, tenantSeg)
@@ -108,7 +115,7 @@ func (s *Service) instanceDiscovery(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) openIDConfiguration(w http.ResponseWriter, authority, tenantSeg string, v2 bool) {
-	tid := "{tenantid}"
+	tid, seg := "{tenantid}", strings.ToLower(tenantSeg)
 	if !isMeta(tenantSeg) {
 		s.mu.Lock()
 		t := s.lookupTenant(tenantSeg)
@@ -118,8 +125,11 @@ func (s *Service) openIDConfiguration(w http.ResponseWriter, authority, tenantSe
 			return
 		}
 		tid = t.ID
+		seg = t.ID
 	}
-	base := authority + "/" + tid
+	// A tenant's endpoints are under its id; organizations' and common's
+	// under that name, with the {tenantid} template as issuer.
+	base := authority + "/" + seg
 	doc := map[string]any{
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
 		"jwks_uri":                              base + "/discovery/v2.0/keys",
@@ -128,7 +138,7 @@ func (s *Service) openIDConfiguration(w http.ResponseWriter, authority, tenantSe
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
-		"issuer":                                base + "/v2.0",
+		"issuer":                                authority + "/" + tid + "/v2.0",
 		"request_uri_parameter_supported":       false,
 		"tenant_region_scope":                   "EU",
 		"cloud_instance_name":                   "microsoftonline.com",
@@ -151,15 +161,27 @@ func (s *Service) openIDConfiguration(w http.ResponseWriter, authority, tenantSe
 	writeJSON(w, http.StatusOK, doc)
 }
 
+// keys serves the JWKS: the access token key and the ID token keys (the
+// current one and the one it replaced, see [Service.RotateIDTokenKey]).
 func (s *Service) keys(w http.ResponseWriter) {
 	s.mu.Lock()
-	pub, kid := s.signingKey.PublicKey, s.keyID
+	pubs := []*rsa.PublicKey{&s.signingKey.PublicKey}
+	for _, k := range s.idKeys {
+		if !k.PublicKey.Equal(&s.signingKey.PublicKey) {
+			pubs = append(pubs, &k.PublicKey)
+		}
+	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
-		"kty": "RSA", "use": "sig", "kid": kid, "x5t": kid,
-		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-	}}})
+	keys := make([]map[string]any, 0, len(pubs))
+	for _, pub := range pubs {
+		kid := keyThumbprint(pub)
+		keys = append(keys, map[string]any{
+			"kty": "RSA", "use": "sig", "kid": kid, "x5t": kid,
+			"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
+			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
 func (s *Service) tokenEndpoint(w http.ResponseWriter, r *http.Request, authority, tenantSeg string, v1 bool) {

@@ -18,6 +18,7 @@ type snapshot struct {
 	Apps       []appSnapshot     `json:"apps"`
 	Identities []ManagedIdentity `json:"identities"`
 	Issuers    map[string][]byte `json:"issuers"` // issuer -> PKCS#8 DER
+	Users      []User            `json:"users,omitempty"`
 }
 
 type tenantSnapshot struct {
@@ -57,6 +58,9 @@ func (s *Service) Snapshot() ([]byte, error) {
 	}
 	for _, mi := range s.identities {
 		snap.Identities = append(snap.Identities, *mi)
+	}
+	for _, u := range s.users {
+		snap.Users = append(snap.Users, *u)
 	}
 	for iss, k := range s.issuers {
 		if snap.Issuers[iss], err = x509.MarshalPKCS8PrivateKey(k); err != nil {
@@ -108,10 +112,14 @@ func (s *Service) Restore(data []byte) error {
 			return fmt.Errorf("entra: key of issuer %s: %w", iss, err)
 		}
 	}
+	for _, u := range snap.Users {
+		n.users[strings.ToLower(u.ObjectID)] = &u
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.signingKey, s.keyID = n.signingKey, n.keyID
 	s.tenants, s.apps, s.identities, s.issuers = n.tenants, n.apps, n.identities, n.issuers
+	s.users, s.codes, s.idKeys = n.users, n.codes, n.idKeys
 	if snap.MIHeader != "" {
 		s.miHeader = snap.MIHeader
 	}
