@@ -50,6 +50,8 @@ type bucket struct {
 	mu     sync.Mutex
 	tokens float64
 	last   time.Time
+
+	hold hold // Retry-After (hold.go)
 }
 
 func newBucket(capacity float64, window time.Duration, now func() time.Time) *bucket {
@@ -103,7 +105,7 @@ func (b *bucket) wait(ctx context.Context, cost float64) error {
 }
 
 // budgets holds one bucket per vault host, shared by every Provider of the
-// process.
+// process: its call budget and its Retry-After hold.
 var budgets sync.Map // host → *bucket
 
 // budgetFor returns the process-wide budget of a vault host.

@@ -119,6 +119,7 @@ func (p *Provider) client(id KeyID) (*azkeys.Client, error) {
 	}
 	o := p.opts
 	o.PerCallPolicies = append([]policy.Policy{requestIDPolicy{}}, o.PerCallPolicies...)
+	o.PerRetryPolicies = append(o.PerRetryPolicies[:len(o.PerRetryPolicies):len(o.PerRetryPolicies)], holdPolicy{host: id.Host})
 	c, err := azkeys.NewClient(id.VaultURL(), p.cred, &azkeys.ClientOptions{ClientOptions: o})
 	if err != nil {
 		return nil, err
