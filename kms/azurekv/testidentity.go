@@ -293,8 +293,9 @@ func explainWorkloadIdentity(w WorkloadIdentity, tenant string, err error) (reas
 				aud = c.Aud[0]
 			}
 		}
-		what := map[int]string{70021: "issuer, subject and audience", 700211: "issuer", 700212: "audience", 700213: "subject", 7002138: "subject (case differs)"}[code]
-		return fmt.Sprintf("AADSTS%d: no federated credential of app %s in directory %s matches the platform's token (%s)", code, w.ClientID, tenant, what),
+		what := map[int]string{70021: "names the platform's issuer and subject", 700211: "names the platform's issuer", 700212: "accepts the audience of the platform's token",
+			700213: "names the platform's subject", 7002138: "names the platform's subject in the same letter case"}[code]
+		return fmt.Sprintf("AADSTS%d: no federated credential of app %s in directory %s %s", code, w.ClientID, tenant, what),
 			fmt.Sprintf("on Microsoft Entra ID > App registrations > %s > Certificates & secrets > Federated credentials > Add credential (scenario: Other issuer), enter exactly Issuer %s, Subject identifier %s, Audience %s; or run `%s`",
 				w.ClientID, iss, sub, aud, FederatedCredentialCommand(w.ClientID, iss, sub, aud)), true
 	case 700016:
