@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -87,4 +89,71 @@ func BenchmarkHTTPEncrypt(b *testing.B) {
 	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
 	b.ReportMetric(float64(inProcess.Nanoseconds()), "inproc-ns/op")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(len(lat))/float64(inProcess.Nanoseconds()), "x-inproc")
+}
+
+// handlerBench is the server's handler with a JSON request log to
+// io.Discard (as `byok serve` logs, minus the terminal), a tenant "acme"
+// with scope "chat", a service token and the bodies of the data routes.
+type handlerBench struct {
+	h                       http.Handler
+	tok                     string
+	encrypt, decrypt, batch []byte
+}
+
+func newHandlerBench(b *testing.B) *handlerBench {
+	e := newEnv(b)
+	e.tenant(b, "acme", "chat")
+	hb := &handlerBench{tok: "Bearer " + e.token(b, token.Service, "acme")}
+	var err error
+	hb.h, err = New(Config{Lifecycle: e.lc, Store: e.db, Audit: e.log, PlatformKMS: e.platform, PlatformKeyID: "fake:prk",
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now, Usage: e.usage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pt := bytes.Repeat([]byte{'x'}, 1024)
+	ct, err := e.lc.Keyring().Encrypt(context.Background(), "acme", "chat", pt, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hb.encrypt, _ = json.Marshal(map[string]any{"scope": "chat", "plaintext": pt})
+	hb.decrypt, _ = json.Marshal(map[string]any{"scope": "chat", "ciphertext": ct})
+	items := make([]map[string]any, 32)
+	for i := range items {
+		items[i] = map[string]any{"op": "encrypt", "scope": "chat", "plaintext": pt}
+	}
+	hb.batch, _ = json.Marshal(map[string]any{"items": items})
+	return hb
+}
+
+// run serves body on path in-process (no network), in parallel, and
+// fails b on any answer but 200.
+func (hb *handlerBench) run(b *testing.B, path string, body []byte) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rd := bytes.NewReader(body)
+		for pb.Next() {
+			rd.Reset(body)
+			req := httptest.NewRequest("POST", path, rd)
+			req.Header.Set("Authorization", hb.tok)
+			req.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			hb.h.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Errorf("POST %s = %d %s", path, w.Code, w.Body)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkHandler measures the data routes' handler in-process at 1 KiB:
+// routing, token check, JSON and base64, keyring, metrics, usage and the
+// request log; the network is `byok bench http`'s part.
+func BenchmarkHandler(b *testing.B) {
+	hb := newHandlerBench(b)
+	b.Run("encrypt", func(b *testing.B) { hb.run(b, "/v1/tenants/acme/encrypt", hb.encrypt) })
+	b.Run("decrypt", func(b *testing.B) { hb.run(b, "/v1/tenants/acme/decrypt", hb.decrypt) })
+	b.Run("batch32", func(b *testing.B) { hb.run(b, "/v1/tenants/acme/batch", hb.batch) })
 }
