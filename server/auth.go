@@ -54,7 +54,7 @@ func (s *server) authenticate(ctx context.Context, r *http.Request) (token.Recor
 	if err != nil {
 		return token.Record{}, unauthenticated("the bearer token is not a byok token (byok_<kind>_<id>_<secret>); copy it whole")
 	}
-	rec, err := s.cfg.Store.Token(ctx, id)
+	rec, err := s.tokens.Token(ctx, id)
 	if errors.Is(err, byok.ErrNotFound) {
 		// Spend the same work as for a known id.
 		token.Record{}.Verify(secret)
@@ -82,7 +82,15 @@ func (s *server) authenticate(ctx context.Context, r *http.Request) (token.Recor
 // (the route's {tenant}, or ""). A token of the right kind that does not
 // hold tenant gets the 404 of a tenant that does not exist.
 func authorize(a auth, tok token.Record, tenant string) error {
-	want := map[auth]token.Kind{authOperator: token.Operator, authTenantAdmin: token.TenantAdmin, authService: token.Service}[a]
+	var want token.Kind
+	switch a {
+	case authOperator:
+		want = token.Operator
+	case authTenantAdmin:
+		want = token.TenantAdmin
+	case authService:
+		want = token.Service
+	}
 	if tok.Kind != want {
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
 			Message: fmt.Sprintf("this route needs a %s token; this is a %s token", want, tok.Kind)}

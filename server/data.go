@@ -90,7 +90,7 @@ func (s *server) do(c *call, op string, it dataItem) (dataResult, error) {
 func (s *server) dataRoute(op string) func(c *call) (any, error) {
 	return func(c *call) (any, error) {
 		var it dataItem
-		if err := decode(c, &it, false); err != nil {
+		if err := decodeData(c, &it); err != nil {
 			return nil, err
 		}
 		if it.Op != "" {
@@ -116,7 +116,7 @@ type batchResponse struct {
 // internal error fails the whole request.
 func (s *server) batch(c *call) (any, error) {
 	var req batchRequest
-	if err := decode(c, &req, false); err != nil {
+	if err := decodeData(c, &req); err != nil {
 		return nil, err
 	}
 	if len(req.Items) == 0 {

@@ -19,6 +19,14 @@ import (
 // that is not application/json is an error that names what was wrong. An
 // empty body decodes as {} when emptyOK.
 func decode(c *call, v any, emptyOK bool) error {
+	if err := checkContentType(c); err != nil {
+		return err
+	}
+	return decodeFrom(c.r.Body, v, emptyOK)
+}
+
+// checkContentType fails unless c's body is declared JSON or not declared.
+func checkContentType(c *call) error {
 	if ct := c.r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
@@ -26,7 +34,12 @@ func decode(c *call, v any, emptyOK bool) error {
 				Message: "the body must be JSON: send Content-Type: application/json"}
 		}
 	}
-	dec := json.NewDecoder(c.r.Body)
+	return nil
+}
+
+// decodeFrom is decode of the body r.
+func decodeFrom(r io.Reader, v any, emptyOK bool) error {
+	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if errors.Is(err, io.EOF) {

@@ -240,10 +240,10 @@ func (s *server) revokeToken(c *call) (any, error) {
 	if err := decode(c, &req, true); err != nil {
 		return nil, err
 	}
-	if err := s.cfg.Store.RevokeToken(c.ctx, id, s.cfg.Now()); err != nil {
+	if err := s.tokens.RevokeToken(c.ctx, id, s.cfg.Now()); err != nil {
 		return nil, err
 	}
-	r, err := s.cfg.Store.Token(c.ctx, id)
+	r, err := s.tokens.Token(c.ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -127,6 +127,13 @@ type Config struct {
 	MaxBatch int
 	// Now is the clock (token expiry, token creation); nil means time.Now.
 	Now func() time.Time
+	// TokenCacheTTL is how long a token record read from Store serves
+	// requests before it is read again (token.CachedStore): 0 means
+	// token.DefaultCacheTTL (5 s), a negative value reads the store on
+	// every request. A token revoked through this handler fails from its
+	// next request on; one revoked through another replica, within
+	// TokenCacheTTL.
+	TokenCacheTTL time.Duration
 }
 
 // DefaultMaxBatch is the batch size limit when Config.MaxBatch is 0.
@@ -135,6 +142,7 @@ const DefaultMaxBatch = 256
 // server holds a configured API.
 type server struct {
 	cfg    Config
+	tokens Tokens // cfg.Store, cached unless Config.TokenCacheTTL < 0
 	kr     *byok.Keyring
 	log    *slog.Logger
 	m      *Metrics
@@ -173,7 +181,10 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &server{cfg: cfg, kr: cfg.Keyring, log: cfg.Logger, m: cfg.Metrics}
+	s := &server{cfg: cfg, tokens: cfg.Store, kr: cfg.Keyring, log: cfg.Logger, m: cfg.Metrics}
+	if cfg.TokenCacheTTL >= 0 {
+		s.tokens = token.NewCachedStore(cfg.Store, cfg.TokenCacheTTL, 0)
+	}
 	if s.kr == nil {
 		s.kr = cfg.Lifecycle.Keyring()
 	}
@@ -339,6 +350,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+	if a, ok := v.(jsonAppender); ok {
+		p := outPool.Get().(*[]byte)
+		b := append(a.appendJSON((*p)[:0]), '\n')
+		w.Write(b)
+		if cap(b) <= maxPooled {
+			*p = b
+			outPool.Put(p)
+		}
+		return
+	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// Token records are cached, and a revocation still holds: through this
+// server at once; made elsewhere (another replica writing the store),
+// within Config.TokenCacheTTL.
+func TestTokenCacheRevocation(t *testing.T) {
+	e := newEnv(t)
+	e.tenant(t, "acme", "chat")
+	body := map[string]any{"scope": "chat", "plaintext": "aGk="}
+
+	var v tokenView
+	e.must(t, 201, "POST", "/v1/tokens", e.operator, map[string]any{"kind": "service", "tenants": []string{"acme"}}).decode(t, &v)
+	e.must(t, 200, "POST", "/v1/tenants/acme/encrypt", v.Token, body) // cached now
+	e.must(t, 200, "POST", "/v1/tokens/"+v.ID+"/revoke", e.operator, nil)
+	if r := e.do(t, "POST", "/v1/tenants/acme/encrypt", v.Token, body); r.status != 401 || r.errCode() != CodeTokenRevoked {
+		t.Fatalf("the request after a revocation = %d %s, want 401 token_revoked", r.status, r.body)
+	}
+
+	// Another replica: a second handler over the same store, with a short
+	// cache, sees a revocation made through the first within its TTL.
+	const ttl = 300 * time.Millisecond
+	other, err := New(Config{Lifecycle: e.lc, Store: e.db, Audit: e.log, PlatformKMS: e.platform, PlatformKeyID: "fake:prk",
+		Now: e.clock.Now, TokenCacheTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(other)
+	defer srv.Close()
+	replica := &env{srv: srv}
+	e.must(t, 201, "POST", "/v1/tokens", e.operator, map[string]any{"kind": "service", "tenants": []string{"acme"}}).decode(t, &v)
+	replica.must(t, 200, "POST", "/v1/tenants/acme/encrypt", v.Token, body)
+	if err := e.db.RevokeToken(context.Background(), v.ID, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		r := replica.do(t, "POST", "/v1/tenants/acme/encrypt", v.Token, body)
+		if r.status == 401 && r.errCode() == CodeTokenRevoked {
+			break
+		}
+		if r.status != 200 || time.Since(revoked) > ttl+time.Second {
+			t.Fatalf("the other replica answers %d %s %v after the revocation; want 401 token_revoked within %v", r.status, r.body, time.Since(revoked), ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A negative TTL reads the store on every request: at once.
+	uncached, err := New(Config{Lifecycle: e.lc, Store: e.db, Audit: e.log, PlatformKMS: e.platform, PlatformKeyID: "fake:prk",
+		Now: e.clock.Now, TokenCacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewServer(uncached)
+	defer srv2.Close()
+	replica2 := &env{srv: srv2}
+	e.must(t, 201, "POST", "/v1/tokens", e.operator, map[string]any{"kind": "service", "tenants": []string{"acme"}}).decode(t, &v)
+	replica2.must(t, 200, "POST", "/v1/tenants/acme/encrypt", v.Token, body)
+	e.db.RevokeToken(context.Background(), v.ID, e.clock.Now())
+	if r := replica2.do(t, "POST", "/v1/tenants/acme/encrypt", v.Token, body); r.status != 401 || r.errCode() != CodeTokenRevoked {
+		t.Fatalf("with no token cache, the request after a revocation = %d %s, want 401 token_revoked", r.status, r.body)
+	}
+}
