@@ -127,7 +127,8 @@ type CacheStats struct {
 	Limit   int // the most entries it holds (Config.MaxTenantKeys or MaxDEKs)
 	// Hits and Misses count lookups. A DEK lookup is the DEK of each
 	// Encrypt (the scope's active DEK) and Decrypt; a miss loads it from
-	// the store or makes a new one. A tenant key lookup happens only on a
+	// the store or makes a new one. Encrypt hits are counted from the
+	// active DEKs' message counts, so the warm path writes one counter. A tenant key lookup happens only on a
 	// DEK miss and on Check; a miss creates the entry, which the next use
 	// fills by unwrapping its shares.
 	Hits, Misses uint64
@@ -154,7 +155,16 @@ func (k *Keyring) Stats() Stats {
 	for _, d := range k.dekClock.items {
 		dekHits += d.hits.Load()
 	}
+	// Encrypts count their messages on the active DEK; those that missed
+	// counted one too.
+	sealed := k.retiredUsed
+	for _, a := range k.active {
+		sealed += a.used.Load()
+	}
 	k.mu.RUnlock()
+	if m := k.encryptMisses.Load(); sealed > m {
+		dekHits += sealed - m
+	}
 	return Stats{
 		TenantKeys: CacheStats{Entries: tks, Limit: k.cfg.MaxTenantKeys,
 			Hits: k.tkStats.hits.Load(), Misses: k.tkStats.misses.Load(),
@@ -242,6 +252,7 @@ func (k *Keyring) unlinkDEK(d *dek, wipe bool) {
 	s := scopeID{d.tenant, d.scope}
 	if a := k.active[s]; a != nil && a.dek == d {
 		a.expires.close(k)
+		k.retiredUsed += a.used.Load()
 		delete(k.active, s)
 	}
 	d.gone.Store(true)

@@ -21,7 +21,7 @@ type dek struct {
 	aead   cipher.AEAD
 
 	ce   cacheEntry
-	hits atomic.Uint64 // lookups that found it cached
+	hits atomic.Uint64 // Decrypt lookups that found it cached
 	// gone is set when it leaves the cache.
 	gone atomic.Bool
 	// prev and next link the cached DEKs of tk (guarded by Keyring.mu).
@@ -49,14 +49,16 @@ func (k *Keyring) activeDEK(ctx context.Context, tenant, scope string) (*activeD
 	a := k.active[scopeID{tenant, scope}]
 	k.mu.RUnlock()
 	if a != nil {
+		// A hit is counted by a.used (see Stats), so that the warm path
+		// writes one counter only.
 		if k.usable(a.dek.tk) && !a.expires.passed(k) && a.used.Add(1) <= k.cfg.DEKMaxMessages {
 			a.dek.ce.touch()
 			a.dek.tk.ce.touch()
-			a.dek.hits.Add(1)
 			return a, nil
 		}
 	}
 	k.dekStats.misses.Add(1)
+	k.encryptMisses.Add(1)
 	v, err, _ := k.sf.Do("dek\x00"+tenant+"\x00"+scope, func() (any, error) {
 		return k.refreshActive(ctx, tenant, scope, 0)
 	})
@@ -143,6 +145,9 @@ func (k *Keyring) refreshActive(ctx context.Context, tenant, scope string, evict
 		return k.refreshActive(ctx, tenant, scope, evictedRetries)
 	}
 	k.linkDEK(d, now.UnixNano())
+	if old := k.active[scopeID{tenant, scope}]; old != nil {
+		k.retiredUsed += old.used.Load()
+	}
 	k.active[scopeID{tenant, scope}] = next
 	k.mu.Unlock()
 	if a != nil {

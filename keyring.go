@@ -187,6 +187,8 @@ type Keyring struct {
 	tkClock        clock[*tenantKey]
 	dekClock       clock[*dek]
 	retiredDEKHits uint64
+	retiredUsed    uint64 // messages sealed by DEKs no longer active
+	encryptMisses  atomic.Uint64
 
 	tkStats, dekStats cacheCounters
 	nextSweep         atomic.Int64 // Unix nanoseconds

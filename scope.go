@@ -64,7 +64,6 @@ func (h *ScopeHandle) Encrypt(ctx context.Context, plaintext, aad []byte) ([]byt
 	} else {
 		a.dek.ce.touch()
 		a.dek.tk.ce.touch()
-		a.dek.hits.Add(1)
 	}
 	out := make([]byte, 0, envelope.Overhead+len(plaintext))
 	return envelope.Seal(out, a.dek.aead, envelope.KeyID(a.dek.id), h.tenant, h.scope, plaintext, aad), nil
