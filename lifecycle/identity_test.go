@@ -164,6 +164,14 @@ func TestManagedIdentityJourney(t *testing.T) {
 			t.Errorf("check %s: %+v, want pass", name, c)
 		}
 	}
+	// The key picker lists the vault with the managed identity: the
+	// tagged key only.
+	if _, err := e.emu.CreateKey("bu-vault", "untagged", kvemu.KeySpec{}); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := f.svc.ListVaultKeys(ctx, admin, "t1", ""); err != nil || len(keys) != 1 || keys[0].Name != "cmk" {
+		t.Fatalf("ListVaultKeys with the managed identity: %+v, %v; want cmk only", keys, err)
+	}
 
 	f.must(f.svc.Proceed(ctx, admin, "t1", f.clock.Now().Add(time.Hour), nil))
 	f.clock.Advance(time.Hour)
