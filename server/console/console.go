@@ -18,15 +18,19 @@
 //
 // # Sign-in and safety
 //
-// A user signs in by pasting an API token (tenant-admin or operator). The
-// token is checked as the API checks it ([token.Parse], the store's record,
-// digests compared in constant time, revocation and expiry) and exchanged
-// for a session cookie: HttpOnly, SameSite=Strict, Secure when the request
-// came over TLS, holding 256 random bits. Sessions live in memory, expire
-// after Config.SessionTTL (or with the token), and are keyed by the SHA-256
-// of their id, so a lookup never branches on the secret itself. Every
-// request re-reads the token's record, so revoking the token ends its
-// sessions. Every form carries a CSRF token (per session, compared in
+// A user signs in through the platform's OpenID Connect issuer
+// (Config.OIDC: code flow with PKCE, state and nonce, the ID token
+// verified, claims mapped to a role), or by pasting an API token
+// (tenant-admin or operator), checked as the API checks it ([token.Parse],
+// the store's record, digests compared in constant time, revocation and
+// expiry). Either is exchanged for a session cookie: HttpOnly,
+// SameSite=Strict, Secure when the request came over TLS, holding 256
+// random bits. Sessions live in Config.Sessions (the server's store, so
+// any replica serves them and sign-out ends them everywhere), keyed by the
+// SHA-256 of their id, which is never stored; they end after
+// Config.SessionTTL, after Config.SessionIdleTimeout unused, or with their
+// token: every request re-reads a token's record, so revoking the token
+// ends its sessions. Every form carries a CSRF token (per session, compared in
 // constant time); a POST without the right one gets 403. A tenant admin
 // asking for another tenant's page or action gets 404, as for a tenant
 // that does not exist.
@@ -54,10 +58,6 @@ import (
 	"github.com/openbyok/byok/store"
 )
 
-// DefaultSessionTTL is how long a console session lasts when
-// Config.SessionTTL is zero.
-const DefaultSessionTTL = 8 * time.Hour
-
 // Config configures the console. Lifecycle, Tokens and Audit are required.
 type Config struct {
 	// Lifecycle is the tenant-key lifecycle, the same one the API calls.
@@ -76,6 +76,17 @@ type Config struct {
 	Prefix string
 	// SessionTTL is a session's lifetime; default DefaultSessionTTL.
 	SessionTTL time.Duration
+	// SessionIdleTimeout ends a session unused this long; default
+	// DefaultSessionIdleTimeout.
+	SessionIdleTimeout time.Duration
+	// Sessions stores the sessions; give the server's store (SQLite or
+	// PostgreSQL) so that every replica serves every session and
+	// signing out ends it everywhere. nil keeps them in this process's
+	// memory (one replica; lost on restart).
+	Sessions store.SessionStore
+	// OIDC, when set, offers sign-in through the platform's OpenID
+	// Connect issuer next to token sign-in (oidc.go).
+	OIDC *OIDC
 	// Now is the clock of sessions and of the pages' "now" (enforcement
 	// dates); nil means time.Now. Give the lifecycle's clock.
 	Now func() time.Time
@@ -98,6 +109,7 @@ type console struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
+	oidc     *oidcClient // nil: token sign-in only
 	pages    map[string]*template.Template
 }
 
@@ -129,12 +141,29 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
+	if cfg.SessionIdleTimeout < 0 {
+		return nil, fmt.Errorf("console: Config.SessionIdleTimeout is %s; give a positive duration, or 0 for %s", cfg.SessionIdleTimeout, DefaultSessionIdleTimeout)
+	}
+	if cfg.SessionIdleTimeout == 0 {
+		cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &console{cfg: cfg, log: cfg.Logger, sessions: newSessions()}
+	c := &console{cfg: cfg, log: cfg.Logger}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	st := cfg.Sessions
+	if st == nil {
+		st = newMemSessions()
+	}
+	c.sessions = &sessions{st: st, lifetime: cfg.SessionTTL, idle: cfg.SessionIdleTimeout, now: cfg.Now, log: c.log}
+	if cfg.OIDC != nil {
+		var err error
+		if c.oidc, err = newOIDC(*cfg.OIDC, cfg.Now); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if c.pages, err = parsePages(); err != nil {
@@ -153,6 +182,10 @@ func (c *console) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/signin", c.signinPage)
 	mux.HandleFunc("POST "+p+"/signin", c.signin)
 	mux.Handle("POST "+p+"/signout", c.authed(c.signout))
+	if c.oidc != nil {
+		mux.HandleFunc("GET "+p+"/oidc/start", c.oidcStart)
+		mux.HandleFunc("GET "+p+"/oidc/callback", c.oidcCallback)
+	}
 
 	mux.Handle("GET "+p+"/operator", c.operator(c.operatorPage))
 

@@ -17,7 +17,7 @@ import (
 
 // actor is the audit actor of a session: its token, as the API names it.
 func actor(s *session) audit.Actor {
-	return audit.Actor{Kind: audit.ActorKind(s.kind), ID: "token:" + s.tokenID}
+	return audit.Actor{Kind: audit.ActorKind(s.kind), ID: s.subject}
 }
 
 // customerHealth returns the health of the tenant's newest

@@ -17,7 +17,7 @@ import (
 
 // pageNames are the templates/*.html files that are pages; each is parsed
 // with layout.html.
-var pageNames = []string{"signin", "error", "operator", "status", "setup", "confirm", "audit", "testrun", "keys"}
+var pageNames = []string{"signin", "error", "operator", "status", "setup", "confirm", "audit", "testrun", "keys", "oidc"}
 
 // page is what every template gets.
 type page struct {
@@ -90,6 +90,9 @@ func (c *console) basePage(s *session, title, nav string) page {
 		p.Who = "operator"
 		if s.tenant != "" {
 			p.Who = "tenant admin of " + s.tenant
+		}
+		if s.name != "" {
+			p.Who = s.name + ", " + p.Who
 		}
 	}
 	return p
