@@ -61,9 +61,11 @@ type clock[T clockItem] struct {
 
 func (c *clock[T]) len() int { return len(c.items) }
 
-func (c *clock[T]) add(x T, now int64) {
+// add puts x in the ring; ref says whether it counts as used (an entry
+// created for a Check does not: it is the first to go).
+func (c *clock[T]) add(x T, now int64, ref bool) {
 	e := x.entry()
-	e.ref.Store(true)
+	e.ref.Store(ref)
 	e.seen.Store(now)
 	c.items = append(c.items, x)
 	e.pos = len(c.items)
@@ -175,12 +177,12 @@ func (k *Keyring) Stats() Stats {
 	}
 }
 
-// linkTK caches t (under k.mu, write-locked) and returns the tenant keys
-// evicted to make room, for the caller to wipe with wipeEvicted after
-// unlocking.
-func (k *Keyring) linkTK(t *tenantKey, now int64) []*tenantKey {
+// linkTK caches t (under k.mu, write-locked; use as in lookupTK) and
+// returns the tenant keys evicted to make room, for the caller to wipe
+// with wipeEvicted after unlocking.
+func (k *Keyring) linkTK(t *tenantKey, now int64, use bool) []*tenantKey {
 	k.tks[t.id] = t
-	k.tkClock.add(t, now)
+	k.tkClock.add(t, now, use)
 	var evicted []*tenantKey
 	for k.tkClock.len() > k.cfg.MaxTenantKeys {
 		v, ok := k.tkClock.victim(t, now)
@@ -211,7 +213,7 @@ func (k *Keyring) unlinkTK(t *tenantKey, forgotten bool) {
 // write-locked), evicting DEKs to stay within the limit.
 func (k *Keyring) linkDEK(d *dek, now int64) {
 	k.deks[d.id] = d
-	k.dekClock.add(d, now)
+	k.dekClock.add(d, now, true)
 	t := d.tk
 	d.next = t.deks
 	if t.deks != nil {

@@ -411,3 +411,22 @@ func TestRollingRestartAddsADEKRowPerReplicaAndScope(t *testing.T) {
 		t.Fatalf("a rolling restart of %d replicas writing to %d scopes added %d DEK rows, want %d", replicas, scopes, added, replicas*scopes)
 	}
 }
+
+// Keys that only Check loaded are the first evicted: the health monitor
+// going through every tenant does not push out the keys in use.
+func TestCheckedKeysGoFirst(t *testing.T) {
+	f := newFixture(t, limits(2, 100))
+	f.tenant("busy", byok.Grace)
+	ct := f.encrypt("busy", "chat", "data")
+	for i := range 5 {
+		id := fmt.Sprintf("idle%d", i)
+		f.tenant(id, byok.Grace)
+		f.mustDecrypt("busy", "chat", ct, "data")
+		if _, err := f.kr.Check(f.ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !byok.CachedKeyMaterial(f.kr, "busy") || byok.CachedDEKs(f.kr, "busy") != 1 {
+		t.Fatal("the monitor's checks of idle tenants evicted the key in use")
+	}
+}

@@ -362,7 +362,7 @@ func (k *Keyring) lookupTK(ctx context.Context, id tkID, use bool) (*tenantKey, 
 			policy = p
 		}
 		t = &tenantKey{id: id, policy: policy}
-		evicted = k.linkTK(t, now)
+		evicted = k.linkTK(t, now, use)
 		k.tkStats.misses.Add(1)
 	} else {
 		k.tkStats.hits.Add(1)
