@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -79,10 +80,15 @@ var migrationFiles embed.FS
 
 // Open opens the database file at path, creating it if it does not exist,
 // and brings its schema up to date. It fails if the schema is newer than
-// this code knows.
+// this code knows. A new file is created with mode 0600, as the platform
+// key file is: it holds wrapped keys and token digests. SQLite gives the
+// -wal and -shm files the database file's mode.
 func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("store/sqlite: database path %q is invalid: give a file path without '?'", path)
+	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
 	}
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
@@ -103,6 +109,24 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	return &DB{w: w, r: r}, nil
+}
+
+// createPrivate creates an empty file at path with mode 0600 if nothing is
+// there yet, so that SQLite opens it rather than creating it with the
+// umask's mode (0644 usually). SQLite treats an empty file as a new
+// database.
+func createPrivate(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // dsn returns the driver's data source name for the writer or a reader.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -517,4 +518,27 @@ func BenchmarkRewrapDEKs(b *testing.B) {
 		round++
 	}
 	b.ReportMetric(float64(round*batch)/b.Elapsed().Seconds(), "DEKs/s")
+}
+
+// The database file and its -wal and -shm files are private to the
+// service's user, as the platform key file is, whatever the umask.
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "byok.db")
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The migrations have written: the -wal and -shm files exist while the
+	// database is open.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+			continue
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %04o, want 0600", filepath.Base(f), perm)
+		}
+	}
 }
