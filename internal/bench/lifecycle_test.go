@@ -64,3 +64,19 @@ func TestPlatformRekeyMeasure(t *testing.T) {
 		t.Fatalf("platform re-key of 20 tenants: %+v; want 40 shares moved with 80 vault calls and no DEK re-wrapped", r)
 	}
 }
+
+// The scale measure runs its traffic without errors, stays within the
+// cache limits, and counts vault calls against a floor.
+func TestScaleMeasure(t *testing.T) {
+	r, err := Scale(t.TempDir(), ScaleOptions{Tenants: 200, BYOKPercent: 10, Scopes: 3, Latency: time.Millisecond,
+		Duration: 400 * time.Millisecond, Workers: 2, CheckInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors != 0 || r.Ops == 0 || r.DistinctBYOK == 0 || r.VaultCalls == 0 || r.PeakRSS == 0 {
+		t.Fatalf("scale run: %+v (first error %v)", r, r.FirstErr)
+	}
+	if r.Stats.TenantKeys.Entries > r.TenantKeyLimit || r.Stats.DEKs.Entries > r.DEKLimit {
+		t.Fatalf("caches beyond their limits: %+v", r.Stats)
+	}
+}
