@@ -59,28 +59,28 @@ func (o *ScaleOptions) defaults() {
 
 // ScaleResult is what [Scale] measured.
 type ScaleResult struct {
-	Options        ScaleOptions
-	Setup          time.Duration
-	Ops            int64
-	OpsPerSec      float64
-	P50, P99       time.Duration
-	BaselineP99    time.Duration // the same traffic on one warm tenant and scope, in the same run
-	VaultCalls     int64         // customer and platform calls during the traffic
-	HalfCalls      int64         // of those, made in the first half of the run
+	Options     ScaleOptions
+	Setup       time.Duration
+	Ops         int64
+	OpsPerSec   float64
+	P50, P99    time.Duration
+	BaselineP99 time.Duration // the same traffic on one warm tenant and scope, in the same run
+	VaultCalls  int64         // customer and platform calls during the traffic
+	HalfCalls   int64         // of those, made in the first half of the run
 	// WarmCallsPerSec are the calls per second in the second half of
 	// the run; FloorPerSec is the BYOK tenants in use per check
 	// interval, per second, in the same half.
 	WarmCallsPerSec, FloorPerSec float64
-	TenantKeyHits  float64       // hit rate of the tenant key cache
-	DEKHits        float64       // hit rate of the DEK cache
-	Stats          byok.Stats
-	PeakRSS        int64 // bytes; VmHWM of the process
-	DistinctPairs  int   // (tenant, scope) pairs used
-	DistinctBYOK   int   // BYOK tenants used
-	Errors         int64
-	FirstErr       error
-	TenantKeyLimit int
-	DEKLimit       int
+	TenantKeyHits                float64 // hit rate of the tenant key cache
+	DEKHits                      float64 // hit rate of the DEK cache
+	Stats                        byok.Stats
+	PeakRSS                      int64 // bytes; VmHWM of the process
+	DistinctPairs                int   // (tenant, scope) pairs used
+	DistinctBYOK                 int   // BYOK tenants used
+	Errors                       int64
+	FirstErr                     error
+	TenantKeyLimit               int
+	DEKLimit                     int
 }
 
 // latencyProvider is a customer's vault: each call takes latency, and
