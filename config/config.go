@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -61,6 +62,57 @@ type Console struct {
 	// SecureCookies marks the console's cookies Secure on plain-HTTP
 	// requests too: set it when TLS ends at a proxy in front of byok.
 	SecureCookies bool `yaml:"secure_cookies"`
+	// SessionLifetime ends a session this long after sign-in, whatever
+	// its use; 0 means 8h.
+	SessionLifetime time.Duration `yaml:"session_lifetime"`
+	// SessionIdleTimeout ends a session unused this long; 0 means 1h.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	// OIDC offers sign-in through the platform's OpenID Connect issuer
+	// (Entra ID first) next to token sign-in.
+	OIDC *ConsoleOIDC `yaml:"oidc"`
+}
+
+// ConsoleOIDC is the console's OpenID Connect relying party: its app
+// registration and the rules that map ID token claims to roles
+// (docs/console.md, "Sign-in").
+type ConsoleOIDC struct {
+	// Issuer is the issuer URL, e.g.
+	// https://login.microsoftonline.com/<platform directory>/v2.0, or
+	// https://login.microsoftonline.com/organizations/v2.0 to let
+	// customers' admins sign in from their own directories.
+	Issuer string `yaml:"issuer"`
+	// ClientID is the console's app registration (application id).
+	ClientID string `yaml:"client_id"`
+	// ClientSecretEnv names the environment variable holding the app's
+	// client secret; the secret never goes in the file.
+	ClientSecretEnv string `yaml:"client_secret_env"`
+	// RedirectURL is https://<console host>/console/oidc/callback, a Web
+	// redirect URI of the app.
+	RedirectURL string `yaml:"redirect_url"`
+	// Scopes requested; default openid, profile, email.
+	Scopes []string `yaml:"scopes"`
+	// Label is the sign-in button's text.
+	Label string `yaml:"label"`
+	// Operators: a user matching any rule is an operator.
+	Operators []OIDCRule `yaml:"operators"`
+	// TenantAdmins: the first matching rule makes the user admin of its
+	// tenant (tenant, or from_key_settings: the tenant whose key settings
+	// name the user's directory, the tid claim).
+	TenantAdmins []OIDCRule `yaml:"tenant_admins"`
+}
+
+// OIDCRule maps ID token claims to a role: every claim of Require must
+// hold its value (a list claim, such as groups or roles, must contain it).
+type OIDCRule struct {
+	Tenant          string      `yaml:"tenant"`
+	FromKeySettings bool        `yaml:"from_key_settings"`
+	Require         []OIDCClaim `yaml:"require"`
+}
+
+// OIDCClaim is one required claim value.
+type OIDCClaim struct {
+	Claim string `yaml:"claim"`
+	Value string `yaml:"value"`
 }
 
 // TLS serves HTTPS when both files are set.
@@ -406,6 +458,7 @@ func (c *Config) Validate() error {
 		bad("jobs.batch_size", "is %d; use 1 to 100000 (default 1000)", c.Jobs.BatchSize)
 	}
 	c.validateAzure(bad)
+	c.validateConsole(bad)
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -569,4 +622,65 @@ func isGUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateConsole checks the session timers and, when set, console.oidc.
+func (c *Config) validateConsole(bad func(field, format string, args ...any)) {
+	k := c.Console
+	if k.SessionLifetime != 0 && k.SessionLifetime < time.Minute {
+		bad("console.session_lifetime", "is %v; use at least 1m, or leave it out for 8h", k.SessionLifetime)
+	}
+	if k.SessionIdleTimeout != 0 && k.SessionIdleTimeout < time.Minute {
+		bad("console.session_idle_timeout", "is %v; use at least 1m, or leave it out for 1h", k.SessionIdleTimeout)
+	}
+	if k.SessionLifetime != 0 && k.SessionIdleTimeout > k.SessionLifetime {
+		bad("console.session_idle_timeout", "is %v, longer than session_lifetime %v; it would never end a session", k.SessionIdleTimeout, k.SessionLifetime)
+	}
+	o := k.OIDC
+	if o == nil {
+		return
+	}
+	const f = "console.oidc."
+	if u, err := url.Parse(o.Issuer); err != nil || u.Scheme != "https" || u.Host == "" {
+		bad(f+"issuer", "is %q; give the issuer's https URL, e.g. https://login.microsoftonline.com/<directory id>/v2.0 (or .../organizations/v2.0 for users of any directory)", o.Issuer)
+	}
+	if o.ClientID == "" {
+		bad(f+"client_id", "is empty; give the console's app registration's Application (client) ID")
+	}
+	if o.ClientSecretEnv == "" {
+		bad(f+"client_secret_env", "is empty; name the environment variable that holds the app's client secret (the secret never goes in the file)")
+	}
+	if u, err := url.Parse(o.RedirectURL); err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/console/oidc/callback") {
+		bad(f+"redirect_url", "is %q; give https://<console host>/console/oidc/callback and register it as a Web redirect URI of the app", o.RedirectURL)
+	} else if u.Scheme != "https" && u.Hostname() != "localhost" && u.Hostname() != "127.0.0.1" {
+		bad(f+"redirect_url", "is %q; the identity provider sends the sign-in code there, so it must be https (http only on localhost)", o.RedirectURL)
+	}
+	if len(o.Operators)+len(o.TenantAdmins) == 0 {
+		bad(f+"operators", "and tenant_admins are both empty; add a rule, e.g. operators: [{require: [{claim: groups, value: <group object id>}]}]")
+	}
+	for i, r := range o.Operators {
+		field := fmt.Sprintf(f+"operators[%d]", i)
+		if r.Tenant != "" || r.FromKeySettings {
+			bad(field, "names a tenant; an operator rule maps to the operator role only (move it to tenant_admins)")
+		}
+		validateRequire(field, r.Require, bad)
+	}
+	for i, r := range o.TenantAdmins {
+		field := fmt.Sprintf(f+"tenant_admins[%d]", i)
+		if (r.Tenant == "") == !r.FromKeySettings {
+			bad(field, "sets %s; set exactly one of tenant (a byok tenant id) and from_key_settings: true", map[bool]string{true: "both tenant and from_key_settings", false: "neither tenant nor from_key_settings"}[r.Tenant != ""])
+		}
+		validateRequire(field, r.Require, bad)
+	}
+}
+
+func validateRequire(field string, req []OIDCClaim, bad func(field, format string, args ...any)) {
+	if len(req) == 0 {
+		bad(field+".require", "is empty; a rule must require at least one claim (e.g. {claim: tid, value: <directory id>}), or it would match everyone")
+	}
+	for i, c := range req {
+		if c.Claim == "" || c.Value == "" {
+			bad(fmt.Sprintf("%s.require[%d]", field, i), "needs both claim and value, e.g. {claim: groups, value: <group object id>}")
+		}
+	}
 }
