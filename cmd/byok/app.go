@@ -144,9 +144,16 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 		a.db.Close()
 		return nil, err
 	}
+	sessions, oidc, err := consoleSignIn(cfg.Console, a.db, opts.getenv, opts.azureTransport)
+	if err != nil {
+		a.db.Close()
+		return nil, err
+	}
 	ui, err := console.New(console.Config{
 		Lifecycle: a.lc, Tokens: a.db, Audit: a.audit, PlatformAppID: cfg.Azure.ClientID, Logger: logger,
 		SecureCookies: cfg.Console.SecureCookies,
+		SessionTTL:    cfg.Console.SessionLifetime, SessionIdleTimeout: cfg.Console.SessionIdleTimeout,
+		Sessions: sessions, OIDC: oidc,
 	})
 	if err != nil {
 		a.db.Close()
