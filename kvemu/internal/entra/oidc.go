@@ -190,6 +190,9 @@ func (s *Service) IDTokenKeyID() string {
 func postValue(w http.ResponseWriter, r *http.Request, name string) string {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
+		// Leave the error to the handler: its ParseForm reads the
+		// failed body again and fails the same way.
+		r.Form, r.PostForm = nil, nil
 		return ""
 	}
 	return r.PostForm.Get(name)
