@@ -47,6 +47,8 @@ type Service struct {
 	lastKind  map[string]HealthEventKind
 
 	rekeys platformRekeys // this replica's platform re-key runs
+
+	mon monitorState // the health monitor's schedule (monitor.go)
 }
 
 // Defaults of the Config fields left zero.

@@ -119,6 +119,21 @@ type Config struct {
 	MaxAttempts int
 	// TickInterval is Run's period; default the keyring's check interval.
 	TickInterval time.Duration
+	// MonitorWorkers bounds the health checks (and the scheduler's per-tenant
+	// work) that run at once; default [DefaultMonitorWorkers].
+	MonitorWorkers int
+	// PrefetchWorkers bounds the tenant keys [Service.Prefetch] loads at
+	// once; default [DefaultPrefetchWorkers].
+	PrefetchWorkers int
+	// JobWorkers bounds the jobs a Tick runs at once; default
+	// [DefaultJobWorkers].
+	JobWorkers int
+	// VersionCheckInterval is how often the monitor Describes a tenant's
+	// versionless key to follow its current version (auto-rotation): a
+	// second vault call, so less often than the health check; default
+	// [DefaultVersionCheckInterval]. A tenant is described at the first
+	// Tick that sees it active.
+	VersionCheckInterval time.Duration
 	// ReplicaID names this process in health events and as the owner of
 	// the job leases it takes; default "replica-1". Replicas that share a
 	// store must each have their own: two with one id share leases and

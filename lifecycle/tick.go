@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/openbyok/byok"
@@ -19,40 +20,68 @@ var (
 	schedulerActor = audit.Actor{Kind: audit.System, ID: "scheduler"}
 )
 
-// Tick runs one deterministic pass: the health monitor (a forced check of
-// every active customer key, automatic rotation of versionless keys,
+// Tick runs one deterministic pass: the health monitor (a check of every
+// BYOK tenant's customer key not checked within the check interval — one
+// unwrap of its customer share —, automatic rotation of versionless keys,
 // revocations and restorations recorded), the scheduler (activation of
 // tenants whose enforcement date has come, new scopes covered by
 // default) and the job runner (every unfinished job to its end or its
-// next failure). It returns the errors of the pass joined; one tenant's
-// failure does not stop the others.
-func (s *Service) Tick(ctx context.Context) error {
-	var errs []error
+// next failure). Tenants are worked on concurrently
+// (Config.MonitorWorkers), jobs too (Config.JobWorkers). It returns the
+// errors of the pass joined; one tenant's failure does not stop the
+// others.
+func (s *Service) Tick(ctx context.Context) error { return s.tick(ctx, true) }
+
+// tick is Tick; withMonitor false leaves the health checks to Run's
+// monitor.
+func (s *Service) tick(ctx context.Context, withMonitor bool) error {
 	recs, err := s.records(ctx, StateActive, StateRevoked, StateRotating, StateScheduled, StateDisabled)
 	if err != nil {
 		return err
 	}
-	for _, rec := range recs {
-		if err := s.tickTenant(ctx, rec); err != nil {
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	parallel(ctx, len(recs), orDefault(s.cfg.MonitorWorkers, DefaultMonitorWorkers), func(i int) {
+		if err := s.tickTenant(ctx, recs[i], withMonitor); err != nil {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 		}
-	}
+	})
 	if err := s.drainEvents(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if err := s.runJobs(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := ctx.Err(); err != nil && len(errs) == 0 {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-// Run calls Tick every Config.TickInterval until ctx is done, logging
-// Tick's errors, and returns ctx's error.
+// Run warms the tenant keys in the background ([Service.Prefetch]), runs
+// the health monitor continuously (each tenant checked one interval after
+// its last check, the checks spread over the interval), and runs the rest
+// of Tick (scheduler, auto-rotation, jobs) every Config.TickInterval, until
+// ctx is done; it logs their errors and returns ctx's error. Requests are
+// served meanwhile: a request for a tenant not warm yet loads its key
+// itself, sharing the load with the warm-up.
 func (s *Service) Run(ctx context.Context) error {
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bg.Go(func() {
+		if st, err := s.Prefetch(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("lifecycle prefetch", "error", err, "warm", st.Warm, "failed", st.Failed)
+		}
+	})
+	bg.Go(func() { s.runMonitor(ctx) })
 	t := time.NewTicker(s.cfg.TickInterval)
 	defer t.Stop()
 	for {
-		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+		if err := s.tick(ctx, false); err != nil && ctx.Err() == nil {
 			s.cfg.Logger.Warn("lifecycle tick", "error", err)
 		}
 		select {
@@ -80,8 +109,9 @@ func (s *Service) records(ctx context.Context, states ...State) ([]Record, error
 	}
 }
 
-// tickTenant runs the monitor and the scheduler for one tenant.
-func (s *Service) tickTenant(ctx context.Context, rec Record) error {
+// tickTenant runs the monitor (if withMonitor) and the scheduler for one
+// tenant.
+func (s *Service) tickTenant(ctx context.Context, rec Record, withMonitor bool) error {
 	switch rec.State {
 	case StateScheduled:
 		if s.cfg.Now().Before(rec.EnforceAt) {
@@ -91,13 +121,27 @@ func (s *Service) tickTenant(ctx context.Context, rec Record) error {
 	case StateDisabled:
 		return nil
 	}
-	if err := s.monitor(ctx, rec); err != nil {
-		return err
+	if withMonitor {
+		h, ok, err := s.monitor(ctx, rec)
+		if err != nil {
+			return err
+		}
+		moved := ok && (rec.State == StateActive && h.State == byok.StateRevoked || rec.State == StateRevoked && h.State == byok.StateHealthy)
+		if !moved {
+			return s.tickActive(ctx, rec) // the record as listed is current
+		}
 	}
 	rec, err := s.cfg.Store.KeyRecord(ctx, rec.Tenant)
 	if err != nil {
 		return fmt.Errorf("lifecycle: reading the key record of tenant %q: %w", rec.Tenant, err)
 	}
+	return s.tickActive(ctx, rec)
+}
+
+// tickActive runs the scheduler's work for a tenant past activation:
+// auto-rotation and new scopes of an active tenant, and the end of a
+// rotation a crash interrupted.
+func (s *Service) tickActive(ctx context.Context, rec Record) error {
 	switch rec.State {
 	case StateActive:
 		if err := s.autoRotate(ctx, rec); err != nil {
@@ -124,48 +168,11 @@ func (s *Service) tickTenant(ctx context.Context, rec Record) error {
 	return nil
 }
 
-// monitor checks a tenant's keys now and moves the record between active
-// and revoked by the outcome.
-func (s *Service) monitor(ctx context.Context, rec Record) error {
-	hs, err := s.kr.Check(withPurpose(ctx, audit.PurposeBackgroundCheck, monitorActor), rec.Tenant)
-	if err != nil {
-		return fmt.Errorf("lifecycle: checking tenant %q: %w", rec.Tenant, err)
-	}
-	var cm *byok.KeyHealth
-	for i := range hs {
-		if hs[i].Kind == byok.CustomerManaged {
-			cm = &hs[i]
-		}
-	}
-	if cm == nil {
-		return nil
-	}
-	before := rec
-	switch {
-	case rec.State == StateActive && cm.State == byok.StateRevoked:
-		rec.State = StateRevoked
-	case rec.State == StateRevoked && cm.State == byok.StateHealthy:
-		rec.State = StateActive
-	default:
-		return nil
-	}
-	if err := s.save(ctx, &rec); err != nil {
-		return err
-	}
-	action := "key.revoked"
-	reason := string(cm.Reason)
-	if rec.State == StateActive {
-		action, reason = "key.restored", "a check of the customer's key succeeded"
-	}
-	s.record(ctx, audit.Event{Tenant: rec.Tenant, Actor: monitorActor, Action: action, Target: rec.Settings.KeyID,
-		Before: recordView(before), After: recordView(rec), Outcome: audit.Success, Reason: reason})
-	s.notify(ctx, rec.Tenant, "key.state", map[string]string{"from": string(before.State), "to": string(rec.State), "reason": reason})
-	return nil
-}
-
 // drainEvents records the keyring's revocations, outages and
 // restorations of customer keys in the tenants' timelines.
 func (s *Service) drainEvents(ctx context.Context) error {
+	s.mon.drain.Lock()
+	defer s.mon.drain.Unlock()
 	s.mu.Lock()
 	evs := s.pending
 	s.pending = nil
@@ -235,7 +242,7 @@ func (s *Service) lastHealthKind(ctx context.Context, tenant string) (HealthEven
 // vault's current version is not the one the customer share is under, it
 // rotates (1 describe, then 1 unwrap and 1 wrap).
 func (s *Service) autoRotate(ctx context.Context, rec Record) error {
-	if _, versioned := splitKeyID(rec.Settings.KeyID); versioned {
+	if _, versioned := splitKeyID(rec.Settings.KeyID); versioned || !s.describeDue(rec.Tenant, s.cfg.Now()) {
 		return nil
 	}
 	tk, err := s.cfg.Store.TenantKey(ctx, rec.Tenant, byok.CustomerManaged)
@@ -343,30 +350,71 @@ func (s *Service) jobLease() time.Duration {
 	return DefaultJobLease
 }
 
-// runJobs claims and runs every unfinished job, oldest first. A job whose
-// lease another replica holds, or that finished since the listing, is
-// skipped without an error.
+// jobPage is how many unfinished jobs runJobs lists at a time (a
+// variable for tests).
+var jobPage = 1000
+
+// runJobs claims and runs every unfinished job, oldest first, with no cap
+// per tick: it lists them in pages and runs the jobs of different tenants
+// concurrently (Config.JobWorkers), a tenant's own jobs one after the
+// other. A job whose lease another replica holds, or that finished since
+// the listing, is skipped without an error.
 func (s *Service) runJobs(ctx context.Context) error {
-	jobs, err := s.cfg.Store.ListJobs(ctx, "", true, 1000)
-	if err != nil {
-		return fmt.Errorf("lifecycle: listing unfinished jobs: %w", err)
-	}
-	var errs []error
-	for i := len(jobs) - 1; i >= 0; i-- {
-		now := s.cfg.Now()
-		j, ok, err := s.cfg.Store.ClaimJob(ctx, jobs[i].ID, s.cfg.ReplicaID, now, now.Add(s.jobLease()))
+	page := jobPage
+	var (
+		mu   sync.Mutex
+		errs []error
+		seen = make(map[string]bool)
+	)
+	for ctx.Err() == nil {
+		// Jobs run in this pass stay listed only if they failed or another
+		// replica holds them: ask for a page more than those.
+		limit := len(seen) + page
+		jobs, err := s.cfg.Store.ListJobs(ctx, "", true, limit)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("lifecycle: claiming %s job %s of tenant %q: %w", jobs[i].Kind, jobs[i].ID, jobs[i].Tenant, err))
-			continue
+			return errors.Join(append(errs, fmt.Errorf("lifecycle: listing unfinished jobs: %w", err))...)
 		}
-		if !ok {
-			continue
+		var tenants []string
+		byTenant := make(map[string][]JobRecord)
+		for i := len(jobs) - 1; i >= 0; i-- { // oldest first
+			j := jobs[i]
+			if seen[j.ID] {
+				continue
+			}
+			seen[j.ID] = true
+			if byTenant[j.Tenant] == nil {
+				tenants = append(tenants, j.Tenant)
+			}
+			byTenant[j.Tenant] = append(byTenant[j.Tenant], j)
 		}
-		if err := s.runJob(ctx, j); err != nil {
-			errs = append(errs, err)
+		parallel(ctx, len(tenants), orDefault(s.cfg.JobWorkers, DefaultJobWorkers), func(i int) {
+			for _, j := range byTenant[tenants[i]] {
+				if err := s.claimAndRun(ctx, j); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+		if len(jobs) < limit || len(tenants) == 0 {
+			break
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// claimAndRun claims a listed job and runs it; a job another replica
+// holds, or that finished since, is skipped.
+func (s *Service) claimAndRun(ctx context.Context, listed JobRecord) error {
+	now := s.cfg.Now()
+	j, ok, err := s.cfg.Store.ClaimJob(ctx, listed.ID, s.cfg.ReplicaID, now, now.Add(s.jobLease()))
+	if err != nil {
+		return fmt.Errorf("lifecycle: claiming %s job %s of tenant %q: %w", listed.Kind, listed.ID, listed.Tenant, err)
+	}
+	if !ok {
+		return nil
+	}
+	return s.runJob(ctx, j)
 }
 
 // renew stamps j for its next write: updated now, and the lease extended

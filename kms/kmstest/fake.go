@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/openbyok/byok/kms"
 )
@@ -33,8 +34,9 @@ var _ kms.Provider = (*Fake)(nil)
 // hold them at a gate ([Fake.Block]) and count them ([Fake.Calls]).
 //
 // Every call goes through these steps, in order: it is counted; a done ctx
-// fails it with class [kms.Transient]; it waits at the gate, if one is
-// set; an injected failure fails it; then it runs.
+// fails it with class [kms.Transient]; it waits the latency, if one is
+// set ([Fake.SetLatency]); it waits at the gate, if one is set; an
+// injected failure fails it; then it runs.
 //
 // A Fake is safe for concurrent use. Create it with [NewFake].
 type Fake struct {
@@ -43,6 +45,7 @@ type Fake struct {
 	fail     *injected                // every call fails
 	keyFails map[string]injected      // by key id: versionless for every version
 	gate     *Gate
+	latency  time.Duration // every call waits this long first (SetLatency)
 
 	wraps, unwraps, describes atomic.Int64
 }
@@ -139,6 +142,15 @@ func (f *Fake) ResetCalls() {
 	f.wraps.Store(0)
 	f.unwraps.Store(0)
 	f.describes.Store(0)
+}
+
+// SetLatency makes every later call wait d (in real time, or until its
+// ctx is done) after it is counted, as a remote provider would; 0 removes
+// the wait. Benchmarks use it.
+func (f *Fake) SetLatency(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.latency = d
 }
 
 // Gate holds the calls of a [Fake] until it is released, so that a test
@@ -259,8 +271,17 @@ func (f *Fake) enter(ctx context.Context, op, keyID string) error {
 		return err
 	}
 	f.mu.Lock()
-	g := f.gate
+	g, lat := f.gate, f.latency
 	f.mu.Unlock()
+	if lat > 0 {
+		t := time.NewTimer(lat)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return kms.CtxError(ctx, op, keyID)
+		}
+	}
 	if g != nil {
 		if err := g.wait(ctx); err != nil {
 			return kms.CtxError(ctx, op, keyID)
