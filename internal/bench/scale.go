@@ -59,29 +59,37 @@ func (o *ScaleOptions) defaults() {
 
 // ScaleResult is what [Scale] measured.
 type ScaleResult struct {
-	Options     ScaleOptions
-	Setup       time.Duration
-	Ops         int64
-	OpsPerSec   float64
-	P50, P99    time.Duration
+	Options ScaleOptions
+	Setup   time.Duration
+	// Cold is the first pass of the traffic, from empty caches; Warm the
+	// second, the same sequence of calls again.
+	Cold, Warm  TrafficResult
 	BaselineP99 time.Duration // the same traffic on one warm tenant and scope, in the same run
-	VaultCalls  int64         // customer and platform calls during the traffic
-	HalfCalls   int64         // of those, made in the first half of the run
-	// WarmCallsPerSec are the calls per second in the second half of
-	// the run; FloorPerSec is the BYOK tenants in use per check
-	// interval, per second, in the same half.
-	WarmCallsPerSec, FloorPerSec float64
-	TenantKeyHits                float64 // hit rate of the tenant key cache
-	DEKHits                      float64 // hit rate of the DEK cache
-	Stats                        byok.Stats
-	PeakRSS                      int64 // bytes; VmHWM of the process
-	DistinctPairs                int   // (tenant, scope) pairs used
-	DistinctBYOK                 int   // BYOK tenants used
-	Errors                       int64
-	FirstErr                     error
-	TenantKeyLimit               int
-	DEKLimit                     int
+	// FloorPerSec is the BYOK tenants in use per check interval, per
+	// second, in the warm pass: each must be checked once an interval.
+	FloorPerSec    float64
+	TenantKeyHits  float64 // hit rate of the tenant key cache, both passes
+	DEKHits        float64 // hit rate of the DEK cache, both passes
+	Stats          byok.Stats
+	PeakRSS        int64 // bytes; VmHWM of the process
+	TenantKeyLimit int
+	DEKLimit       int
 }
+
+// TrafficResult is one pass of the traffic.
+type TrafficResult struct {
+	Took          time.Duration
+	Ops, Errors   int64
+	FirstErr      error
+	P50, P99      time.Duration
+	CustomerCalls int64 // calls to customers' vaults
+	PlatformCalls int64 // calls to the platform root key
+	Pairs, BYOK   int   // (tenant, scope) pairs and BYOK tenants used
+	byokPerIv     float64
+}
+
+// OpsPerSec is the pass's rate.
+func (t TrafficResult) OpsPerSec() float64 { return float64(t.Ops) / t.Took.Seconds() }
 
 // latencyProvider is a customer's vault: each call takes latency, and
 // calls are counted.
@@ -126,9 +134,10 @@ func (p latencyProvider) Describe(ctx context.Context, keyID string) (kms.KeyInf
 
 // Scale builds a store of o.Tenants tenants (o.BYOKPercent of them BYOK
 // over a vault with o.Latency per call) and runs Zipf-distributed traffic
-// over their scopes through one keyring with its default cache limits,
-// then the same traffic on one tenant for the baseline. It measures the
-// keyring's data path: the lifecycle's monitor is not running.
+// over their scopes through one keyring with its default cache limits:
+// once from empty caches, then the same calls again, warm; then the same
+// callers on one tenant for the baseline. It measures the keyring's data
+// path: the lifecycle's monitor is not running.
 func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 	o.defaults()
 	res := ScaleResult{Options: o}
@@ -138,13 +147,13 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 		return res, err
 	}
 	defer db.Close()
-	var calls atomic.Int64
+	var customerCalls, platformCalls atomic.Int64
 	platform := kmstest.NewFake()
 	customerFake := kmstest.NewFake()
 	cmk := customerFake.AddKey("cmk")
-	customer := latencyProvider{Provider: customerFake, latency: o.Latency, calls: &calls}
+	customer := latencyProvider{Provider: customerFake, latency: o.Latency, calls: &customerCalls}
 	cfg := byok.Config{
-		Store: db, PlatformKMS: platformCounter{platform, &calls}, PlatformKeyID: platform.AddKey("platform"),
+		Store: db, PlatformKMS: platformCounter{platform, &platformCalls}, PlatformKeyID: platform.AddKey("platform"),
 		CustomerKMS:   func(context.Context, string) (kms.Provider, error) { return customer, nil },
 		CheckInterval: o.CheckInterval, MaxStaleness: time.Hour,
 	}
@@ -153,52 +162,106 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 		return res, err
 	}
 	res.TenantKeyLimit, res.DEKLimit = byok.DefaultMaxTenantKeys, byok.DefaultMaxDEKs
-	start := time.Now()
 	byokEvery := 100 / max(1, o.BYOKPercent)
-	setup := latencyProvider{Provider: customerFake, calls: new(atomic.Int64)} // no latency while building the store
-	setupCfg := cfg
-	setupCfg.CustomerKMS = func(context.Context, string) (kms.Provider, error) { return setup, nil }
-	builder, err := byok.New(setupCfg)
-	if err != nil {
+	if res.Setup, err = buildScaleStore(ctx, db, cfg, customerFake, cmk, o, byokEvery); err != nil {
 		return res, err
 	}
-	for i := range o.Tenants {
-		t := tenantName(i)
-		if err := builder.CreateTenant(ctx, t, byok.Grace); err != nil {
-			return res, err
+	pt := make([]byte, o.PayloadBytes)
+	pass := func() TrafficResult {
+		c0, p0 := customerCalls.Load(), platformCalls.Load()
+		t := runTraffic(ctx, kr, o, byokEvery, pt)
+		t.CustomerCalls, t.PlatformCalls = customerCalls.Load()-c0, platformCalls.Load()-p0
+		return t
+	}
+	res.Cold = pass()
+	res.Warm = pass()
+	res.FloorPerSec = res.Warm.byokPerIv / o.CheckInterval.Seconds()
+	res.Stats = kr.Stats()
+	rate := func(c byok.CacheStats) float64 {
+		if c.Hits+c.Misses == 0 {
+			return 0
 		}
-		if i%byokEvery != 0 {
-			continue
-		}
-		if _, err := builder.NewTenantKey(ctx, t, byok.CustomerManaged, cmk); err != nil {
-			return res, err
-		}
-		for s := range o.Scopes {
-			if err := db.PutScope(ctx, byok.ScopeRecord{Tenant: t, Scope: scopeName(s), Kind: byok.CustomerManaged}); err != nil {
-				return res, err
+		return float64(c.Hits) / float64(c.Hits+c.Misses)
+	}
+	res.TenantKeyHits, res.DEKHits = rate(res.Stats.TenantKeys), rate(res.Stats.DEKs)
+
+	// The baseline: one warm tenant and scope, same callers, same size.
+	base := o
+	base.Tenants, base.Scopes, base.Duration = 1, 1, min(o.Duration, 3*time.Second)
+	res.BaselineP99 = runTraffic(ctx, kr, base, byokEvery, pt).P99
+	res.PeakRSS = peakRSS()
+	return res, nil
+}
+
+// buildScaleStore creates o.Tenants tenants, every byokEvery-th with a
+// customer-managed key over all its scopes, with as many writers as
+// callers (SQLite serialises them; they share its commits' waits).
+func buildScaleStore(ctx context.Context, db *sqlite.DB, cfg byok.Config, customer kms.Provider, cmk string, o ScaleOptions, byokEvery int) (time.Duration, error) {
+	start := time.Now()
+	// No latency while the store is built.
+	cfg.CustomerKMS = func(context.Context, string) (kms.Provider, error) { return customer, nil }
+	builder, err := byok.New(cfg)
+	if err != nil {
+		return 0, err
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, o.Workers)
+	for range o.Workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < o.Tenants; i = int(next.Add(1) - 1) {
+				if err := buildTenant(ctx, builder, db, i, cmk, o, byokEvery); err != nil {
+					errs <- err
+					return
+				}
 			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return time.Since(start), <-errs
+}
+
+func buildTenant(ctx context.Context, kr *byok.Keyring, db *sqlite.DB, i int, cmk string, o ScaleOptions, byokEvery int) error {
+	t := tenantName(i)
+	if err := kr.CreateTenant(ctx, t, byok.Grace); err != nil {
+		return err
+	}
+	if i%byokEvery != 0 {
+		return nil
+	}
+	if _, err := kr.NewTenantKey(ctx, t, byok.CustomerManaged, cmk); err != nil {
+		return err
+	}
+	for s := range o.Scopes {
+		if err := db.PutScope(ctx, byok.ScopeRecord{Tenant: t, Scope: scopeName(s), Kind: byok.CustomerManaged}); err != nil {
+			return err
 		}
 	}
-	res.Setup = time.Since(start)
-	calls.Store(0)
+	return nil
+}
 
-	pt := make([]byte, o.PayloadBytes)
+// runTraffic runs o.Workers callers for o.Duration, each drawing tenants
+// from a Zipf distribution (s = 1.1) and scopes uniformly with a fixed
+// seed, so that two runs make the same calls; each draw is an encrypt
+// and a decrypt.
+func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery int, pt []byte) TrafficResult {
 	var (
+		res       TrafficResult
 		mu        sync.Mutex
 		lat       []time.Duration
 		pairs     = map[[2]int]struct{}{}
 		byokUsed  = map[int]struct{}{}
 		intervals = map[int64]map[int]struct{}{} // check interval index → BYOK tenants used in it
+		ops, errs atomic.Int64
+		wg        sync.WaitGroup
 	)
-	var ops, errs atomic.Int64
-	trafficStart := time.Now()
-	deadline := trafficStart.Add(o.Duration)
-	half := time.AfterFunc(o.Duration/2, func() { res.HalfCalls = calls.Load() })
-	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(o.Duration)
 	for w := range o.Workers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 42))
-			zipf := rand.NewZipf(r, 1.1, 1, uint64(o.Tenants-1))
+			zipf := rand.NewZipf(r, 1.1, 1, uint64(max(1, o.Tenants-1)))
 			var mine []time.Duration
 			seen := map[[2]int]struct{}{}
 			byokSeen := map[int64]map[int]struct{}{}
@@ -207,7 +270,7 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 				if now.After(deadline) {
 					break
 				}
-				ti, si := int(zipf.Uint64()), r.IntN(o.Scopes)
+				ti, si := int(zipf.Uint64())%o.Tenants, r.IntN(o.Scopes)
 				t, s := tenantName(ti), scopeName(si)
 				ct, err := kr.Encrypt(ctx, t, s, pt, nil)
 				if err == nil {
@@ -227,7 +290,7 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 				}
 				seen[[2]int{ti, si}] = struct{}{}
 				if ti%byokEvery == 0 {
-					iv := int64(now.Sub(trafficStart) / o.CheckInterval)
+					iv := int64(now.Sub(start) / o.CheckInterval)
 					if byokSeen[iv] == nil {
 						byokSeen[iv] = map[int]struct{}{}
 					}
@@ -252,67 +315,21 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 		})
 	}
 	wg.Wait()
-	half.Stop()
-	took := time.Since(trafficStart)
+	res.Took = time.Since(start)
 	res.Ops, res.Errors = ops.Load(), errs.Load()
-	res.OpsPerSec = float64(res.Ops) / took.Seconds()
-	res.VaultCalls = calls.Load()
-	res.DistinctPairs, res.DistinctBYOK = len(pairs), len(byokUsed)
-	// The floor: every BYOK tenant in use is checked once per interval.
-	// Counted over the second half of the run, once the caches are warm.
-	used, n := 0, 0
-	for iv, ts := range intervals {
-		if time.Duration(iv)*o.CheckInterval >= o.Duration/2 {
-			used += len(ts)
-			n++
-		}
+	res.Pairs, res.BYOK = len(pairs), len(byokUsed)
+	used := 0
+	for _, ts := range intervals {
+		used += len(ts)
 	}
-	if n > 0 {
-		res.FloorPerSec = float64(used) / float64(n) / o.CheckInterval.Seconds()
+	if len(intervals) > 0 {
+		res.byokPerIv = float64(used) / float64(len(intervals))
 	}
-	res.WarmCallsPerSec = float64(res.VaultCalls-res.HalfCalls) / (took - o.Duration/2).Seconds()
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		res.P50, res.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	}
-	res.Stats = kr.Stats()
-	rate := func(c byok.CacheStats) float64 {
-		if c.Hits+c.Misses == 0 {
-			return 0
-		}
-		return float64(c.Hits) / float64(c.Hits+c.Misses)
-	}
-	res.TenantKeyHits, res.DEKHits = rate(res.Stats.TenantKeys), rate(res.Stats.DEKs)
-
-	// The baseline: one warm tenant and scope, same callers, same size.
-	var base []time.Duration
-	var bmu sync.Mutex
-	bEnd := time.Now().Add(min(o.Duration, 3*time.Second))
-	for range o.Workers {
-		wg.Go(func() {
-			var mine []time.Duration
-			for n := 0; time.Now().Before(bEnd); n++ {
-				now := time.Now()
-				ct, err := kr.Encrypt(ctx, tenantName(0), scopeName(0), pt, nil)
-				if err == nil {
-					_, err = kr.Decrypt(ctx, tenantName(0), scopeName(0), ct, nil)
-				}
-				if err == nil && n%16 == 0 {
-					mine = append(mine, time.Since(now)/2)
-				}
-			}
-			bmu.Lock()
-			base = append(base, mine...)
-			bmu.Unlock()
-		})
-	}
-	wg.Wait()
-	if len(base) > 0 {
-		slices.Sort(base)
-		res.BaselineP99 = base[len(base)*99/100]
-	}
-	res.PeakRSS = peakRSS()
-	return res, nil
+	return res
 }
 
 // platformCounter counts calls to the platform root key.
@@ -355,32 +372,39 @@ func RunScale(w io.Writer, dir string, o ScaleOptions) error {
 	}
 	o = r.Options
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "workload\t%d tenants (%d%% BYOK at %v per vault call), %d scopes each, Zipf traffic, %d callers, %v, %d B, check interval %v\t\n",
+	fmt.Fprintf(tw, "workload: %d tenants (%d%% BYOK at %v per vault call), %d scopes each, Zipf traffic, %d callers, %v a pass, %d B, check interval %v\n",
 		o.Tenants, o.BYOKPercent, o.Latency, o.Scopes, o.Workers, o.Duration, o.PayloadBytes, o.CheckInterval)
-	fmt.Fprintln(tw, "measure\tresult\tgoal")
-	fmt.Fprintf(tw, "setup (store of %d tenants)\t%v\t\n", o.Tenants, r.Setup.Round(time.Millisecond))
-	fmt.Fprintf(tw, "operations\t%d (%.0f ops/s), %d errors\t\n", r.Ops, r.OpsPerSec, r.Errors)
-	fmt.Fprintf(tw, "(tenant, scope) pairs used; BYOK tenants used\t%d; %d\t\n", r.DistinctPairs, r.DistinctBYOK)
-	fmt.Fprintf(tw, "latency p50 / p99 (one op)\t%v / %v\t\n", r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond))
-	ratio := 0.0
-	if r.BaselineP99 > 0 {
-		ratio = float64(r.P99) / float64(r.BaselineP99)
+	fmt.Fprintln(tw, "measure\tcold pass\twarm pass\tgoal")
+	fmt.Fprintf(tw, "operations/s (errors)\t%.0f (%d)\t%.0f (%d)\t\n", r.Cold.OpsPerSec(), r.Cold.Errors, r.Warm.OpsPerSec(), r.Warm.Errors)
+	fmt.Fprintf(tw, "(tenant, scope) pairs used; BYOK tenants used\t%d; %d\t%d; %d\t\n", r.Cold.Pairs, r.Cold.BYOK, r.Warm.Pairs, r.Warm.BYOK)
+	fmt.Fprintf(tw, "latency p50 / p99 (one op)\t%v / %v\t%v / %v\t\n", r.Cold.P50.Round(time.Microsecond), r.Cold.P99.Round(time.Microsecond),
+		r.Warm.P50.Round(time.Microsecond), r.Warm.P99.Round(time.Microsecond))
+	ratio := func(p time.Duration) float64 {
+		if r.BaselineP99 == 0 {
+			return 0
+		}
+		return float64(p) / float64(r.BaselineP99)
 	}
-	fmt.Fprintf(tw, "p99 against one warm tenant (%v)\t%.2f×\t≤ 2× (warm)\n", r.BaselineP99.Round(time.Microsecond), ratio)
+	fmt.Fprintf(tw, "p99 against one warm tenant (%v)\t%.2f×\t%.2f×\t≤ 2× warm\n", r.BaselineP99.Round(time.Microsecond), ratio(r.Cold.P99), ratio(r.Warm.P99))
+	per := func(t TrafficResult, n int64) float64 { return float64(n) / t.Took.Seconds() }
 	floorRatio := 0.0
 	if r.FloorPerSec > 0 {
-		floorRatio = r.WarmCallsPerSec / r.FloorPerSec
+		floorRatio = per(r.Warm, r.Warm.CustomerCalls) / r.FloorPerSec
 	}
-	fmt.Fprintf(tw, "vault calls in all (first half, while warming)\t%d (%d)\t\n", r.VaultCalls, r.HalfCalls)
-	fmt.Fprintf(tw, "vault calls/s in the second half against the floor (BYOK tenants in use / check interval = %.1f/s)\t%.1f/s (%.2f×)\t≤ 1.1×\n", r.FloorPerSec, r.WarmCallsPerSec, floorRatio)
-	fmt.Fprintf(tw, "cache hit rate: tenant keys / DEKs\t%.4f / %.4f\t\n", r.TenantKeyHits, r.DEKHits)
-	fmt.Fprintf(tw, "cached: tenant keys / DEKs (limits %d / %d); evictions\t%d / %d; %d / %d\t\n", r.TenantKeyLimit, r.DEKLimit,
+	fmt.Fprintf(tw, "customer vault calls/s (floor: BYOK tenants in use / check interval = %.1f/s)\t%.1f/s\t%.1f/s (%.2f× the floor)\t≤ 1.1× the floor\n",
+		r.FloorPerSec, per(r.Cold, r.Cold.CustomerCalls), per(r.Warm, r.Warm.CustomerCalls), floorRatio)
+	fmt.Fprintf(tw, "platform root key calls/s (tenant keys loaded)\t%.1f/s\t%.1f/s\t\n", per(r.Cold, r.Cold.PlatformCalls), per(r.Warm, r.Warm.PlatformCalls))
+	fmt.Fprintf(tw, "cache hit rate, both passes: tenant keys / DEKs\t%.4f / %.4f\t\t\n", r.TenantKeyHits, r.DEKHits)
+	fmt.Fprintf(tw, "cached at the end: tenant keys / DEKs (limits %d / %d); evictions\t%d / %d; %d / %d\t\t\n", r.TenantKeyLimit, r.DEKLimit,
 		r.Stats.TenantKeys.Entries, r.Stats.DEKs.Entries, r.Stats.TenantKeys.Evictions, r.Stats.DEKs.Evictions)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Fprintf(tw, "peak RSS (whole process, setup included); Go heap in use at the end\t%.0f MiB; %.0f MiB\t≤ 512 MiB\n", float64(r.PeakRSS)/(1<<20), float64(ms.HeapInuse)/(1<<20))
-	if r.FirstErr != nil {
-		fmt.Fprintf(tw, "first error\t%v\t\n", r.FirstErr)
+	fmt.Fprintf(tw, "peak RSS of the process (store set-up included); Go heap in use at the end\t%.0f MiB; %.0f MiB\t\t≤ 512 MiB\n", float64(r.PeakRSS)/(1<<20), float64(ms.HeapInuse)/(1<<20))
+	fmt.Fprintf(tw, "store set-up (%d tenants, SQLite)\t%v\t\t\n", o.Tenants, r.Setup.Round(time.Millisecond))
+	for _, t := range []TrafficResult{r.Cold, r.Warm} {
+		if t.FirstErr != nil {
+			fmt.Fprintf(tw, "first error\t%v\t\t\n", t.FirstErr)
+		}
 	}
 	return tw.Flush()
 }
