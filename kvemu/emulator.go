@@ -68,6 +68,11 @@ type Options struct {
 	// Logger receives one line per request and lifecycle events; nil
 	// discards them. Nothing secret is logged.
 	Logger *slog.Logger
+	// Seed, when not nil, is applied before the emulator serves and before
+	// it writes ca.pem to StateDir, unless a saved state was restored (see
+	// [Emulator.Restored]): a client that waits for the CA file or the
+	// port meets the seeded emulator.
+	Seed *Seed
 }
 
 // Emulator is a running kvemu. Its methods are safe for concurrent use.
@@ -106,7 +111,8 @@ func Start(opts Options) (*Emulator, error) {
 		}
 	}
 	var err error
-	if e.ca, err = loadOrCreateCA(opts.StateDir, e.now()); err != nil {
+	var newCA bool
+	if e.ca, newCA, err = loadOrCreateCA(opts.StateDir, e.now()); err != nil {
 		return nil, err
 	}
 	if e.entra, err = entra.New(entra.Options{Now: e.now, TokenLifetime: opts.TokenLifetime}); err != nil {
@@ -115,6 +121,11 @@ func Start(opts Options) (*Emulator, error) {
 	e.vaults = vault.New(vault.Options{Verifier: verifier{e.entra}, Now: e.now, LoginURL: "https://" + LoginHost})
 	if err := e.load(); err != nil {
 		return nil, err
+	}
+	if opts.Seed != nil && !e.restored {
+		if err := e.ApplySeed(*opts.Seed); err != nil {
+			return nil, fmt.Errorf("kvemu: the seed was not applied, nothing started: %w", err)
+		}
 	}
 	leaf, err := e.ca.leaf(CertificateNames, e.now())
 	if err != nil {
@@ -144,6 +155,12 @@ func Start(opts Options) (*Emulator, error) {
 	go e.srv.Serve(tlsLn)
 	go e.miSrv.Serve(e.miLn)
 	e.client = e.newHTTPClient()
+	if newCA && opts.StateDir != "" {
+		if err := e.ca.store(opts.StateDir); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	e.log.Info("kvemu started", "https", e.Addr(), "managed_identity", e.ManagedIdentityAddr())
 	return e, nil
 }

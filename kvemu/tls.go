@@ -38,18 +38,20 @@ const (
 	caKeyFile  = "ca-key.pem"
 )
 
-// loadOrCreateCA reads the CA from dir, or creates one (and, when dir is
-// not empty, stores it there) so a restarted emulator keeps its CA.
-func loadOrCreateCA(dir string, now time.Time) (*authority, error) {
+// loadOrCreateCA reads the CA from dir, or creates one; created reports
+// the latter, and [authority.store] then keeps it in dir so a restarted
+// emulator keeps its CA. Start stores it last, once the emulator serves:
+// clients wait for ca.pem.
+func loadOrCreateCA(dir string, now time.Time) (ca *authority, created bool, err error) {
 	if dir != "" {
 		ca, err := loadCA(dir)
 		if err == nil || !errors.Is(err, os.ErrNotExist) {
-			return ca, err
+			return ca, false, err
 		}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("kvemu: generate CA key: %w", err)
+		return nil, false, fmt.Errorf("kvemu: generate CA key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
@@ -63,26 +65,25 @@ func loadOrCreateCA(dir string, now time.Time) (*authority, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, fmt.Errorf("kvemu: create CA certificate: %w", err)
+		return nil, false, fmt.Errorf("kvemu: create CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ca := &authority{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-	if dir != "" {
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, err
-		}
-		if err := writeFileAtomic(filepath.Join(dir, caKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
-			return nil, err
-		}
-		if err := writeFileAtomic(filepath.Join(dir, caCertFile), ca.certPEM); err != nil {
-			return nil, err
-		}
+	return &authority{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, true, nil
+}
+
+// store writes the CA's key and then its certificate to dir.
+func (ca *authority) store(dir string) error {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return err
 	}
-	return ca, nil
+	if err := writeFileAtomic(filepath.Join(dir, caKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, caCertFile), ca.certPEM)
 }
 
 func loadCA(dir string) (*authority, error) {
@@ -92,7 +93,7 @@ func loadCA(dir string) (*authority, error) {
 	}
 	keyPEM, err := os.ReadFile(filepath.Join(dir, caKeyFile))
 	if err != nil {
-		return nil, fmt.Errorf("kvemu: %s exists but its key does not: %w; remove %s to make a new CA", caCertFile, err, caCertFile)
+		return nil, fmt.Errorf("kvemu: %s exists but its key does not: %v; remove %s to make a new CA", caCertFile, err, caCertFile) // %v: not ErrNotExist, which would make a new CA
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {

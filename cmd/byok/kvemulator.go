@@ -34,32 +34,31 @@ func runKVEmulator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q; see byok kv-emulator -h", fs.Arg(0))
 	}
-	var s kvemu.Seed
+	var s *kvemu.Seed
 	if *seed != "" {
-		var err error
-		if s, err = kvemu.LoadSeed(*seed); err != nil {
+		loaded, err := kvemu.LoadSeed(*seed)
+		if err != nil {
 			return err
 		}
+		s = &loaded
 	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
+	// The seed is applied inside Start, before the emulator serves and
+	// before it writes ca.pem: a client that waits for either meets the
+	// seeded emulator.
 	emu, err := kvemu.Start(kvemu.Options{
-		Addr: *addr, ManagedIdentityAddr: *miAddr, StateDir: *state,
+		Addr: *addr, ManagedIdentityAddr: *miAddr, StateDir: *state, Seed: s,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
 		return err
 	}
 	defer emu.Close()
-	switch {
-	case *seed != "" && emu.Restored():
+	if *seed != "" && emu.Restored() {
 		fmt.Fprintf(stdout, "seed %s not applied: the state in %s was restored\n", *seed, *state)
-	case *seed != "":
-		if err := emu.ApplySeed(s); err != nil {
-			return fmt.Errorf("%s: %w", *seed, err)
-		}
 	}
 	caFile, cleanup, err := writeCA(emu, *state)
 	if err != nil {

@@ -3,11 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const kvemuTestSeed = `
@@ -97,4 +102,93 @@ func TestKVEmulatorCommandErrors(t *testing.T) {
 			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// --seed is applied before the emulator serves and writes ca.pem: a client
+// that waits for the CA file meets the seeded emulator, and a seed that
+// fails leaves no CA file behind for such a client to find.
+func TestKVEmulatorSeedsBeforeCA(t *testing.T) {
+	dir := t.TempDir()
+	seed := filepath.Join(dir, "seed.yaml")
+	if err := os.WriteFile(seed, []byte(kvemuTestSeed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	caFile := filepath.Join(state, "ca.pem")
+	stop := make(chan struct{})
+	seen := make(chan []byte, 1)
+	go func() { // the client: polls for ca.pem, then lists the vaults
+		for {
+			select {
+			case <-stop:
+				seen <- nil
+				return
+			default:
+			}
+			pem, err := os.ReadFile(caFile)
+			if err != nil || len(pem) == 0 {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			seen <- pem
+			return
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := runKVEmulator(ctx, []string{"--addr", "127.0.0.1:0", "--state", state, "--seed", seed}, pw, io.Discard)
+		pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	pem := <-seen
+	// The emulator wrote ca.pem; at this very moment it must serve the
+	// seeded vault. Find its address in the output only afterwards.
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "kvemu listening on https://"); ok {
+				addr <- strings.Fields(rest)[0]
+			}
+		}
+	}()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("ca.pem is not a certificate:\n%s", pem)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get("https://" + <-addr + "/control/vaults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"contoso"`) {
+		t.Errorf("GET /control/vaults once ca.pem exists: %d %s; want the seeded vault contoso", resp.StatusCode, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// A seed that fails to apply stops the start before anything is
+	// served or written.
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(kvemuTestSeed+"    roleAssignments:\n      - identity: nobody\n        role: Key Vault Crypto User\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state2 := filepath.Join(dir, "state2")
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = runKVEmulator(ctx, []string{"--addr", "127.0.0.1:0", "--state", state2, "--seed", bad}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Fatalf("kv-emulator with a failing seed: %v, want an error naming the seed", err)
+	}
+	if _, err := os.Stat(filepath.Join(state2, "ca.pem")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after a failing seed, ca.pem: %v; want none", err)
+	}
+	close(stop)
 }
