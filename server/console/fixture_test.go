@@ -100,7 +100,11 @@ func newFixtureWith(t *testing.T, tlsServer bool, wrap func(*lifecycle.Service) 
 	if wrap != nil {
 		lc = wrap(f.lc)
 	}
-	ui, err := console.New(console.Config{Lifecycle: lc, Tokens: f.db, Audit: log, PlatformAppID: "11111111-2222-3333-4444-555555555555", Now: f.clock.Now})
+	// Sessions in the store, as byok serve has them; the journeys move the
+	// fake clock by hours between pages, so the idle timeout is the
+	// lifetime (TestSessionsAcrossReplicas tests the default).
+	ui, err := console.New(console.Config{Lifecycle: lc, Tokens: f.db, Audit: log, PlatformAppID: "11111111-2222-3333-4444-555555555555", Now: f.clock.Now,
+		Sessions: f.db, SessionIdleTimeout: console.DefaultSessionTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
