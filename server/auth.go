@@ -28,6 +28,9 @@ func issueToken(ctx context.Context, st Tokens, kind token.Kind, tenants []strin
 		return "", token.Record{}, &byok.InputError{Arg: "token", Reason: err.Error()}
 	}
 	if err := st.CreateToken(ctx, rec); err != nil {
+		if errors.Is(err, byok.ErrNotFound) {
+			return "", token.Record{}, tenantNotFound(ctx, st, tenants, err)
+		}
 		return "", token.Record{}, fmt.Errorf("server: store the new %s token: %w", kind, err)
 	}
 	return text, rec, nil

@@ -115,7 +115,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown policy", "PUT", "/v1/tenants/acme/policy", e.operator, map[string]any{"policy": "lenient"}, 400, CodeInvalidInput, "policy"},
 		{"unknown token kind", "POST", "/v1/tokens", e.operator, map[string]any{"kind": "root"}, 400, CodeInvalidInput, "kind"},
 		{"admin token of two tenants", "POST", "/v1/tokens", e.operator, map[string]any{"kind": "tenant-admin", "tenants": []string{"acme", "globex"}}, 400, CodeInvalidInput, "token"},
-		{"token for an unknown tenant", "POST", "/v1/tokens", e.operator, map[string]any{"kind": "service", "tenants": []string{"initech"}}, 404, CodeNotFound, ""},
+		{"token for an unknown tenant", "POST", "/v1/tokens", e.operator, map[string]any{"kind": "service", "tenants": []string{"initech"}}, 404, CodeNotFound, "tenants[0]"},
 		{"negative ttl", "POST", "/v1/tokens", e.operator, map[string]any{"kind": "operator", "ttl": "-1h"}, 400, CodeInvalidInput, "ttl"},
 		{"bad limit", "GET", "/v1/tenants?limit=0", e.operator, nil, 400, CodeInvalidInput, "limit"},
 		{"bad audit time", "GET", "/v1/tenants/acme/audit?since=yesterday", admin, nil, 400, CodeInvalidInput, "since"},

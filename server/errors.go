@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -75,6 +76,7 @@ func errorFor(err error) (e *Error, internal bool) {
 	var stateErr *lifecycle.StateError
 	var revoked *byok.RevokedError
 	var tooLarge *http.MaxBytesError
+	var noTenant *tenantNotFoundError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr, false
@@ -103,6 +105,8 @@ func errorFor(err error) (e *Error, internal bool) {
 			Message: "the ciphertext did not authenticate: check that it was made for this tenant, scope and aad, and was not altered"}, false
 	case errors.Is(err, byok.ErrFormat):
 		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidCiphertext, Field: "ciphertext", Message: err.Error()}, false
+	case errors.As(err, &noTenant):
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: noTenant.Error(), Field: noTenant.field}, false
 	case errors.Is(err, byok.ErrUnknownTenant), errors.Is(err, byok.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: err.Error()}, false
 	case errors.Is(err, byok.ErrExists):
@@ -114,4 +118,40 @@ func errorFor(err error) (e *Error, internal bool) {
 			Message: "the request did not finish within this route's time limit; retry, and for large work use the job routes"}, false
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}, true
+}
+
+// tenantNotFoundError is a new token's tenant that does not exist. Its
+// text names the tenant and what to do, not the store's internals, which
+// it wraps (for errors.Is and the log).
+type tenantNotFoundError struct {
+	tenant string // empty if no lookup said which
+	field  string // tenants[i]
+	err    error
+}
+
+func (e *tenantNotFoundError) Error() string {
+	if e.tenant == "" {
+		return "a tenant of the token does not exist; create it first (POST /v1/tenants)"
+	}
+	return fmt.Sprintf("tenant %q does not exist; create it first (POST /v1/tenants)", e.tenant)
+}
+
+func (e *tenantNotFoundError) Unwrap() error { return e.err }
+
+// tenantNotFound returns the error for a token that the store refused
+// with err (ErrNotFound) because one of tenants does not exist; it asks
+// st, when st can say, which one.
+func tenantNotFound(ctx context.Context, st Tokens, tenants []string, err error) error {
+	e := &tenantNotFoundError{err: err}
+	if ts, ok := st.(interface {
+		Tenant(context.Context, string) (byok.TenantRecord, error)
+	}); ok {
+		for i, t := range tenants {
+			if _, terr := ts.Tenant(ctx, t); errors.Is(terr, byok.ErrNotFound) {
+				e.tenant, e.field = t, fmt.Sprintf("tenants[%d]", i)
+				break
+			}
+		}
+	}
+	return e
 }

@@ -106,3 +106,24 @@ func TestInternalErrorIsLoggedNotShown(t *testing.T) {
 		t.Fatalf("the log lacks the internal error's details or its request id:\n%s", logs)
 	}
 }
+
+// A token for a tenant that does not exist is a not_found that names the
+// tenant and its field, in words an operator acts on, not the store's.
+func TestTokenForMissingTenant(t *testing.T) {
+	e := newEnv(t)
+	e.tenant(t, "acme", "chat")
+	for _, kind := range []string{"service", "tenant-admin"} {
+		tenants := []string{"acme", "initech"}
+		field := "tenants[1]"
+		if kind == "tenant-admin" {
+			tenants, field = []string{"initech"}, "tenants[0]"
+		}
+		r := e.do(t, "POST", "/v1/tokens", e.operator, map[string]any{"kind": kind, "tenants": tenants})
+		var b errorBody
+		r.decode(t, &b)
+		want := `tenant "initech" does not exist; create it first (POST /v1/tenants)`
+		if r.status != 404 || b.Error.Code != CodeNotFound || b.Error.Field != field || b.Error.Message != want {
+			t.Errorf("%s token for a missing tenant: %d %s, want 404 not_found, field %s, message %q", kind, r.status, r.body, field, want)
+		}
+	}
+}
