@@ -32,9 +32,23 @@ func (m *memSessions) CreateSession(_ context.Context, s store.Session) error {
 	if _, ok := m.m[s.Hash]; ok {
 		return fmt.Errorf("console: a session with that hash exists: %w", byok.ErrExists)
 	}
-	s.Data = slices.Clone(s.Data)
-	m.m[s.Hash] = s
+	m.m[s.Hash] = normal(s)
 	return nil
+}
+
+// normal gives s as the database backends give it back: times in UTC,
+// empty data as nil, nothing shared with the caller.
+func normal(s store.Session) store.Session {
+	for _, t := range []*time.Time{&s.Created, &s.Expires, &s.LastSeen} {
+		if !t.IsZero() {
+			*t = t.UTC().Round(0)
+		}
+	}
+	s.Data = slices.Clone(s.Data)
+	if len(s.Data) == 0 {
+		s.Data = nil
+	}
+	return s
 }
 
 func (m *memSessions) Session(_ context.Context, h [32]byte) (store.Session, error) {
@@ -44,8 +58,7 @@ func (m *memSessions) Session(_ context.Context, h [32]byte) (store.Session, err
 	if !ok {
 		return store.Session{}, fmt.Errorf("console: no such session: %w", byok.ErrNotFound)
 	}
-	s.Data = slices.Clone(s.Data)
-	return s, nil
+	return normal(s), nil
 }
 
 func (m *memSessions) update(h [32]byte, f func(*store.Session)) error {
@@ -56,7 +69,7 @@ func (m *memSessions) update(h [32]byte, f func(*store.Session)) error {
 		return fmt.Errorf("console: no such session: %w", byok.ErrNotFound)
 	}
 	f(&s)
-	m.m[h] = s
+	m.m[h] = normal(s)
 	return nil
 }
 

@@ -15,10 +15,11 @@ import (
 	"github.com/openbyok/byok/store"
 )
 
-// SessionStore is a store that also keeps the web console's sessions.
+// SessionStore is a [store.SessionStore] that can be closed: a backend's
+// store, or the console's in-memory one.
 type SessionStore interface {
-	store.Store
 	store.SessionStore
+	Close() error
 }
 
 // RunSessions runs the conformance suite of [store.SessionStore]. open
