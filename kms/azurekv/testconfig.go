@@ -265,7 +265,7 @@ func (t *tester) checkReachability(ctx context.Context) {
 		t.add(Check{Name: CheckTLS, Status: Skip, Reason: "not run: the tcp check did not pass"})
 		return
 	}
-	t.add(Check{Name: CheckTCP, Status: Pass, Value: pr.remote, Reason: "connected on port 443"})
+	t.add(Check{Name: CheckTCP, Status: Pass, Value: host + ":443", Reason: tcpReached(host, pr.remote)})
 	if pr.tlsFailed != nil || pr.otherFailed != nil {
 		err := pr.tlsFailed
 		if err == nil {
@@ -284,6 +284,16 @@ func (t *tester) checkReachability(ctx context.Context) {
 		}
 	}
 	t.add(Check{Name: CheckTLS, Status: Pass, Value: v, Reason: "the vault's certificate is trusted"})
+}
+
+// tcpReached is the tcp check's reason: the vault's host and port are its
+// value, so the address actually dialled (a private endpoint's, or a local
+// emulator's on another port) is named only as the route taken.
+func tcpReached(host, remote string) string {
+	if remote == "" || remote == host+":443" {
+		return "reached"
+	}
+	return "reached (via " + remote + ")"
 }
 
 // probe sends one unauthenticated request to the vault: Key Vault answers

@@ -377,3 +377,27 @@ func clearManagedIdentityEnv(t *testing.T) {
 		t.Setenv(k, "")
 	}
 }
+
+// The tcp check names the vault's host and port once, and the address
+// dialled only as the route: the emulator dials every name to its own
+// port, which must not read as a second port of the vault.
+func TestConfigurationTCPLine(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(contoso + "/keys/cmk")
+	r := TestConfiguration(bg, cfg)
+	host := strings.TrimPrefix(contoso, "https://")
+	for _, c := range r.Checks {
+		if c.Name != CheckTCP {
+			continue
+		}
+		if c.Status != Pass || c.Value != host+":443" {
+			t.Fatalf("tcp check: %s %q, want pass with value %s:443\n%s", c.Status, c.Value, host, dump(r))
+		}
+		_, emuPort, _ := net.SplitHostPort(e.emu.Addr())
+		if want := "reached (via 127.0.0.1:" + emuPort + ")"; c.Reason != want {
+			t.Fatalf("tcp check reason %q, want %q", c.Reason, want)
+		}
+		return
+	}
+	t.Fatalf("no tcp check:\n%s", dump(r))
+}
