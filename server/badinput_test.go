@@ -102,6 +102,10 @@ func TestBadInput(t *testing.T) {
 		{"missing field", "POST", "/v1/tokens", e.operator, map[string]any{"tenants": []string{"acme"}}, 400, CodeInvalidInput, "kind"},
 		{"oversized body", "POST", "/v1/tenants/acme/encrypt", svc, `{"scope":"chat","plaintext":"` + huge + `"}`, 413, CodeBodyTooLarge, ""},
 		{"body on test route", "POST", "/v1/tenants/acme/key/test", admin, map[string]any{"force": true}, 400, CodeUnknownField, "force"},
+		{"body without Content-Type", "POST", "/v1/tenants", e.operator, `{"id":"x"}`, 415, CodeUnsupportedMedia, ""},
+		{"data body without Content-Type", "POST", "/v1/tenants/acme/encrypt", svc, `{"scope":"chat","plaintext":"AA=="}`, 415, CodeUnsupportedMedia, ""},
+		{"body as text/plain", "POST", "/v1/tenants", e.operator, `{"id":"x"}`, 415, CodeUnsupportedMedia, ""},
+		{"data body as a form", "POST", "/v1/tenants/acme/batch", svc, `{"items":[]}`, 415, CodeUnsupportedMedia, ""},
 		// Values.
 		{"bad base64", "POST", "/v1/tenants/acme/encrypt", svc, map[string]any{"scope": "chat", "plaintext": "not base64!"}, 400, CodeInvalidInput, "plaintext"},
 		{"url-safe base64", "POST", "/v1/tenants/acme/decrypt", svc, map[string]any{"scope": "chat", "ciphertext": urlSafe}, 400, CodeInvalidInput, "ciphertext"},
@@ -144,7 +148,12 @@ func TestBadInput(t *testing.T) {
 		{"unknown route", "GET", "/v2/tenants", e.operator, nil, 404, CodeNotFound, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do(t, tc.method, tc.path, tc.tok, tc.body)
+			var r resp
+			if ct, ok := contentTypes[tc.name]; ok {
+				r = e.doType(t, tc.method, tc.path, tc.tok, ct, tc.body.(string))
+			} else {
+				r = e.do(t, tc.method, tc.path, tc.tok, tc.body)
+			}
 			if tc.name == "not bearer" {
 				r = e.doHeader(t, "GET", tc.path, "Basic b3A6cGFzcw==")
 			}
@@ -170,6 +179,38 @@ func TestBadInput(t *testing.T) {
 	if _, err := e.db.Tenant(context.Background(), "x"); err == nil {
 		t.Error("a refused create-tenant request created tenant x")
 	}
+}
+
+// contentTypes are the Content-Type headers of TestBadInput's cases that
+// send their body with another type than application/json, or none.
+var contentTypes = map[string]string{
+	"body without Content-Type":      "",
+	"data body without Content-Type": "",
+	"body as text/plain":             "text/plain",
+	"data body as a form":            "application/x-www-form-urlencoded",
+}
+
+// doType sends body with the Content-Type ct (none when empty).
+func (e *env) doType(t *testing.T, method, path, tok, ct, body string) resp {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
 }
 
 // doHeader sends a request with a raw Authorization header.
