@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,29 +10,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/store/sqlite"
 )
 
-// runAudit runs "byok audit verify" and "byok audit export": operator
-// tools that read the SQLite database directly.
-func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	usage := "usage: byok audit verify --db FILE [--tenant T | --platform] [--head SEQ:HASH]\n" +
-		"       byok audit export --db FILE [--tenant T | --platform] [--since T] [--until T] [--action PREFIX] [--out FILE]"
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return errors.New("name a subcommand: verify or export")
-	}
-	switch args[0] {
-	case "verify":
-		return runAuditVerify(ctx, args[1:], stdout, stderr)
-	case "export":
-		return runAuditExport(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, usage)
-		return nil
-	}
-	return fmt.Errorf("unknown subcommand %q: use verify or export", args[0])
+// auditCmd is "byok audit verify|export": operator tools that read the
+// SQLite database directly.
+func auditCmd() *cobra.Command {
+	return group("audit", "verify or export the audit log of a SQLite database",
+		"  byok audit verify --db /var/lib/byok/byok.db\n  byok audit export --db /var/lib/byok/byok.db --tenant acme --since 24h --out acme.jsonl",
+		auditVerifyCmd(), auditExportCmd())
 }
 
 // auditFlags are the flags verify and export share.
@@ -43,7 +32,7 @@ type auditFlags struct {
 	platform bool
 }
 
-func (f *auditFlags) register(fs *flag.FlagSet) {
+func (f *auditFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.db, "db", "", "the byok SQLite database `file` (required)")
 	fs.StringVar(&f.tenant, "tenant", "", "only the chain of this `tenant`")
 	fs.BoolVar(&f.platform, "platform", false, "only the platform chain")
@@ -53,7 +42,7 @@ func (f *auditFlags) register(fs *flag.FlagSet) {
 func (f *auditFlags) filter() (audit.Filter, error) {
 	switch {
 	case f.tenant != "" && f.platform:
-		return audit.Filter{}, errors.New("--tenant and --platform exclude each other: give one, or neither for every chain")
+		return audit.Filter{}, usagef("--tenant and --platform exclude each other: give one, or neither for every chain")
 	case f.tenant != "":
 		return audit.Filter{Tenant: f.tenant}, nil
 	case f.platform:
@@ -66,7 +55,7 @@ func (f *auditFlags) filter() (audit.Filter, error) {
 // refuses a path where no database exists instead of creating one.
 func (f *auditFlags) open(ctx context.Context) (*sqlite.DB, error) {
 	if f.db == "" {
-		return nil, errors.New("--db is required: give the path of the byok SQLite database")
+		return nil, usagef("--db is required: give the path of the byok SQLite database")
 	}
 	if _, err := os.Stat(f.db); err != nil {
 		return nil, fmt.Errorf("no database at %s: %w", f.db, err)
@@ -74,35 +63,34 @@ func (f *auditFlags) open(ctx context.Context) (*sqlite.DB, error) {
 	return sqlite.Open(ctx, f.db)
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
+func auditVerifyCmd() *cobra.Command {
+	var af auditFlags
+	var head string
+	c := &cobra.Command{
+		Use:   "verify --db FILE [--tenant T | --platform] [--head SEQ:HASH]",
+		Short: "check every hash chain of the audit log; exit 1 if a row was altered outside byok",
+		Example: `  byok audit verify --db /var/lib/byok/byok.db
+  byok audit verify --db /var/lib/byok/byok.db --tenant acme --head 42:<the hash verify printed earlier>`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return auditVerify(cmd.Context(), af, head, cmd.OutOrStdout())
+		},
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q; see byok audit %s -h", fs.Arg(0), fs.Name())
-	}
-	return nil
+	af.register(c.Flags())
+	c.Flags().StringVar(&head, "head", "", "`SEQ:HASH` of the chain's head recorded earlier (needs --tenant or --platform): fails if those rows were deleted or changed")
+	return c
 }
 
-func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var af auditFlags
-	af.register(fs)
-	head := fs.String("head", "", "`SEQ:HASH` of the chain's head recorded earlier (needs --tenant or --platform): fails if those rows were deleted or changed")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+func auditVerify(ctx context.Context, af auditFlags, head string, stdout io.Writer) error {
 	f, err := af.filter()
 	if err != nil {
 		return err
 	}
 	var want audit.Head
-	if *head != "" {
+	if head != "" {
 		if f.All {
-			return errors.New("--head needs --tenant or --platform: a head belongs to one chain")
+			return usagef("--head needs --tenant or --platform: a head belongs to one chain")
 		}
-		if want, err = parseHead(*head); err != nil {
+		if want, err = parseHead(head); err != nil {
 			return err
 		}
 	}
@@ -129,7 +117,7 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	case verr != nil:
 		return verr
 	}
-	if *head != "" {
+	if head != "" {
 		if err := checkHead(ctx, db, f, r, want); err != nil {
 			return err
 		}
@@ -143,7 +131,7 @@ func parseHead(s string) (audit.Head, error) {
 	seq, hash, ok := strings.Cut(s, ":")
 	n, err := strconv.ParseUint(seq, 10, 64)
 	if !ok || err != nil || n == 0 || len(hash) != 64 {
-		return audit.Head{}, fmt.Errorf("--head %q is not SEQ:HASH (a sequence number and a 64-digit hash, as verify prints them)", s)
+		return audit.Head{}, usagef("--head %q is not SEQ:HASH (a sequence number and a 64-digit hash, as verify prints them)", s)
 	}
 	return audit.Head{Seq: n, Hash: strings.ToLower(hash)}, nil
 }
@@ -173,38 +161,48 @@ func chainLabel(tenant string) string {
 	return fmt.Sprintf("tenant %q", tenant)
 }
 
-func runAuditExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func auditExportCmd() *cobra.Command {
 	var af auditFlags
+	var since, until, action, out string
+	c := &cobra.Command{
+		Use:   "export --db FILE [--tenant T | --platform] [--since T] [--until T] [--action PREFIX] [--out FILE]",
+		Short: "write the audit events as JSON lines, which byok audit verify and jq read",
+		Example: `  byok audit export --db /var/lib/byok/byok.db --since 24h > last-day.jsonl
+  byok audit export --db /var/lib/byok/byok.db --tenant acme --action key. --out acme-keys.jsonl`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := af.filter()
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			if f.Since, err = parseWhen("--since", since, now); err != nil {
+				return err
+			}
+			if f.Until, err = parseWhen("--until", until, now); err != nil {
+				return err
+			}
+			f.ActionPrefix = action
+			return auditExport(cmd.Context(), af, f, out, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fs := c.Flags()
 	af.register(fs)
-	since := fs.String("since", "", "only events at or after `T`: RFC 3339 (2026-07-01T00:00:00Z) or a duration before now (24h)")
-	until := fs.String("until", "", "only events before `T`, as --since")
-	action := fs.String("action", "", "only events whose action starts with `PREFIX` (key., vault., usage)")
-	out := fs.String("out", "", "write to `file` instead of stdout")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	f, err := af.filter()
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	if f.Since, err = parseWhen("--since", *since, now); err != nil {
-		return err
-	}
-	if f.Until, err = parseWhen("--until", *until, now); err != nil {
-		return err
-	}
-	f.ActionPrefix = *action
+	fs.StringVar(&since, "since", "", "only events at or after `T`: RFC 3339 (2026-07-01T00:00:00Z) or a duration before now (24h)")
+	fs.StringVar(&until, "until", "", "only events before `T`, as --since")
+	fs.StringVar(&action, "action", "", "only events whose action starts with `PREFIX` (key., vault., usage)")
+	fs.StringVar(&out, "out", "", "write to `file` instead of stdout")
+	return c
+}
+
+func auditExport(ctx context.Context, af auditFlags, f audit.Filter, out string, stdout, stderr io.Writer) error {
 	db, err := af.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	w := stdout
-	if *out != "" {
-		file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if out != "" {
+		file, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return fmt.Errorf("--out: %w (export never overwrites a file)", err)
 		}
@@ -216,7 +214,7 @@ func runAuditExport(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	fmt.Fprintf(stderr, "exported %d events\n", n)
-	if *out != "" {
+	if out != "" {
 		return w.(*os.File).Close()
 	}
 	return nil
@@ -234,5 +232,5 @@ func parseWhen(name, s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("%s %q is neither an RFC 3339 time (2026-07-01T00:00:00Z) nor a positive duration (24h)", name, s)
+	return time.Time{}, usagef("%s %q is neither an RFC 3339 time (2026-07-01T00:00:00Z) nor a positive duration (24h)", name, s)
 }

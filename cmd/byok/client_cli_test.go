@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,27 +15,20 @@ import (
 	"github.com/openbyok/byok/client/clienttest"
 )
 
-// cli runs a byok client command in-process, with stdin as the input of
-// encrypt, decrypt and --secret-file -, and returns the exit code the
-// command's error maps to, its stdout and its stderr (where, as main does,
-// the error is printed).
+// cli runs byok's command line in-process, as main does, with stdin as
+// its standard input, and returns the exit code, its stdout and its
+// stderr.
 func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	dataStdin, keyStdin = strings.NewReader(stdin), strings.NewReader(stdin)
-	t.Cleanup(func() { dataStdin, keyStdin = os.Stdin, os.Stdin })
-	for _, c := range commands {
-		if c.name != args[0] {
-			continue
-		}
-		var stdout, stderr strings.Builder
-		err := c.run(context.Background(), args[1:], &stdout, &stderr)
-		if err != nil && !errors.Is(err, flag.ErrHelp) {
-			stderr.WriteString("byok " + c.name + ": " + err.Error() + "\n")
-		}
-		return exitCode(err), stdout.String(), stderr.String()
-	}
-	t.Fatalf("no command %q", args[0])
-	return 0, "", ""
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), args, strings.NewReader(stdin), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// runKVEmulator runs byok kv-emulator with args and returns its error.
+func runKVEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	_, err := execute(ctx, append([]string{"kv-emulator"}, args...), strings.NewReader(""), stdout, stderr)
+	return err
 }
 
 // as returns the flags that connect to srv with tok, which goes in a

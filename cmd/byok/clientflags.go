@@ -11,6 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/openbyok/byok/client"
 )
 
@@ -57,7 +60,7 @@ type clientFlags struct {
 	json      bool
 }
 
-func (f *clientFlags) register(fs *flag.FlagSet) {
+func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.server, "server", os.Getenv(envServer), "the byok server's base `URL` (default $"+envServer+")")
 	fs.StringVar(&f.tokenFile, "token-file", "", "read the bearer token from `file` (default $"+envToken+")")
 	fs.StringVar(&f.token, "token", "", "the bearer `token`; visible to other users in the process list: prefer $"+envToken+" or --token-file")
@@ -91,73 +94,53 @@ func (f *clientFlags) client() (*client.Client, error) {
 	return c, nil
 }
 
-// clientCmd parses a client subcommand's flags and positional arguments
-// and returns its client.
-func clientCmd(fs *flag.FlagSet, f *clientFlags, args []string, want ...string) (*client.Client, []string, error) {
-	f.register(fs)
-	pos, err := parseArgs(fs, args, want...)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := f.client()
-	return c, pos, err
+// pageFlags are the flags of a listing in pages, by id.
+type pageFlags struct {
+	after string
+	limit int
 }
 
-// newFlagSet returns a flag set for "byok <name>" that reports to stderr
-// and prints usage, a one-line synopsis, before its flags.
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("byok "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: byok %s %s\n\nflags:\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs
+func (p *pageFlags) register(fs *pflag.FlagSet, what string) {
+	fs.StringVar(&p.after, "after", "", "list the "+what+" after this `id`")
+	fs.IntVar(&p.limit, "limit", 0, "list at most `n` "+what+" (server default 100, at most 1000)")
 }
 
-// parseArgs parses args with fs, letting flags and positional arguments
-// come in any order, and checks that there are want positional arguments.
-// Its errors are usage errors, but for flag.ErrHelp.
-func parseArgs(fs *flag.FlagSet, args []string, want ...string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+func (p *pageFlags) page() client.Page { return client.Page{After: p.after, Limit: p.limit} }
+
+// wantArgs returns the check of a command that takes exactly the named
+// positional arguments (none by default).
+func wantArgs(names ...string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, pos []string) error {
+		switch {
+		case len(pos) == len(names):
+			return nil
+		case len(names) == 0:
+			return usagef("unexpected argument %q; see -h", pos[0])
+		}
+		return usagef("want %d argument(s): %s; got %d (see -h)", len(names), strings.Join(names, " "), len(pos))
+	}
+}
+
+// flagError turns an error of the flag parser into a usage error, in the
+// words of Go's flag package.
+func flagError(c *cobra.Command, err error) error {
+	var nf *pflag.NotExistError
+	if errors.As(err, &nf) {
+		name := "--" + nf.GetSpecifiedName()
+		if short := nf.GetSpecifiedShortnames(); short != "" {
+			name = "-" + nf.GetSpecifiedName()
+			if len(short) > 1 && c.Flags().Lookup(short) != nil {
+				return usagef("flag provided but not defined: -%s; did you mean --%s?", short, short)
 			}
-			return nil, &usageError{msg: err.Error()}
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		return usagef("flag provided but not defined: %s; see %s -h", name, c.CommandPath())
 	}
-	if len(pos) != len(want) {
-		if len(want) == 0 {
-			return nil, usagef("unexpected argument %q; see -h", pos[0])
-		}
-		return nil, usagef("want %d argument(s): %s; got %d (see -h)", len(want), strings.Join(want, " "), len(pos))
-	}
-	return pos, nil
+	return usagef("%v; see %s -h", err, c.CommandPath())
 }
 
-// subcommand runs the subcommand that args[0] names.
-func subcommand(name string, subs map[string]func(args []string) error, order []string, args []string, stdout io.Writer) error {
-	usage := fmt.Sprintf("usage: byok %s <%s> [flags]; byok %s <subcommand> -h for its flags", name, strings.Join(order, "|"), name)
-	if len(args) == 0 {
-		return usagef("%s", usage)
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, usage)
-		return nil
-	}
-	run, ok := subs[args[0]]
-	if !ok {
-		return usagef("unknown subcommand %q; %s", args[0], usage)
-	}
-	return run(args[1:])
+// completeWords completes a flag's value with one of words.
+func completeWords(c *cobra.Command, flag string, words ...string) {
+	c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(words, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // apiError adds to an error answer of the server what the user can do

@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
-	"flag"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/openbyok/byok/client"
 )
@@ -15,10 +15,6 @@ import (
 // maxDataInput caps what encrypt and decrypt read: a data call carries
 // about 6 MiB of payload (8 MiB of base64 body).
 const maxDataInput = 6 << 20
-
-// dataStdin is where encrypt and decrypt read their input; tests replace
-// it.
-var dataStdin io.Reader = os.Stdin
 
 // dataFlags are the flags of encrypt and decrypt.
 type dataFlags struct {
@@ -28,10 +24,16 @@ type dataFlags struct {
 	binary bool
 }
 
-func (f *dataFlags) parse(fs *flag.FlagSet, args []string) (*client.Client, error) {
+func (f *dataFlags) register(fs *pflag.FlagSet, binary string) {
 	fs.StringVar(&f.scope, "scope", "", "the `scope` (app, bot) the data belongs to (required)")
 	fs.StringVar(&f.aad, "aad", "", "associated `text` bound to the ciphertext; decrypt needs the same")
-	c, err := f.keyFlags.parse(fs, args)
+	fs.BoolVar(&f.binary, "binary", false, binary)
+	f.keyFlags.register(fs)
+}
+
+// connect checks the flags and returns the client.
+func (f *dataFlags) connect() (*client.Client, error) {
+	c, err := f.keyFlags.connect()
 	if err != nil {
 		return nil, err
 	}
@@ -42,8 +44,8 @@ func (f *dataFlags) parse(fs *flag.FlagSet, args []string) (*client.Client, erro
 }
 
 // readInput reads stdin up to the data call's limit.
-func readInput() ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(dataStdin, maxDataInput+1))
+func readInput(stdin io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(stdin, maxDataInput+1))
 	if err != nil {
 		return nil, fmt.Errorf("read stdin: %w", err)
 	}
@@ -61,66 +63,83 @@ func (f *dataFlags) aadBytes() []byte {
 	return []byte(f.aad)
 }
 
-// runEncrypt encrypts stdin with a service token and writes the
+// encryptCmd encrypts stdin with a service token and writes the
 // ciphertext to stdout: base64 and a newline, or raw bytes with --binary.
-func runEncrypt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func encryptCmd() *cobra.Command {
 	var f dataFlags
-	fs := newFlagSet("encrypt", "--tenant T --scope S [--aad TEXT] [--binary] < plaintext > ciphertext", stderr)
-	fs.BoolVar(&f.binary, "binary", false, "write the ciphertext as raw bytes instead of base64")
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
+	c := &cobra.Command{
+		Use:   "encrypt --tenant T --scope S [--aad TEXT] [--binary] < plaintext > ciphertext",
+		Short: "encrypt stdin for a tenant's scope (service)",
+		Example: `  echo hello | byok encrypt --tenant acme --scope chat > ct.b64
+  byok encrypt --tenant acme --scope files --aad invoice-42 --binary < invoice.pdf > invoice.pdf.byok`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			in, err := readInput(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			ct, err := c.Encrypt(cmd.Context(), f.tenant, f.scope, in, f.aadBytes())
+			if err != nil {
+				return apiError(err)
+			}
+			stdout := cmd.OutOrStdout()
+			switch {
+			case f.json:
+				return printJSON(stdout, map[string][]byte{"ciphertext": ct})
+			case f.binary:
+				_, err = stdout.Write(ct)
+			default:
+				_, err = fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(ct))
+			}
+			return err
+		},
 	}
-	in, err := readInput()
-	if err != nil {
-		return err
-	}
-	ct, err := c.Encrypt(ctx, f.tenant, f.scope, in, f.aadBytes())
-	if err != nil {
-		return apiError(err)
-	}
-	switch {
-	case f.json:
-		return printJSON(stdout, map[string][]byte{"ciphertext": ct})
-	case f.binary:
-		_, err = stdout.Write(ct)
-	default:
-		_, err = fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(ct))
-	}
-	return err
+	f.register(c.Flags(), "write the ciphertext as raw bytes instead of base64")
+	return c
 }
 
-// runDecrypt decrypts a ciphertext read from stdin (base64, white space
+// decryptCmd decrypts a ciphertext read from stdin (base64, white space
 // ignored; raw bytes with --binary) with a service token and writes the
 // plaintext to stdout as it is.
-func runDecrypt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func decryptCmd() *cobra.Command {
 	var f dataFlags
-	fs := newFlagSet("decrypt", "--tenant T --scope S [--aad TEXT] [--binary] < ciphertext > plaintext", stderr)
-	fs.BoolVar(&f.binary, "binary", false, "read the ciphertext as raw bytes instead of base64")
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
+	c := &cobra.Command{
+		Use:   "decrypt --tenant T --scope S [--aad TEXT] [--binary] < ciphertext > plaintext",
+		Short: "decrypt stdin for a tenant's scope (service)",
+		Example: `  byok decrypt --tenant acme --scope chat < ct.b64
+  byok decrypt --tenant acme --scope files --aad invoice-42 --binary < invoice.pdf.byok > invoice.pdf`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			in, err := readInput(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			if !f.binary {
+				text := bytes.Join(bytes.Fields(in), nil)
+				ct := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+				n, err := base64.StdEncoding.Decode(ct, text)
+				if err != nil {
+					return fmt.Errorf("the input is not base64 (%v): pipe in what byok encrypt wrote, or give --binary for raw bytes", err)
+				}
+				in = ct[:n]
+			}
+			pt, err := c.Decrypt(cmd.Context(), f.tenant, f.scope, in, f.aadBytes())
+			if err != nil {
+				return apiError(err)
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), map[string][]byte{"plaintext": pt})
+			}
+			_, err = cmd.OutOrStdout().Write(pt)
+			return err
+		},
 	}
-	in, err := readInput()
-	if err != nil {
-		return err
-	}
-	if !f.binary {
-		text := bytes.Join(bytes.Fields(in), nil)
-		ct := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
-		n, err := base64.StdEncoding.Decode(ct, text)
-		if err != nil {
-			return fmt.Errorf("the input is not base64 (%v): pipe in what byok encrypt wrote, or give --binary for raw bytes", err)
-		}
-		in = ct[:n]
-	}
-	pt, err := c.Decrypt(ctx, f.tenant, f.scope, in, f.aadBytes())
-	if err != nil {
-		return apiError(err)
-	}
-	if f.json {
-		return printJSON(stdout, map[string][]byte{"plaintext": pt})
-	}
-	_, err = stdout.Write(pt)
-	return err
+	f.register(c.Flags(), "read the ciphertext as raw bytes instead of base64")
+	return c
 }

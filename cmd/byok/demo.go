@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
@@ -203,27 +204,36 @@ func (d *demo) printBanner(w io.Writer) error {
 	})
 }
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "keep the demo's state in this directory (default: a new temporary one)")
-	addr := fs.String("addr", "127.0.0.1:8080", "the API's listen address")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: byok demo [--dir DIR] [--addr HOST:PORT]\n\nStarts a Key Vault emulator, a SQLite-backed byok server and a demo tenant,\nand prints where to look.\n")
+func demoCmd() *cobra.Command {
+	var dir, addr string
+	c := &cobra.Command{
+		Use:   "demo [--dir DIR] [--addr HOST:PORT]",
+		Short: "run byok with a Key Vault emulator and a demo tenant",
+		Long: `Starts a Key Vault emulator, a SQLite-backed byok server and a demo tenant,
+and prints where to look.`,
+		Example: `  byok demo
+  byok demo --dir ./demo-state --addr 127.0.0.1:9090`,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runDemo(c.Context(), dir, addr, c.OutOrStdout(), c.ErrOrStderr())
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *dir == "" {
+	c.Flags().StringVar(&dir, "dir", "", "keep the demo's state in this `directory` (default: a new temporary one)")
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "the API's listen `address`")
+	c.MarkFlagDirname("dir")
+	return c
+}
+
+func runDemo(ctx context.Context, dir, addr string, stdout, stderr io.Writer) error {
+	if dir == "" {
 		tmp, err := os.MkdirTemp("", "byok-demo-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		*dir = tmp
+		dir = tmp
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := startDemo(ctx, *dir, *addr, logger)
+	d, err := startDemo(ctx, dir, addr, logger)
 	if err != nil {
 		return err
 	}

@@ -3,35 +3,30 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/openbyok/byok/client"
 )
 
-// runKey runs "byok key ...": a tenant admin's commands on its tenant's
+// keyCmd is "byok key ...": a tenant admin's commands on its tenant's
 // customer-managed key.
-func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	order := []string{"status", "identities", "configure", "test", "proceed", "scopes", "rotate", "rekey", "disable", "inventory", "timeline", "audit"}
-	subs := map[string]func([]string) error{
-		"status":     func(args []string) error { return keyStatusCmd(ctx, args, stdout, stderr) },
-		"identities": func(args []string) error { return keyIdentities(ctx, args, stdout, stderr) },
-		"configure":  func(args []string) error { return keyConfigure(ctx, args, stdout, stderr) },
-		"test":       func(args []string) error { return keyTest(ctx, args, stdout, stderr) },
-		"proceed":    func(args []string) error { return keyProceed(ctx, args, stdout, stderr) },
-		"scopes":     func(args []string) error { return keyScopes(ctx, args, stdout, stderr) },
-		"rotate":     func(args []string) error { return keyRotate(ctx, args, stdout, stderr) },
-		"rekey":      func(args []string) error { return keyJob(ctx, "rekey", args, stdout, stderr) },
-		"disable":    func(args []string) error { return keyJob(ctx, "disable", args, stdout, stderr) },
-		"inventory":  func(args []string) error { return keyInventory(ctx, args, stdout, stderr) },
-		"timeline":   func(args []string) error { return keyTimeline(ctx, args, stdout, stderr) },
-		"audit":      func(args []string) error { return keyAudit(ctx, args, stdout, stderr) },
-	}
-	return subcommand("key", subs, order, args, stdout)
+func keyCmd() *cobra.Command {
+	return group("key", "configure, test, schedule, rotate, re-key and disable a tenant's key (tenant admin)",
+		`  export BYOK_SERVER=http://127.0.0.1:8080 BYOK_TENANT=acme
+  export BYOK_TOKEN=$(cat acme-admin.token)
+  byok key configure --key-id https://contoso.vault.azure.net/keys/byok --credential platform-app
+  byok key test
+  byok key proceed --in 72h
+  byok key status`,
+		keyStatusCmd(), keyIdentitiesCmd(), keyConfigureCmd(), keyTestCmd(), keyProceedCmd(), keyScopesCmd(),
+		keyRotateCmd(), keyJobCmd("rekey"), keyJobCmd("disable"), keyInventoryCmd(), keyTimelineCmd(), keyAuditCmd())
 }
 
 // keyFlags are the flags of every key command: the client's and the
@@ -41,21 +36,27 @@ type keyFlags struct {
 	tenant string
 }
 
-func (f *keyFlags) register(fs *flag.FlagSet) {
+func (f *keyFlags) register(fs *pflag.FlagSet) {
 	f.clientFlags.register(fs)
 	fs.StringVar(&f.tenant, "tenant", os.Getenv(envTenant), "the `tenant` whose key this is (default $"+envTenant+")")
 }
 
-// parse parses args and returns the client.
-func (f *keyFlags) parse(fs *flag.FlagSet, args []string) (*client.Client, error) {
-	f.register(fs)
-	if _, err := parseArgs(fs, args); err != nil {
-		return nil, err
-	}
+// connect returns the client, once a tenant is given.
+func (f *keyFlags) connect() (*client.Client, error) {
 	if f.tenant == "" {
 		return nil, usagef("no tenant: give --tenant or set %s", envTenant)
 	}
 	return f.client()
+}
+
+// keyCommand returns a key command whose flags are f's and those extra
+// adds.
+func keyCommand(f *keyFlags, c *cobra.Command, extra ...func(*pflag.FlagSet)) *cobra.Command {
+	for _, add := range extra {
+		add(c.Flags())
+	}
+	f.register(c.Flags())
+	return c
 }
 
 // settingsFlags are the flags of a key's settings.
@@ -63,12 +64,15 @@ type settingsFlags struct {
 	directoryID, clientID, credential, secretFile string
 }
 
-func (s *settingsFlags) register(fs *flag.FlagSet) {
+func (s *settingsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.directoryID, "directory-id", "", "the Entra directory (tenant) `id` of the key's vault (with managed-identity: the platform's, the default)")
 	fs.StringVar(&s.clientID, "client-id", "", "the `app` id the platform signs in as (none with managed-identity)")
 	fs.StringVar(&s.credential, "credential", "", "how the platform signs in: platform-app, client-secret, certificate, managed-identity or workload-identity")
 	fs.StringVar(&s.secretFile, "secret-file", "", "read the client secret or the PEM key and certificate from `file` (- for stdin); omit to keep the stored one; none with platform-app, managed-identity and workload-identity")
 }
+
+// credentials are the values of --credential.
+var credentials = []string{"platform-app", "client-secret", "certificate", "managed-identity", "workload-identity"}
 
 // settings returns the settings of keyID with the flags'; stdin is read
 // for --secret-file -.
@@ -94,57 +98,68 @@ func (s *settingsFlags) settings(keyID string, stdin io.Reader) (client.Settings
 	return st, nil
 }
 
-// keyStdin is where --secret-file - reads; tests replace it.
-var keyStdin io.Reader = os.Stdin
-
-func keyStatusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func keyStatusCmd() *cobra.Command {
 	var f keyFlags
-	c, err := f.parse(newFlagSet("key status", "--tenant T", stderr), args)
-	if err != nil {
-		return err
-	}
-	k, err := c.Key(ctx, f.tenant)
-	if err != nil {
-		return apiError(err)
-	}
-	return printKey(stdout, f.json, k)
+	return keyCommand(&f, &cobra.Command{
+		Use:     "status --tenant T",
+		Short:   "show the key's state, settings, scopes and health, and what to do next",
+		Example: "  byok key status --tenant acme\n  byok key status --tenant acme --json",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			k, err := c.Key(cmd.Context(), f.tenant)
+			if err != nil {
+				return apiError(err)
+			}
+			return printKey(cmd.OutOrStdout(), f.json, k)
+		},
+	})
 }
 
-func keyConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func keyConfigureCmd() *cobra.Command {
 	var f keyFlags
 	var s settingsFlags
-	fs := newFlagSet("key configure", "--tenant T --key-id URL [--directory-id D --client-id A --credential MODE --secret-file F]", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, configureUsage); fs.PrintDefaults() }
-	keyID := fs.String("key-id", "", "the key identifier, https://<vault>.vault.azure.net/keys/<name>[/<version>]; versionless follows rotations")
-	s.register(fs)
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if *keyID == "" {
-		return usagef("--key-id is required: the key identifier from the vault")
-	}
-	st, err := s.settings(*keyID, keyStdin)
-	if err != nil {
-		return err
-	}
-	k, err := c.Configure(ctx, f.tenant, st)
-	if err != nil {
-		return apiError(err)
-	}
-	if err := printKey(stdout, f.json, k); err != nil {
-		return err
-	}
-	if !f.json {
-		fmt.Fprintln(stderr, "Saved. Next: byok key test, then byok key proceed --enforce-at <date>.")
-	}
-	return nil
+	var keyID string
+	c := keyCommand(&f, &cobra.Command{
+		Use:     "configure --tenant T --key-id URL [--directory-id D --client-id A --credential MODE --secret-file F]",
+		Short:   "save the settings of the tenant's customer key (back to draft: test and proceed again)",
+		Long:    configureLong,
+		Example: configureExamples,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			if keyID == "" {
+				return usagef("--key-id is required: the key identifier from the vault")
+			}
+			st, err := s.settings(keyID, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			k, err := c.Configure(cmd.Context(), f.tenant, st)
+			if err != nil {
+				return apiError(err)
+			}
+			if err := printKey(cmd.OutOrStdout(), f.json, k); err != nil {
+				return err
+			}
+			if !f.json {
+				fmt.Fprintln(cmd.ErrOrStderr(), "Saved. Next: byok key test, then byok key proceed --enforce-at <date>.")
+			}
+			return nil
+		},
+	}, func(fs *pflag.FlagSet) {
+		fs.StringVar(&keyID, "key-id", "", "the key identifier, https://<vault>.vault.azure.net/keys/<name>[/<version>]; versionless follows rotations")
+	}, s.register)
+	completeWords(c, "credential", credentials...)
+	return c
 }
 
-// configureUsage explains the credential modes of byok key configure.
-const configureUsage = `usage: byok key configure --tenant T --key-id URL [--directory-id D --client-id A --credential MODE --secret-file F]
-
-Saves the settings of the tenant's customer key (back to draft: test and
+// configureLong explains the credential modes of byok key configure.
+const configureLong = `Saves the settings of the tenant's customer key (back to draft: test and
 proceed again). --credential is how byok signs in to the key's directory:
 
   platform-app       the platform's multi-tenant app, consented in your directory
@@ -160,44 +175,48 @@ proceed again). --credential is how byok signs in to the key's directory:
 With platform-app, managed-identity and workload-identity the key must carry the
 tag byok-tenant=<tenant>. The server refuses a mode its operator has not set up.
 Then run byok key test: it says what is missing, e.g. the role or the federated
-credential, and how to add it (docs/azure-setup.md).
+credential, and how to add it (docs/azure-setup.md).`
 
-examples:
-  byok key configure --tenant acme --key-id https://bu-vault.vault.azure.net/keys/byok --credential managed-identity
-  byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \
+const configureExamples = `  byok key configure --tenant acme --key-id https://bu-vault.vault.azure.net/keys/byok --credential managed-identity
+  byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \\
     --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential workload-identity
-  byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \
-    --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential client-secret --secret-file secret.txt
-
-flags:
-`
+  byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \\
+    --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential client-secret --secret-file secret.txt`
 
 // errTestFailed is the error of a Test configuration that did not pass:
 // the report has said why.
 var errTestFailed = errors.New("Test configuration did not pass: fix the failed checks above, then run byok key test again")
 
-func keyTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func keyTestCmd() *cobra.Command {
 	var f keyFlags
-	c, err := f.parse(newFlagSet("key test", "--tenant T", stderr), args)
-	if err != nil {
-		return err
-	}
-	r, err := c.Test(ctx, f.tenant)
-	if err != nil {
-		return apiError(err)
-	}
-	if f.json {
-		err = printJSON(stdout, r)
-	} else {
-		err = printReport(stdout, r)
-	}
-	if err != nil {
-		return err
-	}
-	if !r.Passed {
-		return errTestFailed
-	}
-	return nil
+	return keyCommand(&f, &cobra.Command{
+		Use:   "test --tenant T",
+		Short: "run Test configuration: each check with its remedy; exit 1 unless it passes",
+		Example: `  byok key test --tenant acme
+  byok key test --tenant acme --json`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			r, err := c.Test(cmd.Context(), f.tenant)
+			if err != nil {
+				return apiError(err)
+			}
+			if f.json {
+				err = printJSON(cmd.OutOrStdout(), r)
+			} else {
+				err = printReport(cmd.OutOrStdout(), r)
+			}
+			if err != nil {
+				return err
+			}
+			if !r.Passed {
+				return errTestFailed
+			}
+			return nil
+		},
+	})
 }
 
 // printReport prints a Test configuration report, one ✓ (pass), ! (warn)
@@ -228,7 +247,7 @@ func printReport(w io.Writer, r client.Report) error {
 // coverageFlags select the scopes a key covers.
 type coverageFlags struct{ include, exclude string }
 
-func (c *coverageFlags) register(fs *flag.FlagSet) {
+func (c *coverageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.include, "include", "", "cover only these scopes, comma-separated")
 	fs.StringVar(&c.exclude, "exclude", "", "cover every scope but these, comma-separated")
 }
@@ -243,39 +262,48 @@ func (c *coverageFlags) coverage() (client.Coverage, error) {
 	return client.Coverage{All: in == nil, Include: in, Exclude: ex}, nil
 }
 
-func keyProceed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func keyProceedCmd() *cobra.Command {
 	var f keyFlags
 	var cf coverageFlags
-	fs := newFlagSet("key proceed", "--tenant T (--enforce-at TIME | --in DURATION) [--include a,b | --exclude a,b]", stderr)
-	at := fs.String("enforce-at", "", "the enforcement date, RFC 3339 (2026-07-01T00:00:00Z)")
-	in := fs.Duration("in", 0, "the enforcement date as a delay from now (72h)")
-	cf.register(fs)
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	var enforce time.Time
-	switch {
-	case *at != "" && *in != 0:
-		return usagef("--enforce-at and --in exclude each other; give one")
-	case *at != "":
-		if enforce, err = time.Parse(time.RFC3339, *at); err != nil {
-			return usagef("--enforce-at %q is not an RFC 3339 time such as 2026-07-01T00:00:00Z", *at)
-		}
-	case *in > 0:
-		enforce = time.Now().Add(*in)
-	default:
-		return usagef("give the enforcement date: --enforce-at 2026-07-01T00:00:00Z or --in 72h")
-	}
-	cov, err := cf.coverage()
-	if err != nil {
-		return err
-	}
-	k, err := c.Proceed(ctx, f.tenant, enforce, &cov)
-	if err != nil {
-		return apiError(err)
-	}
-	return printKey(stdout, f.json, k)
+	var at string
+	var in time.Duration
+	return keyCommand(&f, &cobra.Command{
+		Use:   "proceed --tenant T (--enforce-at TIME | --in DURATION) [--include a,b | --exclude a,b]",
+		Short: "schedule the enforcement date of a tested key, and the scopes it covers",
+		Example: `  byok key proceed --tenant acme --enforce-at 2026-07-01T00:00:00Z
+  byok key proceed --tenant acme --in 72h --exclude analytics`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			var enforce time.Time
+			switch {
+			case at != "" && in != 0:
+				return usagef("--enforce-at and --in exclude each other; give one")
+			case at != "":
+				if enforce, err = time.Parse(time.RFC3339, at); err != nil {
+					return usagef("--enforce-at %q is not an RFC 3339 time such as 2026-07-01T00:00:00Z", at)
+				}
+			case in > 0:
+				enforce = time.Now().Add(in)
+			default:
+				return usagef("give the enforcement date: --enforce-at 2026-07-01T00:00:00Z or --in 72h")
+			}
+			cov, err := cf.coverage()
+			if err != nil {
+				return err
+			}
+			k, err := c.Proceed(cmd.Context(), f.tenant, enforce, &cov)
+			if err != nil {
+				return apiError(err)
+			}
+			return printKey(cmd.OutOrStdout(), f.json, k)
+		},
+	}, func(fs *pflag.FlagSet) {
+		fs.StringVar(&at, "enforce-at", "", "the enforcement date, RFC 3339 (2026-07-01T00:00:00Z)")
+		fs.DurationVar(&in, "in", 0, "the enforcement date as a delay from now (72h)")
+	}, cf.register)
 }
 
 // waitFlags are the flags of commands that start a job.
@@ -284,7 +312,7 @@ type waitFlags struct {
 	poll time.Duration
 }
 
-func (w *waitFlags) register(fs *flag.FlagSet) {
+func (w *waitFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&w.wait, "wait", false, "wait for the job to finish, showing its progress")
 	fs.DurationVar(&w.poll, "poll", time.Second, "how often --wait reads the job's progress")
 }
@@ -297,97 +325,124 @@ func (w *waitFlags) check() error {
 	return nil
 }
 
-func keyScopes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func keyScopesCmd() *cobra.Command {
 	var f keyFlags
 	var cf coverageFlags
 	var wf waitFlags
-	fs := newFlagSet("key scopes", "--tenant T [--include a,b | --exclude a,b] [--wait]", stderr)
-	cf.register(fs)
-	wf.register(fs)
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wf.check(); err != nil {
-		return err
-	}
-	cov, err := cf.coverage()
-	if err != nil {
-		return err
-	}
-	k, err := c.SetScopes(ctx, f.tenant, cov)
-	if err != nil {
-		return apiError(err)
-	}
-	if err := printKey(stdout, f.json, k); err != nil {
-		return err
-	}
-	if k.Job != nil && wf.wait && !f.json {
-		_, err = followJob(ctx, c, f.tenant, *k.Job, wf.poll, stdout)
-	}
-	return err
+	return keyCommand(&f, &cobra.Command{
+		Use:   "scopes --tenant T [--include a,b | --exclude a,b] [--wait]",
+		Short: "change the scopes an active key covers; a job moves their data keys",
+		Example: `  byok key scopes --tenant acme --include chat,files --wait
+  byok key scopes --tenant acme --exclude analytics`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			if err := wf.check(); err != nil {
+				return err
+			}
+			cov, err := cf.coverage()
+			if err != nil {
+				return err
+			}
+			ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+			k, err := c.SetScopes(ctx, f.tenant, cov)
+			if err != nil {
+				return apiError(err)
+			}
+			if err := printKey(stdout, f.json, k); err != nil {
+				return err
+			}
+			if k.Job != nil && wf.wait && !f.json {
+				_, err = followJob(ctx, c, f.tenant, *k.Job, wf.poll, stdout)
+			}
+			return err
+		},
+	}, cf.register, wf.register)
 }
 
-func keyRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func keyRotateCmd() *cobra.Command {
 	var f keyFlags
 	var s settingsFlags
 	var wf waitFlags
-	fs := newFlagSet("key rotate", "--tenant T [--key-id VERSIONED-ID | --new-key URL [settings flags]] [--wait]", stderr)
-	keyID := fs.String("key-id", "", "rotate to this new `version` of the same key (a versioned id); omit for the key's current version")
-	newKey := fs.String("new-key", "", "rotate to another key or vault (`URL`), tested first, with the settings flags")
-	s.register(fs)
-	wf.register(fs)
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wf.check(); err != nil {
-		return err
-	}
-	var r client.Rotation
-	switch {
-	case *keyID != "" && *newKey != "":
-		return usagef("--key-id (a new version of the same key) and --new-key (another key) exclude each other")
-	case *newKey != "":
-		st, err := s.settings(*newKey, keyStdin)
-		if err != nil {
-			return err
-		}
-		r.Settings = &st
-	case s != settingsFlags{}:
-		return usagef("the settings flags go with --new-key; for a new version of the same key give --key-id only")
-	default:
-		r.KeyID = *keyID
-	}
-	j, err := c.Rotate(ctx, f.tenant, r)
-	if err != nil {
-		return apiError(err)
-	}
-	return finishJob(ctx, c, f, wf, j, stdout)
+	var keyID, newKey string
+	c := keyCommand(&f, &cobra.Command{
+		Use:   "rotate --tenant T [--key-id VERSIONED-ID | --new-key URL [settings flags]] [--wait]",
+		Short: "move the tenant's key onto a new version of the same key, or onto another key",
+		Example: `  byok key rotate --tenant acme --wait
+  byok key rotate --tenant acme --key-id https://contoso.vault.azure.net/keys/byok/0123456789abcdef0123456789abcdef
+  byok key rotate --tenant acme --new-key https://contoso-eu.vault.azure.net/keys/byok --credential platform-app --wait`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			if err := wf.check(); err != nil {
+				return err
+			}
+			var r client.Rotation
+			switch {
+			case keyID != "" && newKey != "":
+				return usagef("--key-id (a new version of the same key) and --new-key (another key) exclude each other")
+			case newKey != "":
+				st, err := s.settings(newKey, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				r.Settings = &st
+			case s != settingsFlags{}:
+				return usagef("the settings flags go with --new-key; for a new version of the same key give --key-id only")
+			default:
+				r.KeyID = keyID
+			}
+			j, err := c.Rotate(cmd.Context(), f.tenant, r)
+			if err != nil {
+				return apiError(err)
+			}
+			return finishJob(cmd.Context(), c, f, wf, j, cmd.OutOrStdout())
+		},
+	}, func(fs *pflag.FlagSet) {
+		fs.StringVar(&keyID, "key-id", "", "rotate to this new `version` of the same key (a versioned id); omit for the key's current version")
+		fs.StringVar(&newKey, "new-key", "", "rotate to another key or vault (`URL`), tested first, with the settings flags")
+	}, s.register, wf.register)
+	completeWords(c, "credential", credentials...)
+	return c
 }
 
-// keyJob runs "key rekey" and "key disable", which start a job.
-func keyJob(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+// keyJobCmd is "key rekey" or "key disable", which start a job.
+func keyJobCmd(name string) *cobra.Command {
 	var f keyFlags
 	var wf waitFlags
-	fs := newFlagSet("key "+name, "--tenant T [--wait] [--poll 1s]", stderr)
-	wf.register(fs)
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
+	c := &cobra.Command{
+		Use:   name + " --tenant T [--wait] [--poll 1s]",
+		Short: "re-wrap every data key of the tenant under its current key, in a job",
+		Example: `  byok key rekey --tenant acme --wait
+  byok key rekey --tenant acme --json`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			if err := wf.check(); err != nil {
+				return err
+			}
+			start := c.Rekey
+			if name == "disable" {
+				start = c.Disable
+			}
+			j, err := start(cmd.Context(), f.tenant)
+			if err != nil {
+				return apiError(err)
+			}
+			return finishJob(cmd.Context(), c, f, wf, j, cmd.OutOrStdout())
+		},
 	}
-	if err := wf.check(); err != nil {
-		return err
-	}
-	start := c.Rekey
 	if name == "disable" {
-		start = c.Disable
+		c.Short = "stop using the customer key: its data moves back under the platform key, in a job"
+		c.Example = "  byok key disable --tenant acme --wait"
 	}
-	j, err := start(ctx, f.tenant)
-	if err != nil {
-		return apiError(err)
-	}
-	return finishJob(ctx, c, f, wf, j, stdout)
+	return keyCommand(&f, c, wf.register)
 }
 
 // finishJob prints a job just started, and waits for it with --wait.
@@ -416,19 +471,31 @@ func finishJob(ctx context.Context, c *client.Client, f keyFlags, wf waitFlags, 
 	return jobError(j)
 }
 
-// keyIdentities prints the platform's identities the tenant may use, with
-// the steps to let each reach the key.
-func keyIdentities(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// keyIdentitiesCmd prints the platform's identities the tenant may use,
+// with the steps to let each reach the key.
+func keyIdentitiesCmd() *cobra.Command {
 	var f keyFlags
-	c, err := f.parse(newFlagSet("key identities", "--tenant T", stderr), args)
-	if err != nil {
-		return err
-	}
-	ids, err := c.Identities(ctx, f.tenant)
-	if err != nil {
-		return apiError(err)
-	}
-	if f.json {
+	return keyCommand(&f, &cobra.Command{
+		Use:     "identities --tenant T",
+		Short:   "show the platform's identities your vault can trust, and how to let each in",
+		Example: "  byok key identities --tenant acme",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			ids, err := c.Identities(cmd.Context(), f.tenant)
+			if err != nil {
+				return apiError(err)
+			}
+			return printIdentities(cmd.OutOrStdout(), f.json, ids)
+		},
+	})
+}
+
+// printIdentities prints the platform's identities with their steps.
+func printIdentities(stdout io.Writer, asJSON bool, ids client.Identities) error {
+	if asJSON {
 		return printJSON(stdout, ids)
 	}
 	if mi := ids.ManagedIdentity; mi != nil {
@@ -453,100 +520,127 @@ func keyIdentities(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-func keyInventory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func keyInventoryCmd() *cobra.Command {
 	var f keyFlags
-	c, err := f.parse(newFlagSet("key inventory", "--tenant T", stderr), args)
-	if err != nil {
-		return err
-	}
-	inv, err := c.Inventory(ctx, f.tenant)
-	if err != nil {
-		return apiError(err)
-	}
-	if f.json {
-		return printJSON(stdout, inv)
-	}
-	rows := [][]string{{"KEY VERSION", "SHARES", "CURRENT", "SAFE TO RETIRE"}}
-	for _, v := range inv.Versions {
-		rows = append(rows, []string{v.KeyID, fmt.Sprint(v.Shares), yesNo(v.Current), yesNo(v.SafeToRetire)})
-	}
-	return table(stdout, rows...)
+	return keyCommand(&f, &cobra.Command{
+		Use:     "inventory --tenant T",
+		Short:   "show the key versions the tenant's data sits under, and which are safe to retire",
+		Example: "  byok key inventory --tenant acme",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			inv, err := c.Inventory(cmd.Context(), f.tenant)
+			if err != nil {
+				return apiError(err)
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), inv)
+			}
+			rows := [][]string{{"KEY VERSION", "SHARES", "CURRENT", "SAFE TO RETIRE"}}
+			for _, v := range inv.Versions {
+				rows = append(rows, []string{v.KeyID, fmt.Sprint(v.Shares), yesNo(v.Current), yesNo(v.SafeToRetire)})
+			}
+			return table(cmd.OutOrStdout(), rows...)
+		},
+	})
 }
 
-func keyTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func keyTimelineCmd() *cobra.Command {
 	var f keyFlags
-	fs := newFlagSet("key timeline", "--tenant T [--limit N]", stderr)
-	limit := fs.Int("limit", 0, "show at most `n` events (server default 100)")
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	es, err := c.Timeline(ctx, f.tenant, *limit)
-	if err != nil {
-		return apiError(err)
-	}
-	if f.json {
-		return printJSON(stdout, es)
-	}
-	rows := [][]string{{"EVENT", "REASON", "DETECTED AT", "ENFORCED AT", "REPLICA"}}
-	for _, e := range es {
-		rows = append(rows, []string{e.Kind, orDash(e.Reason), when(e.DetectedAt), when(e.EnforcedAt), orDash(e.Replica)})
-	}
-	return table(stdout, rows...)
+	var limit int
+	return keyCommand(&f, &cobra.Command{
+		Use:     "timeline --tenant T [--limit N]",
+		Short:   "show the key's revocations and restorations: when detected, when enforced, by which replica",
+		Example: "  byok key timeline --tenant acme --limit 20",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			es, err := c.Timeline(cmd.Context(), f.tenant, limit)
+			if err != nil {
+				return apiError(err)
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), es)
+			}
+			rows := [][]string{{"EVENT", "REASON", "DETECTED AT", "ENFORCED AT", "REPLICA"}}
+			for _, e := range es {
+				rows = append(rows, []string{e.Kind, orDash(e.Reason), when(e.DetectedAt), when(e.EnforcedAt), orDash(e.Replica)})
+			}
+			return table(cmd.OutOrStdout(), rows...)
+		},
+	}, func(fs *pflag.FlagSet) {
+		fs.IntVar(&limit, "limit", 0, "show at most `n` events (server default 100)")
+	})
 }
 
-// keyAudit lists the tenant's own audit chain, or exports it as JSON
-// lines (which `byok audit verify` checks) with --export.
-func keyAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// keyAuditCmd lists the tenant's own audit chain, or exports it as JSON
+// lines (which "byok audit verify" checks) with --export.
+func keyAuditCmd() *cobra.Command {
 	var f keyFlags
-	fs := newFlagSet("key audit", "--tenant T [--action PREFIX] [--since TIME] [--until TIME] [--limit N] [--cursor C | --export]", stderr)
-	action := fs.String("action", "", "only actions that start with this `prefix` (key., vault.)")
-	since := fs.String("since", "", "only events at or after this RFC 3339 `time`")
-	until := fs.String("until", "", "only events before this RFC 3339 `time`")
-	limit := fs.Int("limit", 0, "list at most `n` events (server default 100)")
-	cursor := fs.String("cursor", "", "continue a listing from the `cursor` it printed")
-	export := fs.Bool("export", false, "write every selected event as JSON lines instead of a table")
-	c, err := f.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	q := client.AuditQuery{Action: *action, Limit: *limit, Cursor: *cursor}
-	for _, t := range []struct {
-		name, s string
-		to      *time.Time
-	}{{"--since", *since, &q.Since}, {"--until", *until, &q.Until}} {
-		if t.s == "" {
-			continue
-		}
-		if *t.to, err = time.Parse(time.RFC3339Nano, t.s); err != nil {
-			return usagef("%s %q is not an RFC 3339 time such as 2026-07-01T00:00:00Z", t.name, t.s)
-		}
-	}
-	if *export {
-		if *cursor != "" || *limit != 0 {
-			return usagef("--export writes every selected event: --cursor and --limit apply to listings only")
-		}
-		_, err := c.TenantAuditExport(ctx, f.tenant, q, stdout)
-		return apiError(err)
-	}
-	pg, err := c.TenantAudit(ctx, f.tenant, q)
-	if err != nil {
-		return apiError(err)
-	}
-	if f.json {
-		return printJSON(stdout, pg)
-	}
-	rows := [][]string{{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON"}}
-	for _, e := range pg.Events {
-		rows = append(rows, []string{fmt.Sprint(e.Seq), when(e.Time), e.Actor.Kind + ":" + e.Actor.ID, e.Action, orDash(e.Target), e.Outcome, orDash(e.Reason)})
-	}
-	if err := table(stdout, rows...); err != nil {
-		return err
-	}
-	if pg.NextCursor != "" {
-		fmt.Fprintf(stdout, "more: byok key audit --cursor %s\n", pg.NextCursor)
-	}
-	return nil
+	var action, since, until, cursor string
+	var limit int
+	var export bool
+	return keyCommand(&f, &cobra.Command{
+		Use:   "audit --tenant T [--action PREFIX] [--since TIME] [--until TIME] [--limit N] [--cursor C | --export]",
+		Short: "list the tenant's audit events, or export them as JSON lines",
+		Example: `  byok key audit --tenant acme --action vault. --since 2026-07-01T00:00:00Z
+  byok key audit --tenant acme --export > acme-audit.jsonl`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.connect()
+			if err != nil {
+				return err
+			}
+			q := client.AuditQuery{Action: action, Limit: limit, Cursor: cursor}
+			for _, t := range []struct {
+				name, s string
+				to      *time.Time
+			}{{"--since", since, &q.Since}, {"--until", until, &q.Until}} {
+				if t.s == "" {
+					continue
+				}
+				if *t.to, err = time.Parse(time.RFC3339Nano, t.s); err != nil {
+					return usagef("%s %q is not an RFC 3339 time such as 2026-07-01T00:00:00Z", t.name, t.s)
+				}
+			}
+			ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+			if export {
+				if cursor != "" || limit != 0 {
+					return usagef("--export writes every selected event: --cursor and --limit apply to listings only")
+				}
+				_, err := c.TenantAuditExport(ctx, f.tenant, q, stdout)
+				return apiError(err)
+			}
+			pg, err := c.TenantAudit(ctx, f.tenant, q)
+			if err != nil {
+				return apiError(err)
+			}
+			if f.json {
+				return printJSON(stdout, pg)
+			}
+			rows := [][]string{{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON"}}
+			for _, e := range pg.Events {
+				rows = append(rows, []string{fmt.Sprint(e.Seq), when(e.Time), e.Actor.Kind + ":" + e.Actor.ID, e.Action, orDash(e.Target), e.Outcome, orDash(e.Reason)})
+			}
+			if err := table(stdout, rows...); err != nil {
+				return err
+			}
+			if pg.NextCursor != "" {
+				fmt.Fprintf(stdout, "more: byok key audit --cursor %s\n", pg.NextCursor)
+			}
+			return nil
+		},
+	}, func(fs *pflag.FlagSet) {
+		fs.StringVar(&action, "action", "", "only actions that start with this `prefix` (key., vault.)")
+		fs.StringVar(&since, "since", "", "only events at or after this RFC 3339 `time`")
+		fs.StringVar(&until, "until", "", "only events before this RFC 3339 `time`")
+		fs.IntVar(&limit, "limit", 0, "list at most `n` events (server default 100)")
+		fs.StringVar(&cursor, "cursor", "", "continue a listing from the `cursor` it printed")
+		fs.BoolVar(&export, "export", false, "write every selected event as JSON lines instead of a table")
+	})
 }
 
 func yesNo(b bool) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,56 +10,71 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/openbyok/byok/kvemu"
 )
 
-// runKVEmulator runs kvemu until ctx is done, then saves its state (with
+// kvemuFlags are the flags of byok kv-emulator.
+type kvemuFlags struct {
+	addr, miAddr, state, seed string
+	verbose                   bool
+}
+
+func kvEmulatorCmd() *cobra.Command {
+	var f kvemuFlags
+	c := &cobra.Command{
+		Use:   "kv-emulator [--addr HOST:PORT] [--state DIR] [--seed FILE]",
+		Short: "run kvemu, a local Azure Key Vault and Entra ID",
+		Long: `Runs kvemu, an emulator of Azure Key Vault, Managed HSM and Entra ID that the
+official Azure SDKs talk to unchanged, with a control API to create vaults and
+keys and to revoke access (docs/kvemu.md). It prints how to point SDKs at it.`,
+		Example: `  byok kv-emulator --state ./kvemu-state --seed seed.yaml
+  sudo byok kv-emulator --addr 127.0.0.1:443 --state ./kvemu-state   # for SDKs that reach it through /etc/hosts`,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return kvEmulator(c.Context(), f, c.OutOrStdout(), c.ErrOrStderr())
+		},
+	}
+	fs := c.Flags()
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8443", "HTTPS `address` of Key Vault, Entra ID and the control API; use port 443 for SDKs that reach it through /etc/hosts")
+	fs.StringVar(&f.miAddr, "mi-addr", "127.0.0.1:0", "plain-HTTP `address` of the managed identity endpoints (IMDS, App Service)")
+	fs.StringVar(&f.state, "state", "", "`directory` for the CA and the state; empty keeps everything in memory")
+	fs.StringVar(&f.seed, "seed", "", "YAML seed `file` applied at start when the state is empty")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request to stderr")
+	c.MarkFlagDirname("state")
+	return c
+}
+
+// kvEmulator runs kvemu until ctx is done, then saves its state (with
 // --state) and stops.
-func runKVEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kv-emulator", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:8443", "HTTPS `address` of Key Vault, Entra ID and the control API; use port 443 for SDKs that reach it through /etc/hosts")
-	miAddr := fs.String("mi-addr", "127.0.0.1:0", "plain-HTTP `address` of the managed identity endpoints (IMDS, App Service)")
-	state := fs.String("state", "", "`directory` for the CA and the state; empty keeps everything in memory")
-	seed := fs.String("seed", "", "YAML seed `file` applied at start when the state is empty")
-	verbose := fs.Bool("v", false, "log every request to stderr")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: byok kv-emulator [--addr host:port] [--state DIR] [--seed FILE]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q; see byok kv-emulator -h", fs.Arg(0))
-	}
+func kvEmulator(ctx context.Context, f kvemuFlags, stdout, stderr io.Writer) error {
 	var s *kvemu.Seed
-	if *seed != "" {
-		loaded, err := kvemu.LoadSeed(*seed)
+	if f.seed != "" {
+		loaded, err := kvemu.LoadSeed(f.seed)
 		if err != nil {
 			return err
 		}
 		s = &loaded
 	}
 	level := slog.LevelInfo
-	if *verbose {
+	if f.verbose {
 		level = slog.LevelDebug
 	}
 	// The seed is applied inside Start, before the emulator serves and
 	// before it writes ca.pem: a client that waits for either meets the
 	// seeded emulator.
 	emu, err := kvemu.Start(kvemu.Options{
-		Addr: *addr, ManagedIdentityAddr: *miAddr, StateDir: *state, Seed: s,
+		Addr: f.addr, ManagedIdentityAddr: f.miAddr, StateDir: f.state, Seed: s,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
 		return err
 	}
 	defer emu.Close()
-	if *seed != "" && emu.Restored() {
-		fmt.Fprintf(stdout, "seed %s not applied: the state in %s was restored\n", *seed, *state)
+	if f.seed != "" && emu.Restored() {
+		fmt.Fprintf(stdout, "seed %s not applied: the state in %s was restored\n", f.seed, f.state)
 	}
-	caFile, cleanup, err := writeCA(emu, *state)
+	caFile, cleanup, err := writeCA(emu, f.state)
 	if err != nil {
 		return err
 	}

@@ -2,47 +2,55 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/openbyok/byok/config"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/token"
 )
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", os.Getenv("BYOK_CONFIG"), "the configuration file (default $BYOK_CONFIG)")
-	tokenFile := fs.String("operator-token-file", "", "where the first operator token is written on first run (default: operator.token beside the SQLite file, or in the working directory)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: byok serve --config FILE\n\nServes the HTTP API and runs the scheduler, health monitor and jobs.\nEnvironment variables override the file: ")
-		for _, o := range config.Overrides {
-			fmt.Fprintf(stderr, "%s ", o.Env)
-		}
-		fmt.Fprintln(stderr)
+func serveCmd() *cobra.Command {
+	var path, tokenFile string
+	var env []string
+	for _, o := range config.Overrides {
+		env = append(env, o.Env)
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	c := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "serve the HTTP API and run the scheduler, monitor and jobs",
+		Long: "Serves the HTTP API and runs the scheduler, health monitor and jobs.\nEnvironment variables override the file: " +
+			strings.Join(env, " ") + "\n(docs/operations.md).",
+		Example: `  byok serve --config /etc/byok/config.yaml
+  BYOK_CONFIG=/etc/byok/config.yaml byok serve`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), path, tokenFile, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if *path == "" {
-		fs.Usage()
-		return errors.New("no configuration: give --config FILE (see docs/operations.md for an example)")
+	c.Flags().StringVar(&path, "config", os.Getenv("BYOK_CONFIG"), "the configuration `file` (default $BYOK_CONFIG)")
+	c.Flags().StringVar(&tokenFile, "operator-token-file", "", "where the first operator token is written on first run (default: operator.token beside the SQLite file, or in the working directory)")
+	return c
+}
+
+func serve(ctx context.Context, path, tokenFile string, stdout, stderr io.Writer) error {
+	if path == "" {
+		return usagef("no configuration: give --config FILE (see docs/operations.md for an example)")
 	}
-	cfg, err := config.Load(*path, os.Getenv)
+	cfg, err := config.Load(path, os.Getenv)
 	if err != nil {
 		return err
 	}
 	logger := newLogger(cfg.Log, stderr)
-	if *tokenFile == "" {
-		*tokenFile = "operator.token"
+	if tokenFile == "" {
+		tokenFile = "operator.token"
 		if cfg.Store.SQLite != "" {
-			*tokenFile = filepath.Join(filepath.Dir(cfg.Store.SQLite), "operator.token")
+			tokenFile = filepath.Join(filepath.Dir(cfg.Store.SQLite), "operator.token")
 		}
 	}
 	host, _ := os.Hostname()
@@ -51,7 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer a.close()
-	if err := bootstrapOperator(ctx, a.db, *tokenFile, stdout); err != nil {
+	if err := bootstrapOperator(ctx, a.db, tokenFile, stdout); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)

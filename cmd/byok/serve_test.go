@@ -24,7 +24,9 @@ func TestServe(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	stdout.b, stderr.b = &bytes.Buffer{}, &bytes.Buffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", cfgPath}, &stdout, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfgPath}, strings.NewReader(""), &stdout, &stderr)
+	}()
 
 	url := regexp.MustCompile(`url=(http://\S+)`)
 	var base string
@@ -72,7 +74,7 @@ func TestServeConfigErrors(t *testing.T) {
 	} {
 		var stdout, stderr bytes.Buffer
 		t.Setenv("BYOK_CONFIG", "")
-		if code := run(context.Background(), c.args, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), c.want) {
+		if code := run(context.Background(), c.args, strings.NewReader(""), &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want an error saying %q", c.args, code, stderr.String(), c.want)
 		}
 	}

@@ -1,85 +1,128 @@
 package main
 
 import (
-	"context"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/openbyok/byok/client"
 )
 
-// runTenant runs "byok tenant create|list|show|policy" with an operator
+// tenantCmd is "byok tenant create|list|show|policy", with an operator
 // token.
-func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	subs := map[string]func([]string) error{
-		"create": func(args []string) error { return tenantCreate(ctx, args, stdout, stderr) },
-		"list":   func(args []string) error { return tenantList(ctx, args, stdout, stderr) },
-		"show":   func(args []string) error { return tenantShow(ctx, args, stdout, stderr) },
-		"policy": func(args []string) error { return tenantPolicy(ctx, args, stdout, stderr) },
-	}
-	return subcommand("tenant", subs, []string{"create", "list", "show", "policy"}, args, stdout)
+func tenantCmd() *cobra.Command {
+	return group("tenant", "create, list and show tenants, set their policy (operator)",
+		"  byok tenant create acme --scopes chat,files\n  byok tenant list",
+		tenantCreateCmd(), tenantListCmd(), tenantShowCmd(), tenantPolicyCmd())
 }
 
-func tenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func tenantCreateCmd() *cobra.Command {
 	var f clientFlags
-	fs := newFlagSet("tenant create", "ID [--policy grace|strict] [--scopes a,b]", stderr)
-	policy := fs.String("policy", "grace", "`grace` serves from cache while the vault is briefly unreachable; strict fails closed at once")
-	scopes := fs.String("scopes", "", "the tenant's scopes (apps, bots), comma-separated")
-	c, pos, err := clientCmd(fs, &f, args, "ID")
-	if err != nil {
-		return err
+	var policy, scopes string
+	c := &cobra.Command{
+		Use:   "create ID [--policy grace|strict] [--scopes a,b]",
+		Short: "create a tenant with its scopes and revocation policy",
+		Example: `  byok tenant create acme --scopes chat,files
+  byok tenant create globex --policy strict --scopes billing`,
+		Args: wantArgs("ID"),
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.CreateTenant(cmd.Context(), pos[0], policy, list(scopes))
+			if err != nil {
+				return apiError(err)
+			}
+			return printTenants(cmd.OutOrStdout(), f.json, t)
+		},
 	}
-	t, err := c.CreateTenant(ctx, pos[0], *policy, list(*scopes))
-	if err != nil {
-		return apiError(err)
-	}
-	return printTenants(stdout, f.json, t)
+	fs := c.Flags()
+	fs.StringVar(&policy, "policy", "grace", "`grace` serves from cache while the vault is briefly unreachable; strict fails closed at once")
+	fs.StringVar(&scopes, "scopes", "", "the tenant's scopes (apps, bots), a comma-separated `list`")
+	f.register(fs)
+	completeWords(c, "policy", "grace", "strict")
+	return c
 }
 
-func tenantList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func tenantListCmd() *cobra.Command {
 	var f clientFlags
-	fs := newFlagSet("tenant list", "[--after ID] [--limit N]", stderr)
-	after := fs.String("after", "", "list the tenants after this `id`")
-	limit := fs.Int("limit", 0, "list at most `n` tenants (server default 100, at most 1000)")
-	c, _, err := clientCmd(fs, &f, args)
-	if err != nil {
-		return err
+	var pf pageFlags
+	c := &cobra.Command{
+		Use:   "list [--after ID] [--limit N]",
+		Short: "list the tenants, by id",
+		Example: `  byok tenant list
+  byok tenant list --after acme --limit 50 --json`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			ts, err := c.ListTenants(cmd.Context(), pf.page())
+			if err != nil {
+				return apiError(err)
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), ts)
+			}
+			return printTenants(cmd.OutOrStdout(), false, ts...)
+		},
 	}
-	ts, err := c.ListTenants(ctx, client.Page{After: *after, Limit: *limit})
-	if err != nil {
-		return apiError(err)
-	}
-	if f.json {
-		return printJSON(stdout, ts)
-	}
-	return printTenants(stdout, false, ts...)
+	pf.register(c.Flags(), "tenants")
+	f.register(c.Flags())
+	return c
 }
 
-func tenantShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func tenantShowCmd() *cobra.Command {
 	var f clientFlags
-	fs := newFlagSet("tenant show", "ID", stderr)
-	c, pos, err := clientCmd(fs, &f, args, "ID")
-	if err != nil {
-		return err
+	c := &cobra.Command{
+		Use:     "show ID",
+		Short:   "show a tenant: its policy, key state and creation",
+		Example: "  byok tenant show acme\n  byok tenant show acme --json",
+		Args:    wantArgs("ID"),
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Tenant(cmd.Context(), pos[0])
+			if err != nil {
+				return apiError(err)
+			}
+			return printTenants(cmd.OutOrStdout(), f.json, t)
+		},
 	}
-	t, err := c.Tenant(ctx, pos[0])
-	if err != nil {
-		return apiError(err)
-	}
-	return printTenants(stdout, f.json, t)
+	f.register(c.Flags())
+	return c
 }
 
-func tenantPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func tenantPolicyCmd() *cobra.Command {
 	var f clientFlags
-	fs := newFlagSet("tenant policy", "ID grace|strict", stderr)
-	c, pos, err := clientCmd(fs, &f, args, "ID", "grace|strict")
-	if err != nil {
-		return err
+	c := &cobra.Command{
+		Use:     "policy ID grace|strict",
+		Short:   "set a tenant's revocation policy",
+		Example: "  byok tenant policy acme strict",
+		Args:    wantArgs("ID", "grace|strict"),
+		ValidArgsFunction: func(_ *cobra.Command, pos []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(pos) == 1 {
+				return []cobra.Completion{"grace", "strict"}, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.SetPolicy(cmd.Context(), pos[0], pos[1])
+			if err != nil {
+				return apiError(err)
+			}
+			return printTenants(cmd.OutOrStdout(), f.json, t)
+		},
 	}
-	t, err := c.SetPolicy(ctx, pos[0], pos[1])
-	if err != nil {
-		return apiError(err)
-	}
-	return printTenants(stdout, f.json, t)
+	f.register(c.Flags())
+	return c
 }
 
 // printTenants prints tenants as a table, or one tenant as JSON.

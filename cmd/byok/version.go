@@ -1,17 +1,24 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
 
-func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "print the version of byok",
+		Example: "  byok version",
+		RunE: func(c *cobra.Command, _ []string) error {
+			v := "(devel)"
+			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+				v = bi.Main.Version
+			}
+			_, err := fmt.Fprintf(c.OutOrStdout(), "byok %s\n", v)
+			return err
+		},
 	}
-	_, err := fmt.Fprintf(stdout, "byok %s\n", v)
-	return err
 }
