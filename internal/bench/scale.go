@@ -61,12 +61,14 @@ func (o *ScaleOptions) defaults() {
 type ScaleResult struct {
 	Options ScaleOptions
 	Setup   time.Duration
-	// Cold is the first pass of the traffic, from empty caches; Warm the
-	// second, the same sequence of calls again.
-	Cold, Warm  TrafficResult
-	BaselineP99 time.Duration // the same traffic on one warm tenant and scope, in the same run
+	// Cold is the first pass of the traffic, from empty caches, for
+	// Options.Duration; Warm the second: the same calls again, all
+	// cached; Steady the third: the traffic again for Options.Duration,
+	// warm but still reaching tenants the first pass did not.
+	Cold, Warm, Steady TrafficResult
+	BaselineP99        time.Duration // the same traffic on one warm tenant and scope, in the same run
 	// FloorPerSec is the BYOK tenants in use per check interval, per
-	// second, in the warm pass: each must be checked once an interval.
+	// second, in the steady pass: each must be checked once an interval.
 	FloorPerSec    float64
 	TenantKeyHits  float64 // hit rate of the tenant key cache, both passes
 	DEKHits        float64 // hit rate of the DEK cache, both passes
@@ -86,6 +88,7 @@ type TrafficResult struct {
 	PlatformCalls int64 // calls to the platform root key
 	Pairs, BYOK   int   // (tenant, scope) pairs and BYOK tenants used
 	byokPerIv     float64
+	draws         []int // each caller's draws, for a replay
 }
 
 // OpsPerSec is the pass's rate.
@@ -167,15 +170,16 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 		return res, err
 	}
 	pt := make([]byte, o.PayloadBytes)
-	pass := func() TrafficResult {
+	pass := func(replay []int) TrafficResult {
 		c0, p0 := customerCalls.Load(), platformCalls.Load()
-		t := runTraffic(ctx, kr, o, byokEvery, pt)
+		t := runTraffic(ctx, kr, o, byokEvery, pt, replay)
 		t.CustomerCalls, t.PlatformCalls = customerCalls.Load()-c0, platformCalls.Load()-p0
 		return t
 	}
-	res.Cold = pass()
-	res.Warm = pass()
-	res.FloorPerSec = res.Warm.byokPerIv / o.CheckInterval.Seconds()
+	res.Cold = pass(nil)
+	res.Warm = pass(res.Cold.draws)
+	res.Steady = pass(nil)
+	res.FloorPerSec = res.Steady.byokPerIv / o.CheckInterval.Seconds()
 	res.Stats = kr.Stats()
 	rate := func(c byok.CacheStats) float64 {
 		if c.Hits+c.Misses == 0 {
@@ -188,7 +192,7 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 	// The baseline: one warm tenant and scope, same callers, same size.
 	base := o
 	base.Tenants, base.Scopes, base.Duration = 1, 1, min(o.Duration, 3*time.Second)
-	res.BaselineP99 = runTraffic(ctx, kr, base, byokEvery, pt).P99
+	res.BaselineP99 = runTraffic(ctx, kr, base, byokEvery, pt, nil).P99
 	res.PeakRSS = peakRSS()
 	return res, nil
 }
@@ -243,9 +247,10 @@ func buildTenant(ctx context.Context, kr *byok.Keyring, db *sqlite.DB, i int, cm
 
 // runTraffic runs o.Workers callers for o.Duration, each drawing tenants
 // from a Zipf distribution (s = 1.1) and scopes uniformly with a fixed
-// seed, so that two runs make the same calls; each draw is an encrypt
-// and a decrypt.
-func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery int, pt []byte) TrafficResult {
+// seed; each draw is an encrypt and a decrypt. With replay, caller w
+// makes exactly replay[w] draws instead, the same calls as the run that
+// returned those counts.
+func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery int, pt []byte, replay []int) TrafficResult {
 	var (
 		res       TrafficResult
 		mu        sync.Mutex
@@ -258,6 +263,7 @@ func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery
 	)
 	start := time.Now()
 	deadline := start.Add(o.Duration)
+	res.draws = make([]int, o.Workers)
 	for w := range o.Workers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 42))
@@ -265,9 +271,10 @@ func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery
 			var mine []time.Duration
 			seen := map[[2]int]struct{}{}
 			byokSeen := map[int64]map[int]struct{}{}
-			for n := 0; ; n++ {
+			n := 0
+			for ; ; n++ {
 				now := time.Now()
-				if now.After(deadline) {
+				if replay == nil && now.After(deadline) || replay != nil && n == replay[w] {
 					break
 				}
 				ti, si := int(zipf.Uint64())%o.Tenants, r.IntN(o.Scopes)
@@ -299,6 +306,7 @@ func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			res.draws[w] = n
 			lat = append(lat, mine...)
 			for p := range seen {
 				pairs[p] = struct{}{}
@@ -374,34 +382,39 @@ func RunScale(w io.Writer, dir string, o ScaleOptions) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "workload: %d tenants (%d%% BYOK at %v per vault call), %d scopes each, Zipf traffic, %d callers, %v a pass, %d B, check interval %v\n",
 		o.Tenants, o.BYOKPercent, o.Latency, o.Scopes, o.Workers, o.Duration, o.PayloadBytes, o.CheckInterval)
-	fmt.Fprintln(tw, "measure\tcold pass\twarm pass\tgoal")
-	fmt.Fprintf(tw, "operations/s (errors)\t%.0f (%d)\t%.0f (%d)\t\n", r.Cold.OpsPerSec(), r.Cold.Errors, r.Warm.OpsPerSec(), r.Warm.Errors)
-	fmt.Fprintf(tw, "(tenant, scope) pairs used; BYOK tenants used\t%d; %d\t%d; %d\t\n", r.Cold.Pairs, r.Cold.BYOK, r.Warm.Pairs, r.Warm.BYOK)
-	fmt.Fprintf(tw, "latency p50 / p99 (one op)\t%v / %v\t%v / %v\t\n", r.Cold.P50.Round(time.Microsecond), r.Cold.P99.Round(time.Microsecond),
-		r.Warm.P50.Round(time.Microsecond), r.Warm.P99.Round(time.Microsecond))
-	ratio := func(p time.Duration) float64 {
+	fmt.Fprintln(tw, "measure\tcold pass\tthe same calls, warm\tsteady pass\tgoal")
+	row := func(name string, f func(TrafficResult) string, goal string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, f(r.Cold), f(r.Warm), f(r.Steady), goal)
+	}
+	steady := func(t TrafficResult) bool { return t.Took == r.Steady.Took && t.Ops == r.Steady.Ops }
+	row("operations/s (errors)", func(t TrafficResult) string { return fmt.Sprintf("%.0f (%d)", t.OpsPerSec(), t.Errors) }, "")
+	row("(tenant, scope) pairs used; BYOK tenants used", func(t TrafficResult) string { return fmt.Sprintf("%d; %d", t.Pairs, t.BYOK) }, "")
+	row("latency p50 / p99 (one op)", func(t TrafficResult) string {
+		return fmt.Sprintf("%v / %v", t.P50.Round(time.Microsecond), t.P99.Round(time.Microsecond))
+	}, "")
+	row(fmt.Sprintf("p99 against one warm tenant (%v)", r.BaselineP99.Round(time.Microsecond)), func(t TrafficResult) string {
 		if r.BaselineP99 == 0 {
-			return 0
+			return "-"
 		}
-		return float64(p) / float64(r.BaselineP99)
-	}
-	fmt.Fprintf(tw, "p99 against one warm tenant (%v)\t%.2f×\t%.2f×\t≤ 2× warm\n", r.BaselineP99.Round(time.Microsecond), ratio(r.Cold.P99), ratio(r.Warm.P99))
+		return fmt.Sprintf("%.2f×", float64(t.P99)/float64(r.BaselineP99))
+	}, "≤ 2× warm")
 	per := func(t TrafficResult, n int64) float64 { return float64(n) / t.Took.Seconds() }
-	floorRatio := 0.0
-	if r.FloorPerSec > 0 {
-		floorRatio = per(r.Warm, r.Warm.CustomerCalls) / r.FloorPerSec
-	}
-	fmt.Fprintf(tw, "customer vault calls/s (floor: BYOK tenants in use / check interval = %.1f/s)\t%.1f/s\t%.1f/s (%.2f× the floor)\t≤ 1.1× the floor\n",
-		r.FloorPerSec, per(r.Cold, r.Cold.CustomerCalls), per(r.Warm, r.Warm.CustomerCalls), floorRatio)
-	fmt.Fprintf(tw, "platform root key calls/s (tenant keys loaded)\t%.1f/s\t%.1f/s\t\n", per(r.Cold, r.Cold.PlatformCalls), per(r.Warm, r.Warm.PlatformCalls))
-	fmt.Fprintf(tw, "cache hit rate, both passes: tenant keys / DEKs\t%.4f / %.4f\t\t\n", r.TenantKeyHits, r.DEKHits)
-	fmt.Fprintf(tw, "cached at the end: tenant keys / DEKs (limits %d / %d); evictions\t%d / %d; %d / %d\t\t\n", r.TenantKeyLimit, r.DEKLimit,
+	row(fmt.Sprintf("customer vault calls/s (floor in the steady pass: BYOK tenants in use / check interval = %.1f/s)", r.FloorPerSec), func(t TrafficResult) string {
+		v := fmt.Sprintf("%.1f/s", per(t, t.CustomerCalls))
+		if steady(t) && r.FloorPerSec > 0 {
+			v += fmt.Sprintf(" (%.2f× the floor)", per(t, t.CustomerCalls)/r.FloorPerSec)
+		}
+		return v
+	}, "≤ 1.1× the floor")
+	row("platform root key calls/s (tenant keys loaded)", func(t TrafficResult) string { return fmt.Sprintf("%.1f/s", per(t, t.PlatformCalls)) }, "")
+	fmt.Fprintf(tw, "cache hit rate, all passes: tenant keys / DEKs\t%.4f / %.4f\t\t\t\n", r.TenantKeyHits, r.DEKHits)
+	fmt.Fprintf(tw, "cached at the end: tenant keys / DEKs (limits %d / %d); evictions\t%d / %d; %d / %d\t\t\t\n", r.TenantKeyLimit, r.DEKLimit,
 		r.Stats.TenantKeys.Entries, r.Stats.DEKs.Entries, r.Stats.TenantKeys.Evictions, r.Stats.DEKs.Evictions)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Fprintf(tw, "peak RSS of the process (store set-up included); Go heap in use at the end\t%.0f MiB; %.0f MiB\t\t≤ 512 MiB\n", float64(r.PeakRSS)/(1<<20), float64(ms.HeapInuse)/(1<<20))
-	fmt.Fprintf(tw, "store set-up (%d tenants, SQLite)\t%v\t\t\n", o.Tenants, r.Setup.Round(time.Millisecond))
-	for _, t := range []TrafficResult{r.Cold, r.Warm} {
+	fmt.Fprintf(tw, "peak RSS of the process (store set-up included); Go heap in use at the end\t%.0f MiB; %.0f MiB\t\t\t≤ 512 MiB\n", float64(r.PeakRSS)/(1<<20), float64(ms.HeapInuse)/(1<<20))
+	fmt.Fprintf(tw, "store set-up (%d tenants, SQLite)\t%v\t\t\t\n", o.Tenants, r.Setup.Round(time.Millisecond))
+	for _, t := range []TrafficResult{r.Cold, r.Warm, r.Steady} {
 		if t.FirstErr != nil {
 			fmt.Fprintf(tw, "first error\t%v\t\t\n", t.FirstErr)
 		}
