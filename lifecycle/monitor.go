@@ -27,8 +27,11 @@ import (
 //     successfully within the interval is not called, and its next check
 //     is due one interval after that one;
 //   - checks run concurrently (Config.MonitorWorkers) and, under Run, are
-//     spread over the interval: a tenant first seen is due at a random
-//     moment of the next interval, then one interval after each success;
+//     spread over the interval: a tenant first seen is checked at a random
+//     moment of the first interval (even if the warm-up loaded its key
+//     seconds before: that one extra call per tenant at start keeps the
+//     checks from bunching), then one interval after each successful
+//     check, whoever made it;
 //   - each vault's throttle budget and Retry-After hold (kms/azurekv)
 //     apply to the monitor's calls like to everyone else's.
 
@@ -93,9 +96,13 @@ func parallel(ctx context.Context, n, workers int, f func(i int)) {
 // interval spares it, moves the record between active and revoked by the
 // outcome, and returns the key's health (ok false: the tenant has no
 // customer-managed key).
-func (s *Service) monitor(ctx context.Context, rec Record) (h byok.KeyHealth, ok bool, err error) {
+//
+// A key checked successfully less than interval − lead ago is spared:
+// Run's monitor looks lead early so that the time between two checks,
+// its own step included, stays within the interval.
+func (s *Service) monitor(ctx context.Context, rec Record, lead time.Duration) (h byok.KeyHealth, ok bool, err error) {
 	now := s.cfg.Now()
-	h, called, err := s.kr.CheckCustomerKey(withPurpose(ctx, audit.PurposeBackgroundCheck, monitorActor), rec.Tenant, now.Add(-s.checkInterval()))
+	h, called, err := s.kr.CheckCustomerKey(withPurpose(ctx, audit.PurposeBackgroundCheck, monitorActor), rec.Tenant, now.Add(lead-s.checkInterval()))
 	if errors.Is(err, byok.ErrNotFound) {
 		return h, false, nil // not activated yet
 	}
@@ -173,16 +180,21 @@ func (s *Service) MonitorStats() MonitorStats {
 // runMonitor runs the monitor until ctx is done: every BYOK tenant is
 // checked one interval after its key's last successful check (by anyone),
 // or one interval after a failed one; a tenant first seen is due at a
-// random moment of the coming interval, so that checks spread out. It
+// random moment of the coming interval, and checked then, so that checks
+// spread out (then, one per interval: a tenant the data path checks moves
+// with its traffic). It
 // looks for due tenants every step (at most a second) and lists the
-// tenants again every quarter interval.
+// tenants again every quarter interval. It looks two steps early, so that
+// two checks of a tenant are never more than an interval apart.
 func (s *Service) runMonitor(ctx context.Context) {
 	interval := s.checkInterval()
 	step := min(max(interval/100, 50*time.Millisecond), time.Second)
+	lead := min(2*step, interval/4)
 	type entry struct {
 		rec     Record
 		due     time.Time
 		running bool
+		visited bool
 	}
 	var (
 		mu      sync.Mutex
@@ -223,16 +235,32 @@ func (s *Service) runMonitor(ctx context.Context) {
 				mu.Unlock()
 			}
 		}
+		type job struct {
+			e    *entry
+			rec  Record
+			lead time.Duration
+		}
 		mu.Lock()
-		var due []*entry
+		var due []job
 		for _, e := range sched {
 			if !e.running && !now.Before(e.due) {
 				e.running = true
-				due = append(due, e)
+				// The first visit, at a random moment of the first
+				// interval, checks the key even if the warm-up just
+				// loaded it: the warm-up loads every key within seconds,
+				// and following it would bunch every tenant's checks into
+				// those seconds of each interval. One extra call per
+				// tenant at start buys checks spread over the interval.
+				l := lead
+				if !e.visited {
+					l, e.visited = interval-step, true
+				}
+				due = append(due, job{e, e.rec, l})
 			}
 		}
 		mu.Unlock()
-		for _, e := range due {
+		for _, d := range due {
+			e, rec := d.e, d.rec
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -242,18 +270,18 @@ func (s *Service) runMonitor(ctx context.Context) {
 			go func() {
 				defer running.Done()
 				defer func() { <-sem }()
-				h, ok, err := s.monitor(ctx, e.rec)
+				h, ok, err := s.monitor(ctx, rec, d.lead)
 				if err != nil && ctx.Err() == nil {
-					s.cfg.Logger.Warn("lifecycle monitor", "tenant", e.rec.Tenant, "error", err)
+					s.cfg.Logger.Warn("lifecycle monitor", "tenant", rec.Tenant, "error", err)
 				}
-				next := s.cfg.Now().Add(interval)
+				next := s.cfg.Now().Add(interval - lead)
 				if ok && h.State == byok.StateHealthy && !h.LastSuccess.IsZero() {
-					next = h.LastSuccess.Add(interval)
+					next = h.LastSuccess.Add(interval - lead)
 				}
 				mu.Lock()
 				e.due, e.running = next, false
 				mu.Unlock()
-				if ok && (h.State == byok.StateRevoked) != (e.rec.State == StateRevoked) {
+				if ok && (h.State == byok.StateRevoked) != (rec.State == StateRevoked) {
 					relist.Store(true) // the record moved: read it again
 				}
 			}()

@@ -122,7 +122,7 @@ func (s *Service) tickTenant(ctx context.Context, rec Record, withMonitor bool) 
 		return nil
 	}
 	if withMonitor {
-		h, ok, err := s.monitor(ctx, rec)
+		h, ok, err := s.monitor(ctx, rec, 0)
 		if err != nil {
 			return err
 		}
