@@ -665,34 +665,3 @@ func (s *Service) moveScope(ctx context.Context, j *JobRecord, target byok.Scope
 		}
 	}
 }
-
-// rekey walks the DEKs of every customer-managed epoch older than the
-// job's epoch, from its cursor, and re-wraps them onto the job's epoch in
-// batches: one transaction per batch with the cursor and progress.
-func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
-	for ; j.Walk < j.Epoch; j.Walk, j.Cursor = j.Walk+1, (byok.DEKID{}) {
-		for {
-			page, err := s.cfg.Store.ListDEKs(ctx, j.Tenant, byok.CustomerManaged, j.Walk, j.Cursor, s.cfg.BatchSize)
-			if err != nil {
-				return err
-			}
-			if len(page) == 0 {
-				break
-			}
-			out, err := s.kr.RewrapDEKs(ctx, j.Tenant, page, byok.CustomerManaged)
-			if err != nil {
-				return fmt.Errorf("re-wrapping DEKs of epoch %d: %w", j.Walk, err)
-			}
-			j.Cursor = page[len(page)-1].ID
-			j.Done += int64(len(out))
-			s.renew(j)
-			if err := s.cfg.Store.RewrapBatch(ctx, nil, out, *j); err != nil {
-				return err
-			}
-			if len(page) < s.cfg.BatchSize {
-				break
-			}
-		}
-	}
-	return nil
-}

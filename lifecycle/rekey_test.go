@@ -1,0 +1,156 @@
+package lifecycle_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/lifecycle"
+)
+
+// faultyStore fails the write of one re-key batch (failAt, counting from
+// 1); with dies, it also fails every write after it, as a process killed
+// in the middle of that batch writes nothing more.
+type faultyStore struct {
+	lifecycle.Store
+	mu     sync.Mutex
+	n      int
+	failAt int
+	dies   bool
+	dead   bool
+}
+
+var errInjected = errors.New("disk I/O error (injected)")
+
+func (s *faultyStore) RewrapBatch(ctx context.Context, sc *byok.ScopeRecord, recs []byok.DEKRecord, j lifecycle.JobRecord) error {
+	s.mu.Lock()
+	s.n++
+	fail := s.dead || s.n == s.failAt
+	s.dead = s.dead || (fail && s.dies)
+	s.mu.Unlock()
+	if fail {
+		return errInjected
+	}
+	return s.Store.RewrapBatch(ctx, sc, recs, j)
+}
+
+func (s *faultyStore) PutJob(ctx context.Context, j lifecycle.JobRecord) error {
+	s.mu.Lock()
+	dead := s.dead
+	s.mu.Unlock()
+	if dead {
+		return errInjected
+	}
+	return s.Store.PutJob(ctx, j)
+}
+
+// rekeyFixture is an active tenant with n DEKs in scope a (batches of 7)
+// under a store that fails as fs says, and the ciphertexts, one per DEK.
+func rekeyFixture(t *testing.T, n int, fs *faultyStore) (*fixture, lifecycle.Config, [][]byte) {
+	var cfg lifecycle.Config
+	f := newFixture(t, func(c *lifecycle.Config) {
+		fs.Store = c.Store
+		c.Store = fs
+		cfg = *c
+	})
+	f.activate(nil)
+	var cts [][]byte
+	for i := range n {
+		f.svc.Keyring().Forget("t1") // a new DEK for each
+		ct, err := f.svc.Keyring().Encrypt(context.Background(), "t1", "a", []byte{byte(i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cts = append(cts, ct)
+	}
+	return f, cfg, cts
+}
+
+// checkRekeyed checks that the job is done with every DEK counted once,
+// that no DEK is left under an older epoch, and that every ciphertext
+// decrypts through kr.
+func checkRekeyed(t *testing.T, f *fixture, kr *byok.Keyring, j lifecycle.Job, cts [][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	if j.State != lifecycle.JobDone || j.Done != int64(len(cts)) || j.Total != int64(len(cts)) {
+		t.Fatalf("re-key job at the end: %+v; want done with %d of %d", j, len(cts), len(cts))
+	}
+	cur, err := f.db.TenantKey(ctx, "t1", byok.CustomerManaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.db.CountDEKs(ctx, "t1", byok.CustomerManaged, cur.Epoch, ""); err != nil || n != 0 {
+		t.Fatalf("%d DEKs left under an older epoch (%v): a batch was skipped", n, err)
+	}
+	kr.Forget("t1")
+	for i, ct := range cts {
+		if pt, err := kr.Decrypt(ctx, "t1", "a", ct, nil); err != nil || len(pt) != 1 || pt[0] != byte(i) {
+			t.Fatalf("Decrypt #%d after the re-key: %v", i, err)
+		}
+	}
+}
+
+// A batch whose write fails is not counted or skipped: the job's cursor
+// and progress stay at the last batch written, and the next run carries
+// on from there.
+func TestRekeyFailedWriteSkipsNothing(t *testing.T) {
+	ctx := context.Background()
+	fs := &faultyStore{}
+	f, _, cts := rekeyFixture(t, 50, fs)
+	j, err := f.svc.Rekey(ctx, admin, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.mu.Lock()
+	fs.n, fs.failAt = 0, 3
+	fs.mu.Unlock()
+	if err := f.svc.Tick(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("Tick with the third batch's write failing: %v", err)
+	}
+	if j, _ = f.svc.Job(ctx, "t1", j.ID); j.Done != 14 || j.Attempts != 1 {
+		t.Fatalf("job after its third batch failed: %+v; want 14 done (two batches of 7), attempt 1", j)
+	}
+	f.tick()
+	j, _ = f.svc.Job(ctx, "t1", j.ID)
+	checkRekeyed(t, f, f.svc.Keyring(), j, cts)
+}
+
+// A replica killed in the middle of a batch (its transaction never
+// commits, and it writes nothing more) loses nothing: once its lease has
+// passed, another replica resumes the job after the last batch committed
+// and finishes it, and every DEK decrypts. (SQLite and PostgreSQL roll
+// back a transaction whose process died; the batch and the job's cursor
+// are one transaction.)
+func TestRekeyKilledMidBatchResumes(t *testing.T) {
+	ctx := context.Background()
+	fs := &faultyStore{}
+	f, cfg, cts := rekeyFixture(t, 60, fs)
+	j, err := f.svc.Rekey(ctx, admin, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.mu.Lock()
+	fs.n, fs.failAt, fs.dies = 0, 4, true
+	fs.mu.Unlock()
+	f.svc.Tick(ctx) // dies in its fourth batch
+	if j, _ = f.svc.Job(ctx, "t1", j.ID); j.Done != 21 || j.State == lifecycle.JobDone {
+		t.Fatalf("job as the killed replica left it: %+v; want 21 done (three batches of 7)", j)
+	}
+
+	cfg.Store, cfg.ReplicaID = f.db, "replica-2"
+	other, err := lifecycle.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(lifecycle.DefaultJobLease + time.Second) // the dead replica's lease passes
+	if err := other.Tick(ctx); err != nil {
+		t.Fatalf("the other replica's Tick: %v", err)
+	}
+	if j, err = other.Job(ctx, "t1", j.ID); err != nil {
+		t.Fatal(err)
+	}
+	checkRekeyed(t, f, other.Keyring(), j, cts)
+}
