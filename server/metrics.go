@@ -58,6 +58,8 @@ type Metrics struct {
 
 	calls atomic.Int64 // instrumented provider calls started
 
+	opEncrypt, opDecrypt, opReencrypt opMetrics // see opSeries
+
 	mu        sync.Mutex
 	lifecycle Lifecycle     // source of byok_tenant_keys; nil until a server is made
 	keyring   *byok.Keyring // source of byok_keyring_cache_*; nil until a server is made
@@ -103,9 +105,74 @@ func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
 	m.requestDur.WithLabelValues(route).Observe(d.Seconds())
 }
 
+// routeMetrics are the series of one route that every request touches,
+// looked up once, on first use (a series appears when first counted, as
+// with WithLabelValues): no label hashing per request.
+type routeMetrics struct {
+	m     *Metrics
+	route string
+	once  sync.Once
+	ok    prometheus.Counter  // byok_http_requests_total{route, code="200"}
+	dur   prometheus.Observer // byok_http_request_duration_seconds{route}
+}
+
+func (m *Metrics) forRoute(route string) *routeMetrics { return &routeMetrics{m: m, route: route} }
+
+func (r *routeMetrics) observe(status int, d time.Duration) {
+	if status != http.StatusOK {
+		r.m.observeRequest(r.route, status, d)
+		return
+	}
+	r.once.Do(func() {
+		r.ok = r.m.requests.WithLabelValues(r.route, "200")
+		r.dur = r.m.requestDur.WithLabelValues(r.route)
+	})
+	r.ok.Inc()
+	r.dur.Observe(d.Seconds())
+}
+
+// opMetrics are the series of one data operation's successes, looked up
+// once, on first use.
+type opMetrics struct {
+	once     sync.Once
+	ok       prometheus.Counter  // byok_operations_total{op, outcome="ok"}
+	dur      prometheus.Observer // byok_operation_duration_seconds{op}
+	hitsOnce sync.Once           // the series appears with the first hit
+	hits     prometheus.Counter  // byok_cache_hits_total{op}
+}
+
+// opSeries returns the opMetrics of op, or nil for an op not known.
+func (m *Metrics) opSeries(op string) *opMetrics {
+	var om *opMetrics
+	switch op {
+	case opEncrypt:
+		om = &m.opEncrypt
+	case opDecrypt:
+		om = &m.opDecrypt
+	case opReencrypt:
+		om = &m.opReencrypt
+	default:
+		return nil
+	}
+	om.once.Do(func() {
+		om.ok = m.ops.WithLabelValues(op, "ok")
+		om.dur = m.opDur.WithLabelValues(op)
+	})
+	return om
+}
+
 // observeOp counts a data operation; hit says no provider call ran during
 // it.
 func (m *Metrics) observeOp(op string, err error, d time.Duration, hit bool) {
+	if om := m.opSeries(op); om != nil && err == nil {
+		om.ok.Inc()
+		om.dur.Observe(d.Seconds())
+		if hit {
+			om.hitsOnce.Do(func() { om.hits = m.cacheHits.WithLabelValues(op) })
+			om.hits.Inc()
+		}
+		return
+	}
 	outcome := "ok"
 	if err != nil {
 		e, _ := errorFor(err)
