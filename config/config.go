@@ -86,6 +86,11 @@ type ConsoleOIDC struct {
 	// ClientSecretEnv names the environment variable holding the app's
 	// client secret; the secret never goes in the file.
 	ClientSecretEnv string `yaml:"client_secret_env"`
+	// ClientAssertionFile, instead of ClientSecretEnv, is a federated
+	// token file the app trusts (the Kubernetes workload identity's,
+	// /var/run/secrets/azure/tokens/azure-identity-token), read at each
+	// sign-in: no secret anywhere.
+	ClientAssertionFile string `yaml:"client_assertion_file"`
 	// RedirectURL is https://<console host>/console/oidc/callback, a Web
 	// redirect URI of the app.
 	RedirectURL string `yaml:"redirect_url"`
@@ -647,8 +652,11 @@ func (c *Config) validateConsole(bad func(field, format string, args ...any)) {
 	if o.ClientID == "" {
 		bad(f+"client_id", "is empty; give the console's app registration's Application (client) ID")
 	}
-	if o.ClientSecretEnv == "" {
-		bad(f+"client_secret_env", "is empty; name the environment variable that holds the app's client secret (the secret never goes in the file)")
+	switch {
+	case o.ClientSecretEnv == "" && o.ClientAssertionFile == "":
+		bad(f+"client_secret_env", "and client_assertion_file are both empty; name the environment variable that holds the app's client secret (the secret never goes in the file), or the federated token file the app trusts (workload identity)")
+	case o.ClientSecretEnv != "" && o.ClientAssertionFile != "":
+		bad(f+"client_secret_env", "is set together with client_assertion_file; the app authenticates with one of them")
 	}
 	if u, err := url.Parse(o.RedirectURL); err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/console/oidc/callback") {
 		bad(f+"redirect_url", "is %q; give https://<console host>/console/oidc/callback and register it as a Web redirect URI of the app", o.RedirectURL)

@@ -54,6 +54,7 @@ func TestConsoleOIDCMistakes(t *testing.T) {
 		"http issuer":        {"issuer: https://login", "issuer: http://login", "console.oidc.issuer"},
 		"no client id":       {"client_id: 5b7c3f2e-8a41-4b6e-9c1d-2f0a3b4c5d6e", "client_id: ''", "Application (client) ID"},
 		"no secret env":      {"client_secret_env: BYOK_OIDC_CLIENT_SECRET", "client_secret_env: ''", "environment variable"},
+		"secret and file":    {"client_secret_env: BYOK_OIDC_CLIENT_SECRET", "client_secret_env: X\n    client_assertion_file: /var/run/t", "authenticates with one"},
 		"wrong callback":     {"/console/oidc/callback", "/callback", "console.oidc.redirect_url"},
 		"plain http":         {"https://byok.example.com/console", "http://byok.example.com/console", "must be https"},
 		"operator tenant":    {"  - require: [{claim: tid", "  - tenant: acme\n        require: [{claim: tid", "move it to tenant_admins"},

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/openbyok/byok/config"
@@ -20,9 +24,22 @@ func consoleSignIn(c config.Console, db any, getenv func(string) string, azure a
 	if o == nil {
 		return sessions, nil, nil
 	}
-	secret, err := secretFromEnv("console.oidc.client_secret_env", o.ClientSecretEnv, getenv)
-	if err != nil {
-		return nil, nil, err
+	var secret string
+	var assertion func(context.Context) (string, error)
+	if o.ClientAssertionFile != "" {
+		if _, err := os.Stat(o.ClientAssertionFile); err != nil {
+			return nil, nil, fmt.Errorf("console.oidc.client_assertion_file: %w; give the federated token file the console's app trusts (AZURE_FEDERATED_TOKEN_FILE of the workload identity)", err)
+		}
+		file := o.ClientAssertionFile
+		assertion = func(context.Context) (string, error) {
+			b, err := os.ReadFile(file) // rotated by the kubelet: read each time
+			return strings.TrimSpace(string(b)), err
+		}
+	} else {
+		var err error
+		if secret, err = secretFromEnv("console.oidc.client_secret_env", o.ClientSecretEnv, getenv); err != nil {
+			return nil, nil, err
+		}
 	}
 	rule := func(r config.OIDCRule) console.Rule {
 		out := console.Rule{Tenant: r.Tenant, FromKeySettings: r.FromKeySettings}
@@ -31,7 +48,7 @@ func consoleSignIn(c config.Console, db any, getenv func(string) string, azure a
 		}
 		return out
 	}
-	oc := &console.OIDC{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
+	oc := &console.OIDC{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret, ClientAssertion: assertion, RedirectURL: o.RedirectURL,
 		Scopes: o.Scopes, Label: o.Label, HTTPClient: &http.Client{Timeout: 30 * time.Second}}
 	if hc, ok := azure.(*http.Client); ok {
 		oc.HTTPClient = hc

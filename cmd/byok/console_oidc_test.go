@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -118,5 +119,35 @@ func TestConsoleAcrossReplicas(t *testing.T) {
 	jar.SetCookies(front0, stolen) // the cookie kept, as a copied one would be
 	if code, _ := get(0, "/console/operator"); code != http.StatusSeeOther {
 		t.Errorf("replica 0 after sign-out on replica 1: %d, want a redirect to sign-in", code)
+	}
+}
+
+// TestConsoleSignInAssertionFile: with client_assertion_file the console
+// authenticates with the token file's content, read at each use (the
+// kubelet rotates it); a missing file stops the start, naming the field.
+func TestConsoleSignInAssertionFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "azure-identity-token")
+	c := config.Console{OIDC: &config.ConsoleOIDC{Issuer: "https://login.microsoftonline.com/organizations/v2.0", ClientID: "c",
+		ClientAssertionFile: file, RedirectURL: "https://byok.example.com/console/oidc/callback"}}
+	if _, _, err := consoleSignIn(c, nil, func(string) string { return "" }, nil); err == nil || !strings.Contains(err.Error(), "console.oidc.client_assertion_file") {
+		t.Fatalf("a missing token file: %v", err)
+	}
+	if err := os.WriteFile(file, []byte("first.token.jwt\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, o, err := consoleSignIn(c, nil, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ClientSecret != "" || o.ClientAssertion == nil {
+		t.Fatalf("OIDC with a token file: secret set %v, assertion set %v", o.ClientSecret != "", o.ClientAssertion != nil)
+	}
+	for _, want := range []string{"first.token.jwt", "second.token.jwt"} {
+		if err := os.WriteFile(file, []byte(want+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := o.ClientAssertion(t.Context()); err != nil || got != want {
+			t.Errorf("assertion %q, %v; want %q", got, err, want)
+		}
 	}
 }

@@ -41,6 +41,11 @@ type OIDC struct {
 	// confidential client); the secret is read from the environment by
 	// byok serve, never from a file.
 	ClientID, ClientSecret string
+	// ClientAssertion, instead of ClientSecret, returns a client
+	// assertion for each code exchange: a federated token the app trusts
+	// (a Kubernetes workload identity's token file, a managed identity's
+	// token for api://AzureADTokenExchange). No secret anywhere.
+	ClientAssertion func(ctx context.Context) (string, error)
 	// RedirectURL is where the issuer sends the browser back:
 	// https://<console host>/console/oidc/callback (register it on the
 	// app as a Web redirect URI).
@@ -118,13 +123,19 @@ type oidcClient struct {
 func newOIDC(cfg OIDC, now func() time.Time) (*oidcClient, error) {
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"Issuer", cfg.Issuer}, {"ClientID", cfg.ClientID},
-		{"ClientSecret", cfg.ClientSecret}, {"RedirectURL", cfg.RedirectURL}} {
+		{"RedirectURL", cfg.RedirectURL}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
 	}
+	if cfg.ClientSecret == "" && cfg.ClientAssertion == nil {
+		missing = append(missing, "ClientSecret (or ClientAssertion)")
+	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("console: Config.OIDC lacks %s; set them, or leave OIDC nil for token sign-in only", strings.Join(missing, ", "))
+	}
+	if cfg.ClientSecret != "" && cfg.ClientAssertion != nil {
+		return nil, errors.New("console: Config.OIDC sets both ClientSecret and ClientAssertion; the app authenticates with one")
 	}
 	if u, err := url.Parse(cfg.RedirectURL); err != nil || !strings.HasSuffix(u.Path, "/oidc/callback") {
 		return nil, fmt.Errorf("console: Config.OIDC.RedirectURL %q must be the console's callback, https://<host><prefix>/oidc/callback", cfg.RedirectURL)
@@ -188,8 +199,28 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, string, erro
 }
 
 func (o *oidcClient) oauth2Config(p *oidc.Provider) *oauth2.Config {
-	return &oauth2.Config{ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret, Endpoint: p.Endpoint(),
+	c := &oauth2.Config{ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret, Endpoint: p.Endpoint(),
 		RedirectURL: o.cfg.RedirectURL, Scopes: o.cfg.Scopes}
+	if o.cfg.ClientAssertion != nil {
+		c.Endpoint.AuthStyle = oauth2.AuthStyleInParams // client_id in the body, no secret
+	}
+	return c
+}
+
+// clientAuth returns the exchange's client assertion parameters, if the
+// app authenticates with one.
+func (o *oidcClient) clientAuth(ctx context.Context) ([]oauth2.AuthCodeOption, error) {
+	if o.cfg.ClientAssertion == nil {
+		return nil, nil
+	}
+	a, err := o.cfg.ClientAssertion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("console: the client assertion for the code exchange: %w", err)
+	}
+	return []oauth2.AuthCodeOption{
+		oauth2.SetAuthURLParam("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+		oauth2.SetAuthURLParam("client_assertion", a),
+	}, nil
 }
 
 // oidcStart begins a sign-in: fresh state, nonce and PKCE verifier in the
@@ -258,7 +289,12 @@ func (c *console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := c.oidc.ctx(r.Context())
-	tok, err := c.oidc.oauth2Config(p).Exchange(ctx, q.Get("code"), oauth2.VerifierOption(f.Verifier))
+	auth, err := c.oidc.clientAuth(ctx)
+	if err != nil {
+		c.refuse(w, r, http.StatusBadGateway, "client-assertion", "byok cannot read its own credential for the identity provider now (its federated token). Try again later, or sign in with a token; the server log says why.", err)
+		return
+	}
+	tok, err := c.oidc.oauth2Config(p).Exchange(ctx, q.Get("code"), append(auth, oauth2.VerifierOption(f.Verifier))...)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		msg := "The identity provider refused to exchange the sign-in code"

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,10 @@ func TestNewRejectsBadOIDC(t *testing.T) {
 		mod  func(*console.OIDC)
 		want string
 	}{
-		"no secret":        {func(o *console.OIDC) { o.ClientSecret = "" }, "ClientSecret"},
+		"no secret": {func(o *console.OIDC) { o.ClientSecret = "" }, "ClientSecret"},
+		"secret and assertion": {func(o *console.OIDC) {
+			o.ClientAssertion = func(context.Context) (string, error) { return "", nil }
+		}, "both ClientSecret and ClientAssertion"},
 		"no issuer":        {func(o *console.OIDC) { o.Issuer = "" }, "Issuer"},
 		"wrong callback":   {func(o *console.OIDC) { o.RedirectURL = "https://byok.example.com/cb" }, "/oidc/callback"},
 		"nobody mapped":    {func(o *console.OIDC) { o.Operators = nil }, "maps nobody"},

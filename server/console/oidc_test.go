@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -38,6 +40,7 @@ type sso struct {
 	app      kvemu.App    // the console's app registration
 	users    map[string]kvemu.User
 	replicas [2]http.Handler
+	oidc     console.OIDC // the replicas' configuration
 }
 
 // newSSO builds the fixture, the console's multi-tenant app in the
@@ -91,25 +94,35 @@ func newSSO(t *testing.T, issuer string) *sso {
 		Secret: lifecycle.NewSecret(s.secret)}); err != nil {
 		t.Fatal(err)
 	}
-	log := audit.New(s.db, nil)
+	s.oidc = console.OIDC{
+		Issuer: issuer, ClientID: s.app.ClientID, ClientSecret: sec.Value, RedirectURL: callback,
+		Label:      "Sign in with Microsoft Entra ID",
+		HTTPClient: emu.HTTPClient(),
+		Operators:  []console.Rule{{Require: []console.Claim{{Name: "tid", Value: platformDir}, {Name: "groups", Value: opsGroup}}}},
+		TenantAdmins: []console.Rule{
+			{Tenant: fabrikam, Require: []console.Claim{{Name: "tid", Value: fabrikamDir}}},
+			{FromKeySettings: true, Require: []console.Claim{{Name: "roles", Value: adminRole}}},
+		},
+	}
 	for i := range s.replicas {
-		ui, err := console.New(console.Config{Lifecycle: s.lc, Tokens: s.db, Audit: log, Now: s.clock.Now, Sessions: s.db,
-			OIDC: &console.OIDC{
-				Issuer: issuer, ClientID: s.app.ClientID, ClientSecret: sec.Value, RedirectURL: callback,
-				Label:      "Sign in with Microsoft Entra ID",
-				HTTPClient: emu.HTTPClient(),
-				Operators:  []console.Rule{{Require: []console.Claim{{Name: "tid", Value: platformDir}, {Name: "groups", Value: opsGroup}}}},
-				TenantAdmins: []console.Rule{
-					{Tenant: fabrikam, Require: []console.Claim{{Name: "tid", Value: fabrikamDir}}},
-					{FromKeySettings: true, Require: []console.Claim{{Name: "roles", Value: adminRole}}},
-				},
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.replicas[i] = ui
+		s.replicas[i] = s.replica(nil)
 	}
 	return s
+}
+
+// replica returns a console over the fixture's store with the sso
+// configuration, changed by mod (nil: as it is).
+func (s *sso) replica(mod func(*console.OIDC)) http.Handler {
+	s.t.Helper()
+	o := s.oidc
+	if mod != nil {
+		mod(&o)
+	}
+	ui, err := console.New(console.Config{Lifecycle: s.lc, Tokens: s.db, Audit: audit.New(s.db, nil), Now: s.clock.Now, Sessions: s.db, OIDC: &o})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return ui
 }
 
 // browserless is a cookie-keeping client that reaches both the console
@@ -417,5 +430,50 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 	s.clock.Advance(50 * time.Minute) // 8 h 20 min
 	if got := use(busy, 1); got != http.StatusSeeOther {
 		t.Errorf("a session past its 8 h lifetime: %d", got)
+	}
+}
+
+// TestOIDCWorkloadIdentity: the console's app authenticates the code
+// exchange with a federated token (a Kubernetes workload identity's) that
+// the app trusts, instead of a secret; a token for another subject is
+// refused by the issuer (AADSTS700213), and a token that cannot be read
+// is a clear page.
+func TestOIDCWorkloadIdentity(t *testing.T) {
+	s := newSSO(t, "")
+	const issuer, subject = "https://oidc.aks.example/cluster-1/", "system:serviceaccount:byok:byok"
+	if err := s.emu.AddFederatedIssuer(issuer); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.emu.AddFederatedCredential(s.app.ClientID, kvemu.FederatedCredential{Issuer: issuer, Subject: subject}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, subject string
+		readErr       error
+		status        int
+		reason, want  string
+	}{
+		{"trusted workload", subject, nil, http.StatusOK, "", ""},
+		{"another workload", "system:serviceaccount:other:app", nil, http.StatusUnauthorized, "exchange", "AADSTS700213"},
+		{"unreadable token file", "", errors.New("open /var/run/secrets/azure/tokens/azure-identity-token: no such file"), http.StatusBadGateway, "client-assertion", "federated token"},
+	} {
+		s.replicas[0] = s.replica(func(o *console.OIDC) {
+			o.ClientSecret = ""
+			o.ClientAssertion = func(context.Context) (string, error) {
+				if tc.readErr != nil {
+					return "", tc.readErr
+				}
+				return s.emu.FederatedToken(issuer, tc.subject, "")
+			}
+		})
+		s.to.Store(0)
+		res, body := s.client().signIn("olga@saas.example")
+		if tc.reason == "" {
+			if res.StatusCode != tc.status || !strings.Contains(body, `id="continue"`) {
+				t.Errorf("%s: %d\n%s", tc.name, res.StatusCode, body)
+			}
+			continue
+		}
+		refused(t, tc.name, res, body, tc.status, tc.reason, tc.want)
 	}
 }
