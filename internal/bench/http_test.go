@@ -1,0 +1,61 @@
+package bench
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// `byok bench http` measures what it says: both servers answer every
+// route with 200, the ceiling's bodies and answers have byok's sizes, and
+// a short comparison yields rates and ordered percentiles.
+func TestHTTPCompare(t *testing.T) {
+	e, err := NewHTTPEnv(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if len(e.CeilEncryptBody) != len(e.EncryptBody) || len(e.CeilDecryptBody) != len(e.DecryptBody) {
+		t.Fatalf("ceiling bodies of %d and %d bytes, byok's %d and %d", len(e.CeilEncryptBody), len(e.CeilDecryptBody), len(e.EncryptBody), len(e.DecryptBody))
+	}
+	post := func(url, tok string, body []byte) []byte {
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %s = %d %s", url, resp.StatusCode, b)
+		}
+		return b
+	}
+	for _, c := range []struct{ byok, ceil []byte }{
+		{post(e.ByokURL+"/v1/tenants/t1/encrypt", e.Token, e.EncryptBody), post(e.CeilingURL+"/encrypt", "", e.CeilEncryptBody)},
+		{post(e.ByokURL+"/v1/tenants/t1/decrypt", e.Token, e.DecryptBody), post(e.CeilingURL+"/decrypt", "", e.CeilDecryptBody)},
+	} {
+		if len(c.byok) != len(c.ceil) {
+			t.Errorf("answers of %d bytes from byok and %d from the ceiling: %.60s… %.60s…", len(c.byok), len(c.ceil), c.byok, c.ceil)
+		}
+	}
+	if b := post(e.ByokURL+"/v1/tenants/t1/batch", e.Token, e.BatchBody); strings.Count(string(b), `"ciphertext"`) != HTTPBatchSize {
+		t.Fatalf("batch answer holds %d ciphertexts, want %d", strings.Count(string(b), `"ciphertext"`), HTTPBatchSize)
+	}
+	r, err := e.Compare(1, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, l := range map[string]Load{"ceiling encrypt": r.CeilEncrypt, "encrypt": r.Encrypt, "ceiling decrypt": r.CeilDecrypt, "decrypt": r.Decrypt, "batch": r.Batch} {
+		if l.Ops <= 0 || l.P50 <= 0 || l.P50 > l.P99 {
+			t.Errorf("%s: %+v", name, l)
+		}
+	}
+}
