@@ -178,9 +178,9 @@ Then run byok key test: it says what is missing, e.g. the role or the federated
 credential, and how to add it (docs/azure-setup.md).`
 
 const configureExamples = `  byok key configure --tenant acme --key-id https://bu-vault.vault.azure.net/keys/byok --credential managed-identity
-  byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \\
+  byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \
     --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential workload-identity
-  byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \\
+  byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \
     --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential client-secret --secret-file secret.txt`
 
 // errTestFailed is the error of a Test configuration that did not pass:
@@ -663,7 +663,7 @@ func printKey(w io.Writer, asJSON bool, k client.Key) error {
 		{"tenant", k.Tenant},
 		{"state", k.State},
 		{"key id", orDash(k.Settings.KeyID)},
-		{"current version", orDash(k.CurrentKeyID)},
+		{"current version", currentVersion(k)},
 		{"directory / app", orDash(k.Settings.DirectoryID) + " / " + orDash(k.Settings.ClientID)},
 		{"credential", cred},
 		{"enforcement date", when(k.EnforceAt)},
@@ -682,6 +682,9 @@ func printKey(w io.Writer, asJSON bool, k client.Key) error {
 	}
 	if j := k.Job; j != nil {
 		rows = append(rows, []string{"job", fmt.Sprintf("%s %s %s, %d/%d", j.Kind, j.ID, j.State, j.Done, j.Total)})
+	}
+	if next := nextStep(k); next != "" {
+		rows = append(rows, []string{"next", next})
 	}
 	if err := table(w, rows...); err != nil {
 		return err
@@ -705,6 +708,37 @@ func printKey(w io.Writer, asJSON bool, k client.Key) error {
 		return table(w, hrows...)
 	}
 	return nil
+}
+
+// currentVersion is the key version in use, or when one will be.
+func currentVersion(k client.Key) string {
+	if k.CurrentKeyID == "" && (k.State == "draft" || k.State == "scheduled") {
+		return "- (chosen when the key activates)"
+	}
+	return orDash(k.CurrentKeyID)
+}
+
+// nextStep is what the tenant admin does next in k's state, as a command
+// to run when there is one; empty when nothing is waiting on them.
+func nextStep(k client.Key) string {
+	t := k.Tenant
+	switch k.State {
+	case "none", "":
+		return "byok key configure --tenant " + t + " --key-id URL … (see byok help key configure)"
+	case "draft":
+		switch {
+		case k.LastTest == nil:
+			return "byok key test --tenant " + t
+		case !k.LastTest.Passed:
+			return "fix what the last test reported, then byok key test --tenant " + t
+		}
+		return "byok key proceed --tenant " + t + " --enforce-at TIME (or --in 72h) to schedule the enforcement"
+	case "scheduled":
+		return "nothing: the key is enforced at " + when(k.EnforceAt) + " and its state turns active"
+	case "revoked":
+		return "restore the platform's access to the key in the vault: byok notices within the check interval and serves again"
+	}
+	return ""
 }
 
 // coverageText describes a coverage: "all scopes", "all but a, b",
