@@ -70,7 +70,7 @@ func auditVerifyCmd() *cobra.Command {
 		Use:   "verify --db FILE [--tenant T | --platform] [--head SEQ:HASH]",
 		Short: "check every hash chain of the audit log; exit 1 if a row was altered outside byok",
 		Example: `  byok audit verify --db /var/lib/byok/byok.db
-  byok audit verify --db /var/lib/byok/byok.db --tenant acme --head 42:<the hash verify printed earlier>`,
+  byok audit verify --db /var/lib/byok/byok.db --tenant acme --head 42:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return auditVerify(cmd.Context(), af, head, cmd.OutOrStdout())
 		},

@@ -64,12 +64,16 @@ var (
 	once    sync.Once
 	srv     *server
 	srvErr  error
-	mainErr = errors.New("pgtest: call pgtest.Main(m) from the package's TestMain: it stops the server when the tests end")
+	mainErr = errors.New("pgtest: call pgtest.Main(m) (or Run) from the package's TestMain: it stops the server when the tests end")
 )
 
 // Main runs the tests of m and then stops the server, if a test started
 // it, and exits with the tests' status. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it returns the tests' status, for a
+// TestMain that runs m through another wrapper (testscript.Main).
+func Run(m interface{ Run() int }) int {
 	inMain = true
 	code := m.Run()
 	if srv != nil {
@@ -80,7 +84,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // NewDatabase creates a new, empty database on the binary's server and
