@@ -358,20 +358,3 @@ func checkSizes(n int, aad []byte) error {
 	}
 	return nil
 }
-
-// checkID validates a tenant or scope id: 1 to MaxIDLen bytes of printable
-// characters.
-func checkID(arg, id string) error {
-	if id == "" {
-		return &InputError{Arg: arg, Reason: "is empty"}
-	}
-	if len(id) > MaxIDLen {
-		return &InputError{Arg: arg, Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(id), MaxIDLen)}
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x21 || c == 0x7f {
-			return &InputError{Arg: arg, Reason: fmt.Sprintf("contains a space or control character at byte %d; use printable characters only", i)}
-		}
-	}
-	return nil
-}

@@ -941,15 +941,12 @@ func (s *Service) scopes(ctx context.Context, tenant string) ([]byok.ScopeRecord
 	}
 }
 
+// checkScopeID validates a scope id by the keyring's one rule,
+// [byok.CheckID], and returns its reason alone.
 func checkScopeID(sc string) error {
-	if sc == "" {
-		return errors.New("is empty")
-	}
-	if len(sc) > byok.MaxIDLen {
-		return fmt.Errorf("is %d bytes, the limit is %d", len(sc), byok.MaxIDLen)
-	}
-	if strings.ContainsFunc(sc, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
-		return errors.New("contains a space or control character")
+	var in *byok.InputError
+	if errors.As(byok.CheckID("scope", sc), &in) {
+		return errors.New(in.Reason)
 	}
 	return nil
 }

@@ -384,21 +384,13 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// checkID validates a tenant or scope id as the keyring does: 1 to
-// byok.MaxIDLen bytes, no space or control character.
+// checkID validates a tenant, scope or job id by the keyring's one rule,
+// [byok.CheckID].
 func checkID(field, id string) error {
 	if id == "" {
 		return &byok.InputError{Arg: field, Reason: "is empty; give a " + field + " id"}
 	}
-	if len(id) > byok.MaxIDLen {
-		return &byok.InputError{Arg: field, Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(id), byok.MaxIDLen)}
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x21 || c == 0x7f {
-			return &byok.InputError{Arg: field, Reason: fmt.Sprintf("contains a space or control character at byte %d; use printable characters only", i)}
-		}
-	}
-	return nil
+	return byok.CheckID(field, id)
 }
 
 func cmpOr(v, def int) int {

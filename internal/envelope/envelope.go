@@ -126,6 +126,9 @@ func ValidateIDs(tenant, scope string) error {
 	return checkID("scope id", scope)
 }
 
+// checkID checks what the format needs of an id: 1 to MaxIDLen bytes.
+// Which ids a service accepts (printable, none of / ? # %, not . or ..)
+// is byok.CheckID's rule, which every caller applies before it gets here.
 func checkID(arg, id string) error {
 	switch {
 	case id == "":
