@@ -324,10 +324,16 @@ func (e *Emulator) controlHandler() http.Handler {
 		return ok(map[string]string{"id": id}, err)
 	})
 	handle("POST "+p+"/vaults/{vault}/roles/{id}/revoke", func(r *http.Request) (int, any, error) {
-		return noContent(e.RevokeRole(r.PathValue("vault"), r.PathValue("id")))
+		if err := e.RevokeRole(r.PathValue("vault"), r.PathValue("id")); err != nil {
+			return 0, nil, err
+		}
+		return ok(e.roleChange(r.PathValue("vault"), r.PathValue("id"), "revoked: the principal's calls to the vault now fail with 403 Forbidden"))
 	})
 	handle("POST "+p+"/vaults/{vault}/roles/{id}/restore", func(r *http.Request) (int, any, error) {
-		return noContent(e.RestoreRole(r.PathValue("vault"), r.PathValue("id")))
+		if err := e.RestoreRole(r.PathValue("vault"), r.PathValue("id")); err != nil {
+			return 0, nil, err
+		}
+		return ok(e.roleChange(r.PathValue("vault"), r.PathValue("id"), "restored: the principal's calls to the vault succeed again"))
 	})
 	handle("DELETE "+p+"/vaults/{vault}/roles/{id}", func(r *http.Request) (int, any, error) {
 		return noContent(e.RemoveRole(r.PathValue("vault"), r.PathValue("id")))
@@ -458,4 +464,39 @@ func privateKey(text string) (any, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("%w: the key is neither PKCS#8 nor PKCS#1 RSA", errBadRequest)
+}
+
+// roleChangeView is the answer of a role revoke or restore: a line that
+// says what changed (curl prints it), and the assignment as it now is.
+type roleChangeView struct {
+	Message    string         `json:"message"`
+	Vault      string         `json:"vault"`
+	Assignment RoleAssignment `json:"assignment"`
+}
+
+// roleChange describes role assignment id of vault after a change that
+// what describes.
+func (e *Emulator) roleChange(vaultName, id, what string) (roleChangeView, error) {
+	roles, err := e.RoleAssignments(vaultName)
+	if err != nil {
+		return roleChangeView{}, err
+	}
+	for _, a := range roles {
+		if a.ID != id {
+			continue
+		}
+		role := a.Role
+		if role == "" {
+			role = "custom role " + strings.Join(a.DataActions, ", ")
+		}
+		scope := "vault " + vaultName
+		if a.Key != "" {
+			scope = "key " + a.Key + " of vault " + vaultName
+		}
+		return roleChangeView{
+			Message: fmt.Sprintf("role assignment %s (%s for principal %s on %s) %s", id, role, a.PrincipalID, scope, what),
+			Vault:   vaultName, Assignment: a,
+		}, nil
+	}
+	return roleChangeView{}, fmt.Errorf("%w: role assignment %s of vault %s", vault.ErrNotFound, truncate(id), truncate(vaultName))
 }

@@ -244,8 +244,15 @@ func TestControlAPIVaults(t *testing.T) {
 	if len(roles) != len(seed.Vaults[0].RoleAssignments) {
 		t.Fatalf("roles %+v", roles)
 	}
-	if st := control(t, e, "POST", "/control/vaults/contoso/roles/"+roles[0].ID+"/revoke", "", nil); st != 204 {
-		t.Fatalf("revoke role: %d", st)
+	// Revoke and restore answer with what changed, which curl prints.
+	var change struct {
+		Message    string
+		Vault      string
+		Assignment RoleAssignment
+	}
+	if st := control(t, e, "POST", "/control/vaults/contoso/roles/"+roles[0].ID+"/revoke", "", &change); st != 200 ||
+		!change.Assignment.Revoked || change.Vault != "contoso" || !strings.Contains(change.Message, "role assignment "+roles[0].ID) || !strings.Contains(change.Message, "revoked") {
+		t.Fatalf("revoke role: %d %+v, want 200 and a message saying the assignment was revoked", st, change)
 	}
 	control(t, e, "GET", "/control/vaults/contoso/roles", "", &roles)
 	if !roles[0].Revoked {
@@ -257,12 +264,19 @@ func TestControlAPIVaults(t *testing.T) {
 		{"POST", "/control/vaults/contoso/faults", `{"status":503,"count":1}`},
 		{"DELETE", "/control/vaults/contoso/faults", ``},
 		{"PUT", "/control/vaults/contoso/offline", `{"offline":false}`},
-		{"POST", "/control/vaults/contoso/roles/" + roles[0].ID + "/restore", ``},
 		{"DELETE", "/control/calls", ``},
 	} {
 		if st := control(t, e, tc.method, tc.path, tc.body, nil); st != 204 {
 			t.Errorf("%s %s: %d, want 204", tc.method, tc.path, st)
 		}
+	}
+	change.Message, change.Assignment = "", RoleAssignment{}
+	if st := control(t, e, "POST", "/control/vaults/contoso/roles/"+roles[0].ID+"/restore", "", &change); st != 200 ||
+		change.Assignment.ID != roles[0].ID || change.Assignment.Revoked || !strings.Contains(change.Message, "restored") {
+		t.Fatalf("restore role: %d %+v, want 200 and a message saying the assignment was restored", st, change)
+	}
+	if st := control(t, e, "POST", "/control/vaults/contoso/roles/nosuch/restore", "", nil); st != 404 {
+		t.Errorf("restore of an unknown assignment: %d, want 404", st)
 	}
 	if st := control(t, e, "PUT", "/control/vaults/contoso/latency", `{"fixed":"-1s"}`, nil); st != 400 {
 		t.Errorf("negative latency: %d, want 400", st)
