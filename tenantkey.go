@@ -177,6 +177,7 @@ func (k *Keyring) current(t *tenantKey) (cipher.AEAD, error) {
 // material to use.
 func (k *Keyring) succeeded(t *tenantKey, derived []byte, now time.Time) cipher.AEAD {
 	wasDown := t.revoked != nil || t.aead == nil && !t.lastSuccess.IsZero() || t.failures > 0
+	wasRevoked := t.revoked != nil
 	if t.aead == nil || subtle.ConstantTimeCompare(t.key, derived) != 1 {
 		if t.aead != nil {
 			// The shares changed underneath us: never mix DEKs of two keys.
@@ -192,6 +193,9 @@ func (k *Keyring) succeeded(t *tenantKey, derived []byte, now time.Time) cipher.
 	t.valid.set(k, now.Add(k.cfg.CheckInterval).UnixNano())
 	if wasDown {
 		k.emit(Event{Type: EventRestored, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, At: now})
+		// At the level of the failure it ends, so a log that shows one
+		// shows the other.
+		k.cfg.Logger.Warn("tenant key restored: serving again", "tenant", t.id.tenant, "kind", t.id.kind.String(), "was_revoked", wasRevoked)
 	}
 	return t.aead
 }
