@@ -50,8 +50,9 @@ type demo struct {
 }
 
 // startDemo starts the emulator and the service in dir (created if
-// missing) and, on first use of dir, seeds the demo customer.
-func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger) (*demo, error) {
+// missing) and, on first use of dir, seeds the demo customer. It writes a
+// line to progress as each part comes up.
+func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger, progress io.Writer) (*demo, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -63,6 +64,7 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger) (*dem
 	if err != nil {
 		return nil, fmt.Errorf("starting the Key Vault emulator: %w", err)
 	}
+	fmt.Fprintf(progress, "  Key Vault emulator   up on https://%s\n", d.emu.Addr())
 	cfg := config.Default()
 	cfg.Store.SQLite = filepath.Join(dir, "byok.db")
 	cfg.PlatformKey.File = filepath.Join(dir, "platform.key")
@@ -73,16 +75,26 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger) (*dem
 		d.emu.Close()
 		return nil, err
 	}
+	fmt.Fprintf(progress, "  store                open: %s (SQLite), platform key %s\n", cfg.Store.SQLite, cfg.PlatformKey.File)
 	if d.ln, err = net.Listen("tcp", addr); err != nil {
 		d.close()
 		return nil, fmt.Errorf("listening on %s: %w (choose another with --addr)", addr, err)
 	}
 	d.url = "http://" + d.ln.Addr().String()
+	fmt.Fprintf(progress, "  byok server          listening on %s\n", d.url)
 	if d.fresh {
+		fmt.Fprintf(progress, "  demo tenant          seeding %q: directory, app, vault, key, role, Test configuration…\n", demoTenant)
 		if err := d.seed(ctx); err != nil {
 			d.close()
 			return nil, fmt.Errorf("seeding the demo: %w", err)
 		}
+		verdict := "passed"
+		if !d.testedOK {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(progress, "  demo tenant          %q ready (Test configuration %s)\n", demoTenant, verdict)
+	} else {
+		fmt.Fprintf(progress, "  demo tenant          %q reused from %s\n", demoTenant, dir)
 	}
 	return d, nil
 }
@@ -232,8 +244,9 @@ func runDemo(ctx context.Context, dir, addr string, stdout, stderr io.Writer) er
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
+	fmt.Fprintf(stdout, "byok demo starting in %s\n", dir)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := startDemo(ctx, dir, addr, logger)
+	d, err := startDemo(ctx, dir, addr, logger, stdout)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/openbyok/byok/server/token"
@@ -21,7 +22,7 @@ import (
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := startDemo(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	d, err := startDemo(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +44,19 @@ func TestDemo(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- d.app.run(ctx, d.ln, "", "") }()
+
+	// The banner's revoke and restore commands print what changed.
+	for _, action := range []string{"revoke", "restore"} {
+		resp, err := d.emu.HTTPClient().Post("https://"+d.emu.Addr()+"/control/vaults/"+demoVault+"/roles/"+d.roleID+"/"+action, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "role assignment "+d.roleID) || !strings.Contains(string(body), strings.TrimSuffix(action, "e")+"ed:") {
+			t.Fatalf("the banner's %s command: %d %s; want a line saying what changed", action, resp.StatusCode, body)
+		}
+	}
 
 	c := api{t: t, base: d.url, tenant: demoTenant}
 	if s := c.status(d.tokens[token.TenantAdmin]); s.State != "draft" {
@@ -68,7 +82,7 @@ func TestDemo(t *testing.T) {
 	// A second start on the same directory reuses everything.
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	d2, err := startDemo(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	d2, err := startDemo(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,4 +96,64 @@ func TestDemo(t *testing.T) {
 	if dec.Plaintext != base64.StdEncoding.EncodeToString([]byte("hi")) {
 		t.Fatalf("after a restart, decrypt = %q", dec.Plaintext)
 	}
+}
+
+// byok demo prints a line as soon as it starts and as each part comes up,
+// in order, before the banner: a user waiting on a cold start sees it
+// move.
+func TestDemoOutputOrder(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &lineWatcher{want: "Stop with Ctrl-C", seen: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- runDemo(ctx, t.TempDir(), "127.0.0.1:0", out, io.Discard) }()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("byok demo ended before its banner: %v\n%s", err, out.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	if !strings.HasPrefix(text, "byok demo starting in ") {
+		t.Errorf("the first line is not the start line:\n%s", text)
+	}
+	at := 0
+	for _, want := range []string{"byok demo starting in ", "Key Vault emulator   up on https://", "store                open: ",
+		"byok server          listening on http://", `demo tenant          seeding "contoso"`, `demo tenant          "contoso" ready (Test configuration passed)`,
+		"byok demo is running."} {
+		i := strings.Index(text[at:], want)
+		if i < 0 {
+			t.Fatalf("after byte %d the output lacks %q (or has it out of order):\n%s", at, want, text)
+		}
+		at += i + len(want)
+	}
+}
+
+// lineWatcher collects what is written to it and closes seen once the
+// text holds want.
+type lineWatcher struct {
+	mu   sync.Mutex
+	b    strings.Builder
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b.Write(p)
+	if strings.Contains(w.b.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *lineWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
