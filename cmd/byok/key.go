@@ -38,7 +38,7 @@ type keyFlags struct {
 
 func (f *keyFlags) register(fs *pflag.FlagSet) {
 	f.clientFlags.register(fs)
-	fs.StringVar(&f.tenant, "tenant", os.Getenv(envTenant), "the `tenant` whose key this is (default $"+envTenant+")")
+	fs.StringVar(&f.tenant, "tenant", os.Getenv(envTenant), "the `tenant` whose key or data this is (default $"+envTenant+")")
 }
 
 // connect returns the client, once a tenant is given.

@@ -172,6 +172,7 @@ func helpCmd(root *cobra.Command) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			target.InitDefaultHelpFlag() // listed with the flags, as on -h
 			return target.Help()
 		},
 	}

@@ -34,7 +34,7 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&path, "config", os.Getenv("BYOK_CONFIG"), "the configuration `file` (default $BYOK_CONFIG)")
-	c.Flags().StringVar(&tokenFile, "operator-token-file", "", "where the first operator token is written on first run (default: operator.token beside the SQLite file, or in the working directory)")
+	c.Flags().StringVar(&tokenFile, "operator-token-file", "", "the `file` the first operator token is written to on first run (default: operator.token beside the SQLite file, or in the working directory)")
 	return c
 }
 
