@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,12 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/spf13/cobra"
 
 	"github.com/openbyok/byok/client/clienttest"
 	"github.com/openbyok/byok/internal/pgtest"
+	"github.com/openbyok/byok/kms"
 )
 
 // TestMain makes the test binary the byok command of the scripts as well:
@@ -33,9 +36,10 @@ type pgtestRun struct{ m *testing.M }
 func (r pgtestRun) Run() int { return pgtest.Run(r.m) }
 
 // TestScripts runs the command line scripts of testdata/script. Each gets
-// its own API server (clienttest): $BYOK_SERVER is its URL and
-// $OPERATOR and operator.token, in the script's directory, an operator
-// token.
+// its own API server (clienttest): $BYOK_SERVER is its URL, $OPERATOR and
+// operator.token (in the script's directory) an operator token, $CMK the
+// customer key in its fake vault and $TOMORROW a day after its clock's
+// now. The commands vault, clock and tick act on that server.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
@@ -46,7 +50,10 @@ func TestScripts(t *testing.T) {
 				return fmt.Errorf("testscript's T is not a testing.TB")
 			}
 			srv := clienttest.New(tb, 0)
+			env.Values[serverKey{}] = srv
 			env.Setenv(envServer, srv.URL)
+			env.Setenv("CMK", srv.CMK)
+			env.Setenv("TOMORROW", srv.Now().Add(24*time.Hour).Format(time.RFC3339))
 			env.Setenv("OPERATOR", srv.Operator)
 			if os.Getenv("GORACE") == "" {
 				env.Setenv("GORACE", "atexit_sleep_ms=0") // each byok run would sleep 1 s at exit
@@ -56,8 +63,54 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"exits": cmdExits,
 			"grab":  cmdGrab,
+			"vault": cmdVault,
+			"clock": cmdClock,
+			"tick":  cmdTick,
 		},
 	})
+}
+
+// serverKey is the key of a script's *clienttest.Server in its Values.
+type serverKey struct{}
+
+func scriptServer(ts *testscript.TestScript) *clienttest.Server {
+	return ts.Value(serverKey{}).(*clienttest.Server)
+}
+
+// cmdVault is "vault fail|heal": the customer's vault refuses the
+// platform its key ($CMK), as when the customer removes its role, or
+// serves it again.
+func cmdVault(ts *testscript.TestScript, neg bool, args []string) {
+	srv := scriptServer(ts)
+	switch {
+	case neg || len(args) != 1:
+		ts.Fatalf("usage: vault fail|heal")
+	case args[0] == "fail":
+		srv.Customer.FailKey(srv.CMK, kms.Authoritative, kms.ReasonDenied)
+	case args[0] == "heal":
+		srv.Customer.HealKey(srv.CMK)
+	default:
+		ts.Fatalf("usage: vault fail|heal")
+	}
+}
+
+// cmdClock is "clock DURATION": the server's clock moves on.
+func cmdClock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: clock DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	scriptServer(ts).Advance(d)
+}
+
+// cmdTick is "tick": one pass of the server's background work
+// (activation, jobs, health checks).
+func cmdTick(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: tick")
+	}
+	ts.Check(scriptServer(ts).Lifecycle.Tick(context.Background()))
 }
 
 // cmdExits is "exits CODE PROGRAM [ARGS...]": it runs the program like
