@@ -165,13 +165,15 @@ func TestWarmPathMakesNoProviderCalls(t *testing.T) {
 	}
 }
 
-// Each check interval, a cached tenant key is checked by one unwrap of its
-// customer share (and one of its platform share).
+// Each check interval, a cached customer-managed tenant key is checked by
+// one unwrap of its customer share. Its platform share was unwrapped when
+// the key was derived and is reused: no call to the platform root key.
 func TestCheckInterval(t *testing.T) {
 	f := newFixture(t)
 	f.byokTenant("acme", byok.Grace)
 	f.encrypt("acme", "covered", "load")
 	f.cmk.ResetCalls()
+	f.prk.ResetCalls()
 
 	f.clock.Advance(checkInterval - time.Second)
 	f.encrypt("acme", "covered", "before the interval")
@@ -184,6 +186,44 @@ func TestCheckInterval(t *testing.T) {
 	}
 	if n := f.cmk.Calls().Unwrap; n != 1 {
 		t.Fatalf("%d unwraps when the interval elapsed, want 1", n)
+	}
+	if p := f.prk.Calls(); p != (kmstest.Counts{}) {
+		t.Fatalf("the check called the platform root key: %+v", p)
+	}
+}
+
+// A platform share re-wrapped under a new version of the platform root key
+// (a platform re-key) is unwrapped once at the next check, and the key it
+// derives is the same: nothing is forgotten.
+func TestCheckAfterPlatformRewrap(t *testing.T) {
+	f := newFixture(t)
+	f.byokTenant("acme", byok.Grace)
+	ct := f.encrypt("acme", "covered", "before")
+	rec, err := f.db.TenantKey(f.ctx, "acme", byok.CustomerManaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.prk.Unwrap(f.ctx, rec.PlatformShare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw, err := f.prk.Wrap(f.ctx, f.prk.Rotate(f.cfg.PlatformKeyID), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.ReplacePlatformShare(f.ctx, "acme", byok.CustomerManaged, rec.Epoch, rec.PlatformShare.KeyID, nw); err != nil {
+		t.Fatal(err)
+	}
+	f.prk.ResetCalls()
+	f.clock.Advance(checkInterval)
+	f.mustDecrypt("acme", "covered", ct, "before")
+	if n := f.prk.Calls().Unwrap; n != 1 {
+		t.Fatalf("%d platform unwraps at the check after the re-wrap, want 1", n)
+	}
+	f.clock.Advance(checkInterval)
+	f.mustDecrypt("acme", "covered", ct, "before")
+	if n := f.prk.Calls().Unwrap; n != 1 {
+		t.Fatalf("%d platform unwraps after the next check, want still 1", n)
 	}
 }
 

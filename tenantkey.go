@@ -1,6 +1,7 @@
 package byok
 
 import (
+	"bytes"
 	"context"
 	"crypto/cipher"
 	"crypto/subtle"
@@ -32,15 +33,21 @@ type tenantKey struct {
 	// not be used.
 	valid deadline
 
-	mu          sync.Mutex
-	aead        cipher.AEAD // nil when dropped
-	key         []byte      // the derived tenant key, wiped when dropped
-	policy      Policy
-	lastSuccess time.Time // last successful check
-	nextAttempt time.Time // no provider call before this, after a failure
-	failures    int       // consecutive transient failures
-	revoked     *RevokedError
-	lastErr     error // last transient failure
+	mu   sync.Mutex
+	aead cipher.AEAD // nil when dropped
+	key  []byte      // the derived tenant key, wiped when dropped
+	// platform is the platform share the key was derived from, unwrapped,
+	// with the wrapped value it came from: a check that finds the same
+	// wrapped value reuses it, so only the customer's share costs a call.
+	// Wiped when the key is dropped.
+	platform     []byte
+	platformFrom kms.Wrapped
+	policy       Policy
+	lastSuccess  time.Time // last successful check
+	nextAttempt  time.Time // no provider call before this, after a failure
+	failures     int       // consecutive transient failures
+	revoked      *RevokedError
+	lastErr      error // last transient failure
 	// checks counts the checks started; applied is the number of the
 	// newest check whose outcome was recorded. A check that ends after a
 	// later-started one was recorded is stale and changes nothing.
@@ -138,7 +145,7 @@ func (k *Keyring) check(t *tenantKey) (cipher.AEAD, error) {
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.CallTimeout)
 	defer cancel()
-	derived, err := k.derive(ctx, t.id)
+	derived, err := k.derive(ctx, t)
 	now := k.cfg.Now()
 
 	t.mu.Lock()
@@ -252,7 +259,8 @@ func (k *Keyring) revoke(t *tenantKey, err error, now time.Time) error {
 func (k *Keyring) drop(t *tenantKey) {
 	k.dropDEKs(t)
 	clear(t.key)
-	t.key, t.aead = nil, nil
+	clear(t.platform)
+	t.key, t.aead, t.platform, t.platformFrom = nil, nil, nil, kms.Wrapped{}
 }
 
 // dropDEKs removes every cached DEK wrapped under t and wipes them.
@@ -286,7 +294,8 @@ func jitter(d time.Duration) time.Duration {
 
 // derive reads a tenant key's record and unwraps its shares into the
 // tenant key.
-func (k *Keyring) derive(ctx context.Context, id tkID) ([]byte, error) {
+func (k *Keyring) derive(ctx context.Context, t *tenantKey) ([]byte, error) {
+	id := t.id
 	rec, err := k.cfg.Store.TenantKeyEpoch(ctx, id.tenant, id.kind, id.epoch)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s key of tenant %q: %w", id.kind, id.tenant, storeError(err))
@@ -306,12 +315,37 @@ func (k *Keyring) derive(ctx context.Context, id tkID) ([]byte, error) {
 		return nil, err
 	}
 	defer clear(c)
-	p, err := k.cfg.PlatformKMS.Unwrap(ctx, rec.PlatformShare)
+	p, err := k.platformShare(ctx, t, rec.PlatformShare)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(p)
 	return envelope.DeriveTenantKey(c, p, id.tenant, uint8(id.kind), id.epoch)
+}
+
+// platformShare returns a copy of t's platform share unwrapped: the cached
+// one if w is the wrapped value it came from, else one unwrap, cached.
+func (k *Keyring) platformShare(ctx context.Context, t *tenantKey, w kms.Wrapped) ([]byte, error) {
+	t.mu.Lock()
+	if t.platform != nil && sameWrapped(t.platformFrom, w) {
+		p := bytes.Clone(t.platform)
+		t.mu.Unlock()
+		return p, nil
+	}
+	t.mu.Unlock()
+	p, err := k.cfg.PlatformKMS.Unwrap(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	clear(t.platform)
+	t.platform, t.platformFrom = bytes.Clone(p), w
+	t.mu.Unlock()
+	return p, nil
+}
+
+func sameWrapped(a, b kms.Wrapped) bool {
+	return a.KeyID == b.KeyID && a.Algorithm == b.Algorithm && bytes.Equal(a.Ciphertext, b.Ciphertext)
 }
 
 // storeError keeps a store's not-found distinct and everything else
