@@ -23,9 +23,17 @@ import (
 func auditDB(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "byok.db")
+	if err := writeAuditDB(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeAuditDB creates auditDB's database at path.
+func writeAuditDB(path string) error {
 	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer db.Close()
 	log := audit.New(db, nil)
@@ -36,10 +44,10 @@ func auditDB(t *testing.T) string {
 			Action: []string{"key.configure", "key.test", "vault.unwrap"}[i%3], Outcome: audit.Success,
 		})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	return path
+	return nil
 }
 
 // runCmd runs byok with args in-process and returns its exit code and
@@ -172,39 +180,4 @@ func TestAuditExportCommand(t *testing.T) {
 	}
 }
 
-func TestAuditCommandErrors(t *testing.T) {
-	path := auditDB(t)
-	missing := filepath.Join(t.TempDir(), "missing.db")
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"audit"}, "name a subcommand"},
-		{[]string{"audit", "purge"}, `unknown subcommand "purge"`},
-		{[]string{"audit", "verify"}, "--db is required"},
-		{[]string{"audit", "export"}, "--db is required"},
-		{[]string{"audit", "verify", "--db", missing}, "no database at"},
-		{[]string{"audit", "verify", "--db", path, "--tenant", "t1", "--platform"}, "exclude each other"},
-		{[]string{"audit", "verify", "--db", path, "extra"}, `unexpected argument "extra"`},
-		{[]string{"audit", "verify", "--db", path, "--head", "1:abc", "--tenant", "t1"}, "is not SEQ:HASH"},
-		{[]string{"audit", "verify", "--db", path, "--head", "0:" + strings.Repeat("0", 64), "--tenant", "t1"}, "is not SEQ:HASH"},
-		{[]string{"audit", "verify", "--db", path, "--head", "1:" + strings.Repeat("0", 64)}, "--head needs --tenant"},
-		{[]string{"audit", "verify", "--db", path, "--tenant", "t1", "--head", "9:" + strings.Repeat("0", 64)}, "its newest 6 event(s) were deleted"},
-		{[]string{"audit", "verify", "--db", path, "--tenant", "t1", "--head", "2:" + strings.Repeat("0", 64)}, "does not have the recorded hash"},
-		{[]string{"audit", "export", "--db", path, "--since", "yesterday"}, `--since "yesterday" is neither`},
-		{[]string{"audit", "export", "--db", path, "--until", "-5m"}, `--until "-5m" is neither`},
-		{[]string{"audit", "export", "--db", path, "--since", "2026-07-02T00:00:00Z", "--until", "2026-07-01T00:00:00Z"}, "until"},
-		{[]string{"audit", "export", "--db", path, "--bogus"}, "flag provided but not defined"},
-	} {
-		code, out, errOut := runCmd(tc.args...)
-		if code == 0 || !strings.Contains(errOut, tc.want) {
-			t.Errorf("byok %s: exit %d, stderr %q, stdout %q; want non-zero and %q", strings.Join(tc.args, " "), code, errOut, out, tc.want)
-		}
-	}
-	if _, err := os.Stat(missing); !os.IsNotExist(err) {
-		t.Errorf("verify of a missing database created it (%v)", err)
-	}
-	if code, out, _ := runCmd("audit", "help"); code != 0 || !strings.Contains(out, "byok audit verify --db FILE") {
-		t.Errorf("audit help: exit %d, %s", code, out)
-	}
-}
+// TestAuditCommandErrors is the script testdata/script/audit_errors.txtar.

@@ -39,7 +39,8 @@ func (r pgtestRun) Run() int { return pgtest.Run(r.m) }
 // its own API server (clienttest): $BYOK_SERVER is its URL, $OPERATOR and
 // operator.token (in the script's directory) an operator token, $CMK the
 // customer key in its fake vault and $TOMORROW a day after its clock's
-// now. The commands vault, clock and tick act on that server.
+// now. The commands vault, clock and tick act on that server; auditdb
+// FILE writes the audit log of TestAuditVerifyCommand.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
@@ -66,6 +67,12 @@ func TestScripts(t *testing.T) {
 			"vault": cmdVault,
 			"clock": cmdClock,
 			"tick":  cmdTick,
+			"auditdb": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: auditdb FILE")
+				}
+				ts.Check(writeAuditDB(ts.MkAbs(args[0])))
+			},
 		},
 	})
 }
