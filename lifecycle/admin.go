@@ -716,7 +716,8 @@ func (s *Service) Rekey(ctx context.Context, actor audit.Actor, tenant string) (
 // customer-managed epoch under the platform root key at once, sets the
 // state to disabled, and starts a job that moves every scope back to
 // platform-managed. It is refused with a [*StateError] when the
-// customer's key cannot be reached now: disable must come before revoke.
+// customer's key cannot be reached now: disable needs the key, to re-wrap
+// its shares, so it must come before a revocation, not after.
 func (s *Service) Disable(ctx context.Context, actor audit.Actor, tenant string) (Job, error) {
 	rec, err := s.load(ctx, tenant)
 	if err != nil {
@@ -734,7 +735,7 @@ func (s *Service) Disable(ctx context.Context, actor audit.Actor, tenant string)
 	for _, h := range hs {
 		if h.Kind == byok.CustomerManaged && h.State != byok.StateHealthy {
 			err := &StateError{Tenant: tenant, State: rec.State, Op: OpDisable,
-				Reason: fmt.Sprintf("the customer's key cannot be reached (%s: %s): disable must come before revoke; restore access to the key, then disable", h.State, h.Reason)}
+				Reason: fmt.Sprintf("your key cannot be reached (%s: %s), and %s", h.State, h.Reason, reasonOffNeedsKey)}
 			s.denied(ctx, actor, tenant, OpDisable, err)
 			return Job{}, err
 		}

@@ -345,7 +345,10 @@ func TestRulesTable(t *testing.T) {
 			t.Errorf("%s when scheduled and enforced: %v", op, err)
 		}
 	}
-	if err := lifecycle.Allowed("t", lifecycle.StateRevoked, false, lifecycle.OpDisable); !strings.Contains(err.Error(), "disable must come before revoke") {
+	// In the customer admin's words: what is wrong and what to do, no
+	// jargon.
+	if err := lifecycle.Allowed("t", lifecycle.StateRevoked, false, lifecycle.OpDisable); !strings.Contains(err.Error(), "your key cannot be reached, and turning BYOK off needs your key one last time") ||
+		!strings.Contains(err.Error(), "restore the platform's access to the key in your vault, then disable") || strings.Contains(err.Error(), "must come before") {
 		t.Errorf("disable when revoked says %q", err)
 	}
 }

@@ -9,9 +9,13 @@ const (
 	reasonAlreadyActive = "BYOK is already active"
 	reasonBusy          = "a rotation or re-key is running; wait for its job to finish"
 	reasonRevoked       = "the customer's key is revoked (access removed or key unusable); restore access in the vault first, service resumes by itself"
-	reasonRevokedOff    = "the customer's key cannot be reached: disable must come before revoke; restore access to the key, then disable"
+	reasonRevokedOff    = "your key cannot be reached, and " + reasonOffNeedsKey
 	reasonDisabled      = "BYOK is disabled; configure and test a key to start again"
 )
+
+// reasonOffNeedsKey is why disable needs the customer's key, in the words
+// of the customer's admin, who reads it in the console.
+const reasonOffNeedsKey = "turning BYOK off needs your key one last time, to hand your data back to platform-managed keys: restore the platform's access to the key in your vault, then disable"
 
 // rules says, for every state, which operations are refused and why; an
 // operation not listed is allowed. Scheduled tenants past their

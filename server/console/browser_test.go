@@ -305,6 +305,8 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	mustContain(t, "timeline after revocation", p.text("#timeline"), "revoked")
 	mustContain(t, "health after revocation", p.text("#health"), "revoked")
+	mustContain(t, "last check after revocation", p.text("#last-check"), "failed: access to the key was refused, detected")
+	mustContain(t, "why Disable is off after revocation", p.text("#actions-h")+p.html(), "turning BYOK off needs your key one last time")
 	p.shot("status-revoked")
 	p.scroll("#timeline")
 	p.shot("revocation-timeline")

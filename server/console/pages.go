@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -514,6 +515,7 @@ type jobView struct {
 	Done     int64  `json:"done"`
 	Total    int64  `json:"total"`
 	Percent  int64  `json:"percent"`
+	Count    string `json:"count"` // "3 of 10", or what a job with nothing to move did
 	Finished bool   `json:"finished"`
 	Error    string `json:"error,omitempty"`
 }
@@ -536,7 +538,23 @@ func (c *console) jobJSON(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	json.NewEncoder(w).Encode(jobView{ID: j.ID, Kind: string(j.Kind), State: string(j.State), Done: j.Done, Total: j.Total,
-		Percent: jobPercent(j), Finished: j.Finished(), Error: j.Error})
+		Percent: jobPercent(j), Count: jobCount(j), Finished: j.Finished(), Error: j.Error})
+}
+
+// jobCount is a job's progress in items, "3 of 10"; a job with nothing to
+// move (a tenant with no data under the key yet) says so instead of
+// "0 of 0".
+func jobCount(j lifecycle.Job) string {
+	if j.Total == 0 {
+		switch j.State {
+		case lifecycle.JobDone:
+			return "done: no data to move yet"
+		case lifecycle.JobFailed:
+			return "failed before moving any data"
+		}
+		return "counting the data to move…"
+	}
+	return fmt.Sprintf("%d of %d", j.Done, j.Total)
 }
 
 // jobPercent is a job's progress: 100 once it is done.

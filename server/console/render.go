@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/lifecycle"
 )
@@ -36,13 +37,15 @@ type page struct {
 }
 
 var funcs = template.FuncMap{
-	"when":    when,
-	"jobpct":  jobPercent,
-	"version": keyVersion,
-	"badge":   badge,
-	"ms":      func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) },
-	"lower":   strings.ToLower,
-	"thumb":   thumb,
+	"when":      when,
+	"jobpct":    jobPercent,
+	"jobcount":  jobCount,
+	"lastcheck": lastCheck,
+	"version":   keyVersion,
+	"badge":     badge,
+	"ms":        func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) },
+	"lower":     strings.ToLower,
+	"thumb":     thumb,
 }
 
 // thumb is the short SHA-256 thumbprint of a certificate, as Test
@@ -137,6 +140,32 @@ func when(t time.Time) string {
 		return "—"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// lastCheck says how the last check of the key went and when: after a
+// revocation the last check failed, and its time is when the refusal was
+// detected, not the last success (which may be none in this replica).
+func lastCheck(h *byok.KeyHealth) string {
+	if h == nil {
+		return "—"
+	}
+	since := "; last success " + when(h.LastSuccess)
+	if h.LastSuccess.IsZero() {
+		since = "; no success since this replica started"
+	}
+	switch h.State {
+	case byok.StateRevoked:
+		return "failed: access to the key was refused, detected " + when(h.DetectedAt) + since
+	case byok.StateHealthy:
+		return "passed " + when(h.LastSuccess)
+	case byok.StateDegraded, byok.StateUnavailable:
+		reason := string(h.Reason)
+		if reason == "" {
+			reason = "no answer"
+		}
+		return "failing (" + reason + ")" + since
+	}
+	return "not checked yet in this replica"
 }
 
 // pct is done/total as a whole percentage, 100 when total is 0 or less.

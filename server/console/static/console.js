@@ -40,7 +40,7 @@
           bar.value = j.percent;
           bar.textContent = j.percent + "%";
           el.querySelector("#job-percent").textContent = j.percent + "%";
-          el.querySelector("#job-count").textContent = j.done + " of " + j.total;
+          el.querySelector("#job-count").textContent = j.count;
           var st = el.querySelector("#job-state");
           st.textContent = j.state;
           st.className = "badge " + (j.state === "done" ? "ok" : j.state === "failed" ? "bad" : "warn");
