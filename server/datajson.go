@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"sync"
@@ -137,7 +138,16 @@ func (p *scanner) str() ([]byte, bool) {
 		return nil, false
 	}
 	start := p.i + 1
-	for j := start; j < len(p.b); j++ {
+	j := start
+	// Eight bytes at a time while none is special: a quote, a backslash,
+	// a control character or a byte of a multi-byte character.
+	for ; j+8 <= len(p.b); j += 8 {
+		x := binary.LittleEndian.Uint64(p.b[j:])
+		if x&msb != 0 || hasZero(x^(lsb*'"')) || hasZero(x^(lsb*'\\')) || (x-lsb*0x20)&^x&msb != 0 {
+			break
+		}
+	}
+	for ; j < len(p.b); j++ {
 		switch c := p.b[j]; {
 		case c == '"':
 			p.i = j + 1
@@ -148,6 +158,14 @@ func (p *scanner) str() ([]byte, bool) {
 	}
 	return nil, false
 }
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// hasZero reports whether a byte of x is zero.
+func hasZero(x uint64) bool { return (x-lsb)&^x&msb != 0 }
 
 // item parses one data item: an object of op, scope, plaintext,
 // ciphertext and aad, each at most once.

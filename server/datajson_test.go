@@ -46,6 +46,13 @@ var dataBodies = []string{
 	`null`,
 	``,
 	"\ufeff{}",
+	// Special bytes at every offset of an eight-byte word, for the fast scan.
+	`{"scope":"abcdefgh\"ijklmnop","plaintext":"QUJDREVGR0hJSktMTU5PUA=="}`,
+	`{"scope":"abcdefghijklmno\u0041p"}`,
+	`{"scope":"abcdefghijk` + "\x1f" + `lmnop"}`,
+	`{"scope":"abcdefghijklm` + "\xc3\xa9" + `nop"}`,
+	`{"scope":"abcdefghijklmnopqrstuvw` + "\x7f" + `"}`,
+	`{"aad":"` + strings.Repeat("QUJD", 40) + `","scope":"` + strings.Repeat("x", 37) + `"}`,
 }
 
 // parseData accepts only bodies that encoding/json decodes, and yields
