@@ -43,7 +43,14 @@ func (s *Service) tick(ctx context.Context, withMonitor bool) error {
 		mu   sync.Mutex
 		errs []error
 	)
-	parallel(ctx, len(recs), orDefault(s.cfg.MonitorWorkers, DefaultMonitorWorkers), func(i int) {
+	// Without the monitor the per-tenant work is store reads only: a few
+	// workers do it without crowding the store's connections, which Run's
+	// monitor needs for its checks.
+	workers := orDefault(s.cfg.MonitorWorkers, DefaultMonitorWorkers)
+	if !withMonitor {
+		workers = min(workers, 2)
+	}
+	parallel(ctx, len(recs), workers, func(i int) {
 		if err := s.tickTenant(ctx, recs[i], withMonitor); err != nil {
 			mu.Lock()
 			errs = append(errs, err)
@@ -646,20 +653,24 @@ func (s *Service) moveScope(ctx context.Context, j *JobRecord, target byok.Scope
 				return fmt.Errorf("re-wrapping DEKs of scope %q: %w", target.Scope, err)
 			}
 		}
+		// j moves on only when its batch is written: a failed write is
+		// retried from the last batch written, never skipped.
+		next := *j
 		if len(page) > 0 {
-			j.Cursor = page[len(page)-1].ID
+			next.Cursor = page[len(page)-1].ID
 		}
-		j.Done += int64(len(out))
-		s.renew(j)
+		next.Done += int64(len(out))
+		s.renew(&next)
 		var sp *byok.ScopeRecord
 		if setKind {
 			sp, setKind = &target, false
 		}
 		if len(out) > 0 || sp != nil {
-			if err := s.cfg.Store.RewrapBatch(ctx, sp, out, *j); err != nil {
+			if err := s.cfg.Store.RewrapBatch(ctx, sp, out, next); err != nil {
 				return err
 			}
 		}
+		*j = next
 		if len(page) < s.cfg.BatchSize {
 			return nil
 		}
