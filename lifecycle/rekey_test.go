@@ -154,3 +154,31 @@ func TestRekeyKilledMidBatchResumes(t *testing.T) {
 	}
 	checkRekeyed(t, f, other.Keyring(), j, cts)
 }
+
+// A scope move whose batch write fails is not counted or skipped either:
+// every DEK of the deselected scope ends on the platform key.
+func TestMoveScopesFailedWriteSkipsNothing(t *testing.T) {
+	ctx := context.Background()
+	fs := &faultyStore{}
+	f, _, cts := rekeyFixture(t, 50, fs)
+	fs.mu.Lock()
+	fs.n, fs.failAt = 0, 3
+	fs.mu.Unlock()
+	ck, err := f.svc.SetScopes(ctx, admin, "t1", lifecycle.Coverage{All: true, Exclude: []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Tick(ctx) // the job may have run inside SetScopes; its third write fails either way
+	f.tick()
+	j, err := f.svc.Job(ctx, "t1", ck.Job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != lifecycle.JobDone || j.Done != int64(len(cts)) || j.Attempts != 1 {
+		t.Fatalf("scopes job at the end: %+v; want done with %d moved after one failed attempt", j, len(cts))
+	}
+	if n, err := f.db.CountDEKs(ctx, "t1", byok.CustomerManaged, ^uint32(0), "a"); err != nil || n != 0 {
+		t.Fatalf("%d DEKs of the deselected scope left on the customer key (%v): a batch was skipped", n, err)
+	}
+	f.decryptAll("a", cts)
+}
