@@ -62,7 +62,7 @@ byok bench scale      the keyring at 100,000 tenants with Zipf traffic: peak RSS
 	}
 
 	scale := &cobra.Command{
-		Use:   "scale [--tenants N] [--byok-percent P] [--scopes N] [--latency D] [--duration D] [--callers N] [--check-interval D]",
+		Use:   "scale [--cold] [--tenants N] [--byok-percent P] [--scopes N] [--latency D] [--duration D] [--callers N] [--check-interval D]",
 		Short: "the keyring at many tenants: memory, vault calls against their floor, latency against one tenant",
 		Long: `byok bench scale builds a SQLite store of N tenants (10 % BYOK over a vault whose every call
 takes --latency) and runs Zipf-distributed traffic over their scopes through one keyring with
@@ -70,7 +70,7 @@ its default cache limits, in three passes: cold, the same calls again warm, and 
 It prints ops/s, p50/p99 against one warm tenant, customer-vault calls per second against the
 floor (BYOK tenants in use / check interval), platform root key calls, cache hit rates and the
 process's peak RSS. Building 100,000 tenants takes a few minutes.`,
-		Example: "  byok bench scale\n  byok bench scale --tenants 10000 --duration 10s",
+		Example: "  byok bench scale\n  byok bench scale --tenants 10000 --duration 10s\n  byok bench scale --cold",
 	}
 	var so bench.ScaleOptions
 	scale.Flags().IntVar(&so.Tenants, "tenants", 100_000, "tenants in the store")
@@ -80,7 +80,29 @@ process's peak RSS. Building 100,000 tenants takes a few minutes.`,
 	scale.Flags().DurationVar(&so.Duration, "duration", 30*time.Second, "the length of the cold and the steady pass")
 	scale.Flags().IntVar(&so.Workers, "callers", 8, "concurrent callers")
 	scale.Flags().DurationVar(&so.CheckInterval, "check-interval", 10*time.Second, "the keyring's check interval")
+	cold := scale.Flags().Bool("cold", false, "measure the lifecycle instead: 10,000 BYOK tenants (or --tenants) with one enforcement date, a replica's cold start (every key warm), the monitor's pass and the detection of an idle tenant's revocation, at --latency, check interval 60s (or --check-interval); about 8 minutes")
 	scale.RunE = func(c *cobra.Command, _ []string) error {
+		if *cold {
+			mo := bench.MonitorOptions{Tenants: 10_000, Latency: so.Latency, Interval: time.Minute, Progress: c.ErrOrStderr()}
+			if c.Flags().Changed("tenants") {
+				mo.Tenants = so.Tenants
+			}
+			if c.Flags().Changed("check-interval") {
+				mo.Interval = so.CheckInterval
+			}
+			if mo.Tenants < 1 || mo.Latency <= 0 || mo.Interval <= 0 {
+				return usagef("--tenants, --latency and --check-interval must be positive")
+			}
+			return inBenchDir(func(dir string) error {
+				mo.Dir = dir
+				r, err := bench.MeasureMonitor(c.Context(), mo)
+				if err != nil {
+					return err
+				}
+				r.Print(c.OutOrStdout())
+				return nil
+			})
+		}
 		if so.Tenants < 1 || so.BYOKPercent < 1 || so.BYOKPercent > 100 || so.Scopes < 1 || so.Workers < 1 ||
 			so.Latency <= 0 || so.Duration <= 0 || so.CheckInterval <= 0 {
 			return usagef("--tenants, --scopes, --callers, --latency, --duration and --check-interval must be positive, --byok-percent 1 to 100")
