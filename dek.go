@@ -211,7 +211,10 @@ func (k *Keyring) dekByID(ctx context.Context, tenant, scope string, id DEKID) (
 	}
 	k.dekStats.misses.Add(1)
 	v, err, _ := k.sf.Do("dekid\x00"+string(id[:]), func() (any, error) {
-		return k.loadDEK(ctx, tenant, scope, id, 0)
+		ctx, end := k.trace(ctx, ctx, "keyring.load_dek")
+		d, err := k.loadDEK(ctx, tenant, scope, id, 0)
+		end(err)
+		return d, err
 	})
 	if err != nil {
 		return nil, err

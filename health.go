@@ -56,7 +56,7 @@ func (k *Keyring) Check(ctx context.Context, tenant string) ([]KeyHealth, error)
 			return nil, err
 		}
 		key := "check\x00" + tenant + "\x00" + kind.String() + "\x00" + strconv.FormatUint(uint64(rec.Epoch), 10)
-		ch := k.sf.DoChan(key, func() (any, error) { return k.check(t) })
+		ch := k.sf.DoChan(key, func() (any, error) { return k.check(ctx, t) })
 		select {
 		case <-ch:
 		case <-ctx.Done():

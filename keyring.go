@@ -95,6 +95,27 @@ type Config struct {
 	// Logger receives operational logs; nil discards them. No key
 	// material is ever logged.
 	Logger *slog.Logger
+	// Trace, if set, traces the keyring's cold paths: a tenant key's
+	// check ("keyring.derive": its record read and both shares
+	// unwrapped) and a DEK's load ("keyring.load_dek": read from the
+	// store and unwrapped). It starts a span named name as a child of
+	// the span parent carries, returns ctx with that span in it, and a
+	// function that ends the span with the path's error (nil: success).
+	// The path's provider calls get the returned context, so their own
+	// spans nest under it. ctx is parent, except for a check: a check
+	// outlives the call that started it and runs on a context of its
+	// own, which carries only the caller's operation id
+	// ([kms.OperationID]). Nil means no tracing; the keyring itself
+	// depends on no tracing library.
+	Trace func(parent, ctx context.Context, name string) (context.Context, func(error))
+}
+
+// trace starts a span through Config.Trace, if set.
+func (k *Keyring) trace(parent, ctx context.Context, name string) (context.Context, func(error)) {
+	if k.cfg.Trace == nil {
+		return ctx, func(error) {}
+	}
+	return k.cfg.Trace(parent, ctx, name)
 }
 
 func (c *Config) setDefaults() error {

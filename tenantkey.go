@@ -79,7 +79,7 @@ func (k *Keyring) material(ctx context.Context, t *tenantKey) (cipher.AEAD, erro
 func (k *Keyring) ensure(ctx context.Context, t *tenantKey) (cipher.AEAD, error) {
 	key := "tk\x00" + t.id.tenant + "\x00" + t.id.kind.String() + "\x00" + strconv.FormatUint(uint64(t.id.epoch), 10)
 	ch := k.sf.DoChan(key, func() (any, error) {
-		return k.checkIfDue(t)
+		return k.checkIfDue(ctx, t)
 	})
 	select {
 	case r := <-ch:
@@ -93,8 +93,9 @@ func (k *Keyring) ensure(ctx context.Context, t *tenantKey) (cipher.AEAD, error)
 }
 
 // checkIfDue decides, under t.mu, whether t may be served as it is, must
-// fail as it is, or needs a provider call, and makes the call.
-func (k *Keyring) checkIfDue(t *tenantKey) (cipher.AEAD, error) {
+// fail as it is, or needs a provider call, and makes the call (ctx is the
+// caller's, for tracing only: see check).
+func (k *Keyring) checkIfDue(ctx context.Context, t *tenantKey) (cipher.AEAD, error) {
 	now := k.cfg.Now()
 	k.maybeSweep(now.UnixNano())
 	t.mu.Lock()
@@ -112,7 +113,7 @@ func (k *Keyring) checkIfDue(t *tenantKey) (cipher.AEAD, error) {
 		return a, err
 	}
 	t.mu.Unlock()
-	return k.check(t)
+	return k.check(ctx, t)
 }
 
 // serveWhileFailing is called, under t.mu, between failed attempts: it
@@ -138,14 +139,24 @@ func (t *tenantKey) unavailable() error {
 // Checks of one key may overlap (a due check and a health monitor's
 // Check): the outcome of the one started last wins, so a success read
 // before a revocation never undoes the revocation seen after it.
-func (k *Keyring) check(t *tenantKey) (cipher.AEAD, error) {
+//
+// A check runs on a context of its own, bounded by CallTimeout: caller is
+// the context of the call that started it, of which it keeps only the
+// operation id and, through Config.Trace, the span.
+func (k *Keyring) check(caller context.Context, t *tenantKey) (cipher.AEAD, error) {
 	t.mu.Lock()
 	t.checks++
 	n := t.checks
 	t.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.CallTimeout)
+	ctx := context.Background()
+	if id := kms.OperationID(caller); id != "" {
+		ctx = kms.WithOperationID(ctx, id)
+	}
+	ctx, end := k.trace(caller, ctx, "keyring.derive")
+	ctx, cancel := context.WithTimeout(ctx, k.cfg.CallTimeout)
 	defer cancel()
 	derived, err := k.derive(ctx, t)
+	end(err)
 	now := k.cfg.Now()
 
 	t.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/kms"
@@ -57,6 +58,9 @@ type Metrics struct {
 	kmsDur     *prometheus.HistogramVec
 
 	calls atomic.Int64 // instrumented provider calls started
+
+	tp     trace.TracerProvider // see TraceWith; nil: no tracing
+	tracer trace.Tracer
 
 	opEncrypt, opDecrypt, opReencrypt opMetrics // see opSeries
 
@@ -284,25 +288,31 @@ func (i *instrumented) observe(op string, start time.Time, err error) {
 
 func (i *instrumented) Wrap(ctx context.Context, keyID string, plaintext []byte) (kms.Wrapped, error) {
 	i.m.calls.Add(1)
+	ctx, span := i.startKMS(ctx, "wrap", keyID)
 	start := time.Now()
 	w, err := i.p.Wrap(ctx, keyID, plaintext)
 	i.observe("wrap", start, err)
+	endKMS(span, err)
 	return w, err
 }
 
 func (i *instrumented) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
 	i.m.calls.Add(1)
+	ctx, span := i.startKMS(ctx, "unwrap", w.KeyID)
 	start := time.Now()
 	b, err := i.p.Unwrap(ctx, w)
 	i.observe("unwrap", start, err)
+	endKMS(span, err)
 	return b, err
 }
 
 func (i *instrumented) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
 	i.m.calls.Add(1)
+	ctx, span := i.startKMS(ctx, "describe", keyID)
 	start := time.Now()
 	info, err := i.p.Describe(ctx, keyID)
 	i.observe("describe", start, err)
+	endKMS(span, err)
 	return info, err
 }
 

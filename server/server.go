@@ -48,6 +48,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms"
@@ -204,7 +206,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{} // pattern -> methods
 	for _, rt := range s.routes {
-		mux.Handle(rt.method+" "+rt.pattern, s.handler(rt))
+		mux.Handle(rt.method+" "+rt.pattern, s.m.traced(rt, s.handler(rt)))
 		allowed[rt.pattern] = append(allowed[rt.pattern], rt.method)
 	}
 	// A path served with other methods answers 405 and says which.
@@ -271,7 +273,10 @@ func (s *server) handler(rt route) http.Handler {
 		start := time.Now()
 		reqID := newRequestID()
 		w.Header().Set("X-Request-Id", reqID)
-		ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+		span := annotate(r, reqID)
+		// The request id goes to the vault with each call this request
+		// makes (a customer vault call is given its audit event's id).
+		ctx, cancel := context.WithTimeout(kms.WithOperationID(r.Context(), reqID), rt.timeout)
 		defer cancel()
 		c := &call{w: w, r: r.WithContext(ctx), ctx: ctx}
 		http.NewResponseController(w).SetWriteDeadline(start.Add(rt.timeout + time.Second))
@@ -296,6 +301,9 @@ func (s *server) handler(rt route) http.Handler {
 		}
 		if code != "" {
 			attrs = append(attrs, slog.String("code", code))
+			if span != nil {
+				span.SetAttributes(attribute.String("byok.error_code", code))
+			}
 		}
 		if c.tok.ID != "" {
 			attrs = append(attrs, slog.String("token_id", c.tok.ID), slog.String("token_kind", string(c.tok.Kind)))

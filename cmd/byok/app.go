@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
@@ -54,6 +55,9 @@ type appOptions struct {
 	// replicaID names this process in health events ("" means
 	// "replica-1").
 	replicaID string
+	// tracer, if set, traces requests, vault calls and the keyring's
+	// cold paths (see setupTracing).
+	tracer trace.TracerProvider
 }
 
 // replicaHooks returns, when replicas share a PostgreSQL store, the hooks
@@ -107,6 +111,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	a.audit = audit.New(a.db, nil)
 	a.usage = audit.NewCounter(a.audit)
 	metrics := server.NewMetrics(nil)
+	metrics.TraceWith(opts.tracer)
 	keyringEvent, changed := a.replicaHooks(opts.replicaID)
 	a.lc, err = lifecycle.New(lifecycle.Config{
 		ReplicaID:     opts.replicaID,
@@ -129,6 +134,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 			TenantKeyIdleTimeout: cfg.Keyring.TenantKeyIdleTimeout,
 			Logger:               logger,
 			OnEvent:              keyringEvent,
+			Trace:                metrics.KeyringTrace(),
 		},
 	})
 	if err != nil {

@@ -53,8 +53,13 @@ func serve(ctx context.Context, path, tokenFile string, stdout, stderr io.Writer
 			tokenFile = filepath.Join(filepath.Dir(cfg.Store.SQLite), "operator.token")
 		}
 	}
+	tracer, stopTracing, err := setupTracing(ctx, os.Getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the server's shutdown: flushes the last spans
 	host, _ := os.Hostname()
-	a, err := openApp(ctx, cfg, appOptions{getenv: os.Getenv, replicaID: fmt.Sprintf("%s-%d", host, os.Getpid())}, logger)
+	a, err := openApp(ctx, cfg, appOptions{getenv: os.Getenv, replicaID: fmt.Sprintf("%s-%d", host, os.Getpid()), tracer: tracer}, logger)
 	if err != nil {
 		return err
 	}
