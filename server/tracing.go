@@ -14,8 +14,12 @@ import (
 	"github.com/openbyok/byok/kms"
 )
 
-// Tracing (OpenTelemetry) is off unless [Metrics.TraceWith] is given a
-// tracer provider. Then there is a span
+const tracerName = "github.com/openbyok/byok/server"
+
+// TraceWith makes m trace with tp (OpenTelemetry): the API's requests (of
+// a server made with m afterwards) and the calls of providers instrumented
+// afterwards. Call it before [New] and before instrumenting providers; nil
+// tp, the default, means no tracing. There is then a span
 //
 //   - per API request, named by its route pattern ("POST
 //     /v1/tenants/{tenant}/encrypt"), child of the caller's W3C
@@ -29,17 +33,10 @@ import (
 //     byok.kms.op, byok.kms.key_id, byok.kms.outcome and
 //     byok.kms.request_id, the request id sent to the vault
 //     ([kms.OperationID]: the audit event id of a customer vault call, the
-//     API request's id otherwise).
+//     id of the API request that made it otherwise, if any).
 //
 // No attribute holds a token, a secret, key material or a payload, nor an
 // error's text (only its class or code).
-
-const tracerName = "github.com/openbyok/byok/server"
-
-// TraceWith makes m trace with tp: the API's requests (of a server made
-// with m afterwards) and the calls of providers instrumented afterwards.
-// Call it before [New] and before instrumenting providers; nil tp means
-// no tracing.
 func (m *Metrics) TraceWith(tp trace.TracerProvider) {
 	m.tp = tp
 	m.tracer = nil
