@@ -245,8 +245,7 @@ func TestProductionConfiguration(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var job struct{ State string }
-			c.must(admin, "POST", "/v1/tenants/"+jc.tenant+"/key/rotate", map[string]any{"key_id": newKey.ID}, &job)
+			job := c.rotateTo(admin, newKey.ID)
 			if job.State != "done" || c.status(admin).CurrentKeyID != newKey.ID {
 				t.Fatalf("rotation: job %s, current %s, want done and %s", job.State, c.status(admin).CurrentKeyID, newKey.ID)
 			}
