@@ -119,8 +119,10 @@ func (c *Client) Token(ctx context.Context, id string) (Token, error) {
 	return t, err
 }
 
-// RevokeToken revokes token id; the token fails from its next request on.
-// Revoking a revoked token is not an error.
+// RevokeToken revokes token id: the token fails from its next request on
+// the server that answered, and within the server's token cache time
+// (5 s by default) on its other replicas. Revoking a revoked token is not
+// an error.
 func (c *Client) RevokeToken(ctx context.Context, id string) (Token, error) {
 	var t Token
 	err := c.do(ctx, request{method: http.MethodPost, path: p("v1", "tokens", id, "revoke")}, &t)
