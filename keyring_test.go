@@ -192,6 +192,29 @@ func TestCheckInterval(t *testing.T) {
 	}
 }
 
+// A platform-managed tenant key's check re-reads its record but calls no
+// provider: both of its shares are the platform root key's, unwrapped when
+// the key was derived. Only BYOK tenants cost vault calls as time passes.
+func TestPlatformManagedCheckMakesNoCall(t *testing.T) {
+	f := newFixture(t)
+	f.tenant("acme", byok.Grace)
+	ct := f.encrypt("acme", "plain", "load")
+	f.prk.ResetCalls()
+	for range 3 {
+		f.clock.Advance(checkInterval)
+		f.mustDecrypt("acme", "plain", ct, "load")
+	}
+	if p := f.prk.Calls(); p != (kmstest.Counts{}) {
+		t.Fatalf("three checks of a platform-managed key called the platform root key: %+v", p)
+	}
+	// A forgotten key is derived again from its stored shares.
+	f.kr.Forget("acme")
+	f.mustDecrypt("acme", "plain", ct, "load")
+	if n := f.prk.Calls().Unwrap; n != 2 {
+		t.Fatalf("a forgotten key reloaded with %d platform unwraps, want 2", n)
+	}
+}
+
 // A platform share re-wrapped under a new version of the platform root key
 // (a platform re-key) is unwrapped once at the next check, and the key it
 // derives is the same: nothing is forgotten.

@@ -39,15 +39,18 @@ type tenantKey struct {
 	// platform is the platform share the key was derived from, unwrapped,
 	// with the wrapped value it came from: a check that finds the same
 	// wrapped value reuses it, so only the customer's share costs a call.
-	// Wiped when the key is dropped.
-	platform     []byte
-	platformFrom kms.Wrapped
-	policy       Policy
-	lastSuccess  time.Time // last successful check
-	nextAttempt  time.Time // no provider call before this, after a failure
-	failures     int       // consecutive transient failures
-	revoked      *RevokedError
-	lastErr      error // last transient failure
+	// customer is the same for a customer share that the platform root
+	// key wraps (a platform-managed key): such a key's check costs no
+	// provider call at all, only the re-read of its record. Both are
+	// wiped when the key is dropped.
+	platform, customer         []byte
+	platformFrom, customerFrom kms.Wrapped
+	policy                     Policy
+	lastSuccess                time.Time // last successful check
+	nextAttempt                time.Time // no provider call before this, after a failure
+	failures                   int       // consecutive transient failures
+	revoked                    *RevokedError
+	lastErr                    error // last transient failure
 	// checks counts the checks started; applied is the number of the
 	// newest check whose outcome was recorded. A check that ends after a
 	// later-started one was recorded is stale and changes nothing.
@@ -271,7 +274,9 @@ func (k *Keyring) drop(t *tenantKey) {
 	k.dropDEKs(t)
 	clear(t.key)
 	clear(t.platform)
-	t.key, t.aead, t.platform, t.platformFrom = nil, nil, nil, kms.Wrapped{}
+	clear(t.customer)
+	t.key, t.aead = nil, nil
+	t.platform, t.platformFrom, t.customer, t.customerFrom = nil, kms.Wrapped{}, nil, kms.Wrapped{}
 }
 
 // dropDEKs removes every cached DEK wrapped under t and wipes them.
@@ -311,22 +316,25 @@ func (k *Keyring) derive(ctx context.Context, t *tenantKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s key of tenant %q: %w", id.kind, id.tenant, storeError(err))
 	}
-	customerKMS := k.cfg.PlatformKMS
-	if !k.isPlatformKeyID(rec.CustomerShare.KeyID) {
+	var c []byte
+	if k.isPlatformKeyID(rec.CustomerShare.KeyID) {
+		c, err = k.platformWrapped(ctx, t, &t.customer, &t.customerFrom, rec.CustomerShare)
+	} else {
 		if k.cfg.CustomerKMS == nil {
 			return nil, &kms.Error{Op: "unwrap", KeyID: rec.CustomerShare.KeyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest,
 				Err: errors.New("the keyring has no CustomerKMS configured")}
 		}
+		var customerKMS kms.Provider
 		if customerKMS, err = k.cfg.CustomerKMS(ctx, id.tenant); err != nil {
 			return nil, err
 		}
+		c, err = customerKMS.Unwrap(ctx, rec.CustomerShare)
 	}
-	c, err := customerKMS.Unwrap(ctx, rec.CustomerShare)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(c)
-	p, err := k.platformShare(ctx, t, rec.PlatformShare)
+	p, err := k.platformWrapped(ctx, t, &t.platform, &t.platformFrom, rec.PlatformShare)
 	if err != nil {
 		return nil, err
 	}
@@ -334,12 +342,14 @@ func (k *Keyring) derive(ctx context.Context, t *tenantKey) ([]byte, error) {
 	return envelope.DeriveTenantKey(c, p, id.tenant, uint8(id.kind), id.epoch)
 }
 
-// platformShare returns a copy of t's platform share unwrapped: the cached
-// one if w is the wrapped value it came from, else one unwrap, cached.
-func (k *Keyring) platformShare(ctx context.Context, t *tenantKey, w kms.Wrapped) ([]byte, error) {
+// platformWrapped returns a copy of a share of t that the platform root
+// key wraps, unwrapped: the one cached in *share if w is the wrapped value
+// *from it came from, else one unwrap, cached there. Both are t's fields,
+// guarded by t.mu.
+func (k *Keyring) platformWrapped(ctx context.Context, t *tenantKey, share *[]byte, from *kms.Wrapped, w kms.Wrapped) ([]byte, error) {
 	t.mu.Lock()
-	if t.platform != nil && sameWrapped(t.platformFrom, w) {
-		p := bytes.Clone(t.platform)
+	if *share != nil && sameWrapped(*from, w) {
+		p := bytes.Clone(*share)
 		t.mu.Unlock()
 		return p, nil
 	}
@@ -349,8 +359,8 @@ func (k *Keyring) platformShare(ctx context.Context, t *tenantKey, w kms.Wrapped
 		return nil, err
 	}
 	t.mu.Lock()
-	clear(t.platform)
-	t.platform, t.platformFrom = bytes.Clone(p), w
+	clear(*share)
+	*share, *from = bytes.Clone(p), w
 	t.mu.Unlock()
 	return p, nil
 }
