@@ -59,7 +59,7 @@ func (k *Keyring) activeDEK(ctx context.Context, tenant, scope string) (*activeD
 	}
 	k.dekStats.misses.Add(1)
 	k.encryptMisses.Add(1)
-	v, err, _ := k.sf.Do("dek\x00"+tenant+"\x00"+scope, func() (any, error) {
+	v, err := k.shared(ctx, "dek\x00"+tenant+"\x00"+scope, func(ctx context.Context) (any, error) {
 		return k.refreshActive(ctx, tenant, scope, 0)
 	})
 	if err != nil {
@@ -210,7 +210,7 @@ func (k *Keyring) dekByID(ctx context.Context, tenant, scope string, id DEKID) (
 		}
 	}
 	k.dekStats.misses.Add(1)
-	v, err, _ := k.sf.Do("dekid\x00"+string(id[:]), func() (any, error) {
+	v, err := k.shared(ctx, "dekid\x00"+string(id[:]), func(ctx context.Context) (any, error) {
 		ctx, end := k.trace(ctx, ctx, "keyring.load_dek")
 		d, err := k.loadDEK(ctx, tenant, scope, id, 0)
 		end(err)
@@ -272,4 +272,23 @@ func (k *Keyring) loadDEK(ctx context.Context, tenant, scope string, id DEKID, e
 	}
 	k.mu.Unlock()
 	return d, nil
+}
+
+// shared runs f once for all the callers of key at a time (singleflight),
+// on a ctx that keeps the first caller's values (its trace, its operation
+// id) but not its cancellation, bounded by Config.CallTimeout: a caller
+// that gives up returns its own ctx's error and leaves the work to the
+// others.
+func (k *Keyring) shared(ctx context.Context, key string, f func(context.Context) (any, error)) (any, error) {
+	ch := k.sf.DoChan(key, func() (any, error) {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.cfg.CallTimeout)
+		defer cancel()
+		return f(c)
+	})
+	select {
+	case r := <-ch:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("byok: %w", ctx.Err())
+	}
 }

@@ -551,3 +551,39 @@ func goroutinesIn(fn string) int {
 	}
 	return n
 }
+
+// Callers that share a DEK load do not share the first caller's fate: when
+// it gives up (its ctx is cancelled), the load goes on for the others.
+func TestCancelledCallerDoesNotFailSharedDEKLoad(t *testing.T) {
+	f := newFixture(t)
+	f.byokTenant("acme", byok.Grace)
+	ct := f.encrypt("acme", "covered", "data")
+	fresh, err := byok.New(f.cfg) // a new process: nothing cached
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := f.cmk.Block()
+	defer gate.Release()
+	first, cancel := context.WithCancel(f.ctx)
+	errs := make(chan error, 2)
+	go func() {
+		_, err := fresh.Decrypt(first, "acme", "covered", ct, []byte("aad"))
+		errs <- err
+	}()
+	<-gate.Entered() // the first caller's load waits for the tenant key's unwrap
+	go func() {
+		_, err := fresh.Decrypt(f.ctx, "acme", "covered", ct, []byte("aad"))
+		errs <- err
+	}()
+	for goroutinesIn("byok.(*Keyring).dekByID") < 2 { // the second caller joined the load
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled caller got %v, want context.Canceled", err)
+	}
+	gate.Release()
+	if err := <-errs; err != nil {
+		t.Fatalf("the other caller of the shared load failed with the first caller's cancellation: %v", err)
+	}
+}
