@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -127,7 +128,7 @@ func TestKVEmulatorSeedsBeforeCA(t *testing.T) {
 			}
 			pem, err := os.ReadFile(caFile)
 			if err != nil || len(pem) == 0 {
-				time.Sleep(time.Millisecond)
+				runtime.Gosched()
 				continue
 			}
 			seen <- pem
