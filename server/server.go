@@ -185,7 +185,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg, tokens: cfg.Store, kr: cfg.Keyring, log: cfg.Logger, m: cfg.Metrics}
 	if cfg.TokenCacheTTL >= 0 {
-		s.tokens = token.NewCachedStore(cfg.Store, cfg.TokenCacheTTL, 0)
+		cs := token.NewCachedStore(cfg.Store, cfg.TokenCacheTTL, 0)
+		cs.SetClock(cfg.Now)
+		s.tokens = cs
 	}
 	if s.kr == nil {
 		s.kr = cfg.Lifecycle.Keyring()

@@ -30,7 +30,7 @@ type CachedStore struct {
 	Store
 	ttl time.Duration
 	max int
-	now func() time.Time // the cache's own clock: real time
+	now func() time.Time // time.Now unless SetClock
 
 	mu  sync.RWMutex
 	m   map[string]cacheEntry
@@ -53,6 +53,10 @@ func NewCachedStore(st Store, ttl time.Duration, max int) *CachedStore {
 	}
 	return &CachedStore{Store: st, ttl: ttl, max: max, now: time.Now, m: make(map[string]cacheEntry)}
 }
+
+// SetClock makes the cache read its time from now (the server's clock, a
+// fake one in tests) instead of time.Now. Call it before first use.
+func (c *CachedStore) SetClock(now func() time.Time) { c.now = now }
 
 // Token returns the record of id from the cache while it is fresh, else
 // from the store. The record's Tenants are shared: do not modify them.
