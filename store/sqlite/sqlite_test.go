@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -449,16 +448,18 @@ func fill(b *testing.B, db *DB, n int) []byok.DEKRecord {
 	for i := range ds {
 		ds[i] = dekN("acme", "bot", byok.CustomerManaged, 1, uint64(i))
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		for _, d := range ds {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO deks (id, tenant, scope, kind, epoch, wrapped, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				d.ID[:], d.Tenant, d.Scope, int64(d.Kind), int64(d.Epoch), d.Wrapped, nanos(d.Created)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, d := range ds {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO deks (id, tenant, scope, kind, epoch, wrapped, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			d.ID[:], d.Tenant, d.Scope, int64(d.Kind), int64(d.Epoch), d.Wrapped, d.Created.UnixNano()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
 	return ds

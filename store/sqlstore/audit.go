@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -14,21 +14,25 @@ import (
 	"github.com/openbyok/byok/store"
 )
 
-var _ audit.Store = (*DB)(nil)
-
 const auditColumns = `tenant, seq, prev_hash, hash, id, time, actor_kind, actor_id, action, target,
 	before, after, outcome, reason, vault_operation, vault_key_id, vault_purpose, vault_request_id, details`
 
 // AppendAudit implements [audit.Store]. The head is read and the events
-// inserted in one write transaction, which this process's single writer
-// connection and SQLite's lock serialise against every other append.
+// inserted in one write transaction. Appends to one chain take turns: on
+// the dialect's LockAuditChain, taken before the head is read, or on the
+// engine's single writer.
 func (db *DB) AppendAudit(ctx context.Context, tenant string, seal func(head audit.Head) ([]audit.Event, error)) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
+		if db.d.LockAuditChain != "" {
+			if _, err := tx.ExecContext(ctx, db.d.LockAuditChain, tenant); err != nil {
+				return db.wrap(err, "lock audit chain %q", tenant)
+			}
+		}
 		var head audit.Head
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events WHERE tenant = ? ORDER BY seq DESC LIMIT 1`, tenant).
+		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events WHERE tenant = $1 ORDER BY seq DESC LIMIT 1`, tenant).
 			Scan(&head.Seq, &head.Hash)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store/sqlite: read head of audit chain %q: %w", tenant, err)
+			return db.wrap(err, "read head of audit chain %q", tenant)
 		}
 		events, err := seal(head)
 		if err != nil {
@@ -37,21 +41,7 @@ func (db *DB) AppendAudit(ctx context.Context, tenant string, seal func(head aud
 		if err := checkContinues(tenant, head, events); err != nil {
 			return err
 		}
-		if len(events) == 0 {
-			return nil
-		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events (`+auditColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return fmt.Errorf("store/sqlite: append to audit chain %q: %w", tenant, err)
-		}
-		defer stmt.Close()
-		for i := range events {
-			if err := insertAuditEvent(ctx, stmt, &events[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return db.insertAuditEvents(ctx, tx, tenant, events)
 	})
 }
 
@@ -74,7 +64,37 @@ func checkContinues(tenant string, head audit.Head, events []audit.Event) error 
 	return nil
 }
 
-func insertAuditEvent(ctx context.Context, stmt *sql.Stmt, e *audit.Event) error {
+// insertAuditEvents inserts events in tx, through one prepared statement
+// if there are several.
+func (db *DB) insertAuditEvents(ctx context.Context, tx *sql.Tx, tenant string, events []audit.Event) error {
+	const insert = `INSERT INTO audit_events (` + auditColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+	var e execer = tx
+	if len(events) > 1 {
+		stmt, err := tx.PrepareContext(ctx, insert)
+		if err != nil {
+			return db.wrap(err, "append to audit chain %q", tenant)
+		}
+		defer stmt.Close()
+		e = stmtExecer{stmt}
+	}
+	for i := range events {
+		if err := db.insertAuditEvent(ctx, e, insert, &events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stmtExecer is an execer that runs its prepared statement, whatever the
+// query.
+type stmtExecer struct{ *sql.Stmt }
+
+func (s stmtExecer) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return s.Stmt.ExecContext(ctx, args...)
+}
+
+func (db *DB) insertAuditEvent(ctx context.Context, x execer, insert string, e *audit.Event) error {
 	if e.Time.Before(store.MinTime) || e.Time.After(store.MaxTime) {
 		return &byok.InputError{Arg: "audit event time", Reason: fmt.Sprintf("is %s, outside the range a store keeps", e.Time.Format(time.RFC3339))}
 	}
@@ -89,23 +109,23 @@ func insertAuditEvent(ctx context.Context, stmt *sql.Stmt, e *audit.Event) error
 	if len(e.Details) > 0 {
 		b, err := json.Marshal(e.Details) // sorted keys
 		if err != nil {
-			return fmt.Errorf("store/sqlite: append audit event %s: %w", e.ID, err)
+			return db.errorf("append audit event %s: %w", e.ID, err)
 		}
 		details = sql.NullString{String: string(b), Valid: true}
 	}
-	_, err := stmt.ExecContext(ctx, e.Tenant, int64(e.Seq), e.PrevHash, e.Hash, e.ID, e.Time.UnixNano(),
+	_, err := x.ExecContext(ctx, insert, e.Tenant, int64(e.Seq), e.PrevHash, e.Hash, e.ID, e.Time.UnixNano(),
 		string(e.Actor.Kind), e.Actor.ID, e.Action, e.Target, jsonText(e.Before), jsonText(e.After),
 		string(e.Outcome), e.Reason, vop, vkey, vpurpose, vreq, details)
-	if isDuplicate(err) {
-		return fmt.Errorf("store/sqlite: audit event id %q is already recorded; give every event a new id (audit.NewID): %w", e.ID, byok.ErrExists)
+	if db.class(err) == Duplicate {
+		return db.errorf("audit event id %q is already recorded; give every event a new id (audit.NewID): %w", e.ID, byok.ErrExists)
 	}
 	if err != nil {
-		return fmt.Errorf("store/sqlite: append audit event %s to chain %q: %w", e.ID, e.Tenant, err)
+		return db.wrap(err, "append audit event %s to chain %q", e.ID, e.Tenant)
 	}
 	return nil
 }
 
-// jsonText returns raw as a TEXT value, NULL if empty.
+// jsonText returns raw as a text value, NULL if empty.
 func jsonText(raw json.RawMessage) sql.NullString {
 	if len(raw) == 0 {
 		return sql.NullString{}
@@ -119,43 +139,30 @@ func (db *DB) AuditEvents(ctx context.Context, q audit.Query) ([]audit.Event, er
 		return nil, err
 	}
 	var where []string
-	var args []any
+	var p params
 	if q.All {
-		where = append(where, `(tenant, seq) > (?, ?)`)
-		args = append(args, q.After.Tenant, int64(q.After.Seq))
+		where = append(where, `(tenant, seq) > (`+p.add(q.After.Tenant)+`, `+p.add(int64(q.After.Seq))+`)`)
 	} else {
-		where = append(where, `tenant = ?`, `seq > ?`)
 		after := int64(0)
 		if q.After.Tenant == q.Tenant {
 			after = int64(q.After.Seq)
 		} else if q.After.Tenant > q.Tenant {
 			return []audit.Event{}, nil // past the chain
 		}
-		args = append(args, q.Tenant, after)
+		where = append(where, `tenant = `+p.add(q.Tenant), `seq > `+p.add(after))
 	}
 	if !q.Since.IsZero() {
-		where = append(where, `time >= ?`)
-		args = append(args, clampNanos(q.Since))
+		where = append(where, `time >= `+p.add(clampNanos(q.Since)))
 	}
 	if !q.Until.IsZero() {
-		where = append(where, `time < ?`)
-		args = append(args, clampNanos(q.Until))
+		where = append(where, `time < `+p.add(clampNanos(q.Until)))
 	}
 	if q.ActionPrefix != "" {
-		where = append(where, `instr(action, ?) = 1`)
-		args = append(args, q.ActionPrefix)
+		prefix := p.add(q.ActionPrefix)
+		where = append(where, `substr(action, 1, length(CAST(`+prefix+` AS text))) = `+prefix)
 	}
-	args = append(args, q.Limit)
-	rows, err := db.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events
-		WHERE `+strings.Join(where, ` AND `)+` ORDER BY tenant, seq LIMIT ?`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: list audit events: %w", err)
-	}
-	es, err := collect(rows, scanAuditEvent)
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: list audit events: %w", err)
-	}
-	return es, nil
+	return query(ctx, db, scanAuditEvent, "list audit events", `SELECT `+auditColumns+` FROM audit_events
+		WHERE `+strings.Join(where, ` AND `)+` ORDER BY tenant, seq LIMIT `+p.add(q.Limit), p...)
 }
 
 // clampNanos returns t as Unix nanoseconds, clamped to the int64 range
@@ -173,23 +180,17 @@ func clampNanos(t time.Time) int64 {
 // AuditChains implements [audit.Store]. It skips from chain to chain
 // through the primary key instead of reading every row.
 func (db *DB) AuditChains(ctx context.Context) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `WITH RECURSIVE chain(t) AS (
+	return query(ctx, db, scanString, "list audit chains", `WITH RECURSIVE chain (t) AS (
 			SELECT min(tenant) FROM audit_events
 			UNION ALL
 			SELECT (SELECT min(tenant) FROM audit_events WHERE tenant > chain.t) FROM chain WHERE chain.t IS NOT NULL
 		) SELECT t FROM chain WHERE t IS NOT NULL`)
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: list audit chains: %w", err)
-	}
-	cs, err := collect(rows, func(s scanner) (string, error) {
-		var t string
-		err := s.Scan(&t)
-		return t, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: list audit chains: %w", err)
-	}
-	return cs, nil
+}
+
+func scanString(s scanner) (string, error) {
+	var v string
+	err := s.Scan(&v)
+	return v, err
 }
 
 func scanAuditEvent(s scanner) (audit.Event, error) {

@@ -1,0 +1,176 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/store"
+)
+
+const dekColumns = `id, tenant, scope, kind, epoch, wrapped, wrapped IS NULL, created`
+
+// PutDEK implements [byok.Store]. The insert happens only if the DEK's
+// tenant key exists: PostgreSQL's deks has no foreign key to it (see its
+// schema), and SQLite's foreign key then never fires.
+func (db *DB) PutDEK(ctx context.Context, d byok.DEKRecord) error {
+	if err := store.CheckDEK(d); err != nil {
+		return err
+	}
+	res, err := db.w.ExecContext(ctx, `INSERT INTO deks (id, tenant, scope, kind, epoch, wrapped, created)
+		SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (
+			SELECT 1 FROM tenant_keys WHERE tenant = $2 AND kind = $4 AND epoch = $5)`,
+		d.ID[:], d.Tenant, d.Scope, int64(d.Kind), int64(d.Epoch), d.Wrapped, nanos(d.Created))
+	missing := db.errorf("put DEK %x: %s does not exist: %w", d.ID, KeyName(d.Tenant, d.Kind, d.Epoch), byok.ErrNotFound)
+	switch {
+	case db.class(err) == Duplicate:
+		return db.errorf("DEK %x already exists: %w", d.ID, byok.ErrExists)
+	case db.class(err) == MissingParent:
+		return missing
+	case err != nil:
+		return db.wrap(err, "put DEK %x", d.ID)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return missing
+	}
+	return nil
+}
+
+// DEK implements [byok.Store].
+func (db *DB) DEK(ctx context.Context, id byok.DEKID) (byok.DEKRecord, error) {
+	d, err := scanDEK(db.r.QueryRowContext(ctx, `SELECT `+dekColumns+` FROM deks WHERE id = $1`, id[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, db.errorf("DEK %x does not exist: %w", id, byok.ErrNotFound)
+	}
+	if err != nil {
+		return d, db.wrap(err, "read DEK %x", id)
+	}
+	return d, nil
+}
+
+// ListDEKs implements [store.Store]. It walks the tenant's DEKs in id order
+// from the cursor and skips those under other tenant keys: kind and epoch
+// are in no index, so that a rewrap rewrites one row and touches no index.
+func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, epoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error) {
+	if err := store.CheckLimit(limit); err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("list DEKs under %s", KeyName(tenant, kind, epoch))
+	if err := ctx.Err(); err != nil {
+		return nil, db.wrap(err, "%s", what)
+	}
+	qctx := ctx
+	if db.d.DetachPages {
+		qctx = context.WithoutCancel(ctx)
+	}
+	rows, err := db.r.QueryContext(qctx, `SELECT `+dekColumns+` FROM deks
+		WHERE tenant = $1 AND kind = $2 AND epoch = $3 AND id > $4 ORDER BY tenant, id LIMIT $5`,
+		tenant, int64(kind), int64(epoch), after[:], limit)
+	if err != nil {
+		return nil, db.wrap(err, "%s", what)
+	}
+	ds, err := collectN(rows, scanDEK, min(limit, 10_000))
+	if err != nil {
+		return nil, db.wrap(err, "%s", what)
+	}
+	return ds, nil
+}
+
+// ListScopeDEKs implements [store.Store].
+func (db *DB) ListScopeDEKs(ctx context.Context, tenant, scope string, after byok.DEKID, limit int) ([]byok.DEKRecord, error) {
+	if err := store.CheckLimit(limit); err != nil {
+		return nil, err
+	}
+	return query(ctx, db, scanDEK, fmt.Sprintf("list DEKs of scope %q of tenant %q", scope, tenant), `SELECT `+dekColumns+` FROM deks
+		WHERE tenant = $1 AND scope = $2 AND id > $3 ORDER BY tenant, scope, id LIMIT $4`,
+		tenant, scope, after[:], limit)
+}
+
+// RewrapDEKs implements [store.Store].
+func (db *DB) RewrapDEKs(ctx context.Context, recs []byok.DEKRecord) error {
+	if err := checkMove(nil, recs); err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return db.write(ctx, func(tx *sql.Tx) error { return db.d.Rewrap(ctx, tx, recs) })
+}
+
+// MoveScope implements [store.Store].
+func (db *DB) MoveScope(ctx context.Context, s byok.ScopeRecord, rewrapped []byok.DEKRecord) error {
+	if err := checkMove(&s, rewrapped); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if err := db.upsertScope(ctx, tx, s); err != nil {
+			return err
+		}
+		return db.rewrap(ctx, tx, rewrapped)
+	})
+}
+
+// checkMove checks the arguments of a move of scope s (if s is not nil)
+// that rewraps recs, or of a rewrap of recs.
+func checkMove(s *byok.ScopeRecord, recs []byok.DEKRecord) error {
+	if s != nil {
+		if err := store.CheckScope(*s); err != nil {
+			return err
+		}
+	}
+	for _, d := range recs {
+		if err := store.CheckRewrap(d); err != nil {
+			return err
+		}
+		if s != nil && (d.Tenant != s.Tenant || d.Scope != s.Scope || d.Kind != s.Kind) {
+			return &byok.InputError{Arg: "rewrapped DEK", Reason: fmt.Sprintf(
+				"%x is a %s DEK of scope %q of tenant %q; moving scope %q of tenant %q to %s takes only %s DEKs of that scope",
+				d.ID, d.Kind, d.Scope, d.Tenant, s.Scope, s.Tenant, s.Kind, s.Kind)}
+		}
+	}
+	return nil
+}
+
+// rewrap is the dialect's Rewrap, which does nothing for no records.
+func (db *DB) rewrap(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	return db.d.Rewrap(ctx, tx, recs)
+}
+
+// CountDEKs implements [lifecycle.Store].
+func (db *DB) CountDEKs(ctx context.Context, tenant string, kind byok.KeyKind, belowEpoch uint32, scope string) (int64, error) {
+	var n int64
+	var err error
+	if scope == "" {
+		err = db.r.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE tenant = $1 AND kind = $2 AND epoch < $3`,
+			tenant, int64(kind), int64(belowEpoch)).Scan(&n)
+	} else {
+		err = db.r.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE tenant = $1 AND scope = $2 AND kind = $3 AND epoch < $4`,
+			tenant, scope, int64(kind), int64(belowEpoch)).Scan(&n)
+	}
+	if err != nil {
+		return 0, db.wrap(err, "count DEKs of tenant %q", tenant)
+	}
+	return n, nil
+}
+
+func scanDEK(s scanner) (byok.DEKRecord, error) {
+	var d byok.DEKRecord
+	var id []byte
+	var null bool
+	var created sql.NullInt64
+	if err := s.Scan(&id, &d.Tenant, &d.Scope, &d.Kind, &d.Epoch, &d.Wrapped, &null, &created); err != nil {
+		return d, err
+	}
+	if len(id) != len(d.ID) {
+		return d, fmt.Errorf("stored DEK id is %d bytes, not %d: the database is corrupt", len(id), len(d.ID))
+	}
+	copy(d.ID[:], id)
+	d.Wrapped = blob(d.Wrapped, null)
+	d.Created = fromNanos(created)
+	return d, nil
+}

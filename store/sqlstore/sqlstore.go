@@ -1,0 +1,241 @@
+// Package sqlstore is the SQL of byok's relational stores, written once on
+// database/sql and shared by store/sqlite and store/postgres. Its [DB]
+// implements [store.Store], [store.SessionStore], [lifecycle.Store],
+// [audit.Store] and [token.Store]; an engine package opens the database,
+// applies its migrations and wraps the handles in a DB with its [Dialect].
+//
+// # What the engines share
+//
+// The schemas of both engines have the same tables, columns and keys, and
+// every statement here is valid on both:
+//
+//   - Placeholders are numbered, $1, $2, …, and may repeat. PostgreSQL
+//     takes them natively; SQLite reads $NNN as a named parameter, which
+//     the driver modernc.org/sqlite binds to the NNNth argument.
+//   - Times are integer Unix nanoseconds, NULL for the zero time, read back
+//     in UTC. Wrapped bytes are BLOB or bytea, with NULL (nil) kept apart
+//     from empty: a query selects "col IS NULL" next to each nullable blob.
+//   - IN lists are spelled out, one placeholder per value; upserts are
+//     INSERT … ON CONFLICT … DO UPDATE, which both engines take.
+//
+// What differs is in the [Dialect]: how errors are classified, how an
+// audit chain is locked, how a batch of DEKs is rewrapped, and whether the
+// driver is cheaper without a cancellable context.
+//
+// # Transactions
+//
+// Every method that writes more than one row runs in one transaction on
+// the writer handle; reads go to the reader handle. The engine decides
+// what those are: SQLite gives a single writer connection (writers queue
+// in Go) and a pool of read-only connections, PostgreSQL one pool for both
+// (read committed, the default).
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/server/token"
+	"github.com/openbyok/byok/store"
+)
+
+// ErrorClass is what a [Dialect] makes of an error of its driver.
+type ErrorClass int
+
+// The classes of driver errors the store branches on.
+const (
+	// OtherError is any error the store does not branch on.
+	OtherError ErrorClass = iota
+	// Duplicate is a primary key or unique violation: [byok.ErrExists].
+	Duplicate
+	// MissingParent is a foreign key violation, the row a new row refers
+	// to does not exist: [byok.ErrNotFound].
+	MissingParent
+	// InvalidText is text the engine cannot store (PostgreSQL: not UTF-8,
+	// or a NUL byte): [byok.ErrInvalidInput].
+	InvalidText
+)
+
+// Dialect is what differs between the engines under the shared SQL.
+type Dialect struct {
+	// Name is the engine's package name; errors start "store/Name: ".
+	Name string
+
+	// Classify sorts an error returned by the driver into an
+	// [ErrorClass]; it is never called with nil.
+	Classify func(err error) ErrorClass
+
+	// LockAuditChain, if not empty, is a statement run first in each
+	// append to an audit chain, with the chain's tenant id as $1, that
+	// makes appends to one chain take turns until the transaction ends.
+	// Leave it empty if the engine already serialises every writer.
+	LockAuditChain string
+
+	// Rewrap updates the kind, epoch and wrapping of every DEK of recs in
+	// tx, found by id, tenant and scope. It fails, wrapping
+	// [byok.ErrNotFound], if a DEK does not exist there or if the tenant
+	// key a record names does not exist. recs is not empty and its
+	// records have passed [store.CheckRewrap].
+	Rewrap func(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error
+
+	// DetachPages makes the query of a page of DEKs run under a context
+	// without cancellation, after checking ctx: for an embedded engine
+	// whose driver starts a watcher goroutine for every cancellable
+	// statement, and whose statements cannot hang on a network.
+	DetachPages bool
+}
+
+// DB is the shared store on a writer and a reader handle. It is safe for
+// concurrent use.
+type DB struct {
+	w, r *sql.DB
+	d    Dialect
+}
+
+var (
+	_ store.Store        = (*DB)(nil)
+	_ store.SessionStore = (*DB)(nil)
+	_ lifecycle.Store    = (*DB)(nil)
+	_ audit.Store        = (*DB)(nil)
+	_ token.Store        = (*DB)(nil)
+)
+
+// New returns a DB that writes through w and reads through r (which may
+// be w) with the dialect d. The database's schema must be up to date. The
+// DB owns w and r: [DB.Close] closes them.
+func New(w, r *sql.DB, d Dialect) *DB {
+	return &DB{w: w, r: r, d: d}
+}
+
+// Close closes the writer and the reader handle. Calls after Close fail.
+func (db *DB) Close() error {
+	if db.r == db.w {
+		return db.w.Close()
+	}
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// write runs f in one write transaction: committed if f returns nil,
+// rolled back otherwise.
+func (db *DB) write(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return db.wrap(err, "begin transaction")
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return db.wrap(err, "commit")
+	}
+	return nil
+}
+
+// errorf returns an error of this store: "store/NAME: " and the message.
+func (db *DB) errorf(format string, args ...any) error {
+	return fmt.Errorf("store/%s: %w", db.d.Name, fmt.Errorf(format, args...))
+}
+
+// wrap wraps a failure of the database in an error that says what was
+// being done (format and args). Text the engine cannot hold becomes an
+// [byok.InputError].
+func (db *DB) wrap(err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if db.class(err) == InvalidText {
+		return db.errorf("%s: %w", what, &byok.InputError{Arg: "text argument",
+			Reason: "is not valid UTF-8 or holds a NUL byte, which the database's text cannot store"})
+	}
+	return db.errorf("%s: %w", what, err)
+}
+
+// class returns the class of err, [OtherError] for nil.
+func (db *DB) class(err error) ErrorClass {
+	if err == nil {
+		return OtherError
+	}
+	return db.d.Classify(err)
+}
+
+// KeyName names a tenant key in errors.
+func KeyName(tenant string, kind byok.KeyKind, epoch uint32) string {
+	return fmt.Sprintf("%s key epoch %d of tenant %q", kind, epoch, tenant)
+}
+
+// params collects the arguments of a query built piece by piece.
+type params []any
+
+// add appends v and returns its placeholder.
+func (p *params) add(v any) string {
+	*p = append(*p, v)
+	return "$" + strconv.Itoa(len(*p))
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// collect scans every row of rows with scan and closes rows.
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	return collectN(rows, scan, 0)
+}
+
+// collectN is collect into a list with room for n.
+func collectN[T any](rows *sql.Rows, scan func(scanner) (T, error), n int) ([]T, error) {
+	defer rows.Close()
+	list := make([]T, 0, n)
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, v)
+	}
+	return list, rows.Err()
+}
+
+// query runs a query on the reader and collects its rows with scan; what
+// names the list in errors.
+func query[T any](ctx context.Context, db *DB, scan func(scanner) (T, error), what, q string, args ...any) ([]T, error) {
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, db.wrap(err, "%s", what)
+	}
+	list, err := collect(rows, scan)
+	if err != nil {
+		return nil, db.wrap(err, "%s", what)
+	}
+	return list, nil
+}
+
+// blob restores the empty slice that a driver may read back as nil: b is
+// nil only if the column was NULL.
+func blob(b []byte, null bool) []byte {
+	if b == nil && !null {
+		return []byte{}
+	}
+	return b
+}
+
+// nanos returns t as Unix nanoseconds, or NULL for the zero time. Callers
+// have checked that t is in range ([store.CheckTenant] and friends).
+func nanos(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+// fromNanos is the inverse of nanos.
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
