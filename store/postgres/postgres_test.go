@@ -461,7 +461,7 @@ func putDEKs(t testing.TB, db *DB, tenant string, kind byok.KeyKind, epoch uint3
 	for i := range ds {
 		ds[i] = dekN(tenant, "bot", kind, epoch, uint64(i))
 		d := &ds[i]
-		rows[i] = []any{d.ID[:], d.Tenant, d.Scope, int16(d.Kind), int64(d.Epoch), d.Wrapped, nanos(d.Created)}
+		rows[i] = []any{d.ID[:], d.Tenant, d.Scope, int16(d.Kind), int64(d.Epoch), d.Wrapped, d.Created.UnixNano()}
 	}
 	_, err := db.pool.CopyFrom(context.Background(), []string{"deks"},
 		[]string{"id", "tenant", "scope", "kind", "epoch", "wrapped", "created"}, pgx.CopyFromRows(rows))
