@@ -8,16 +8,26 @@ import (
 
 const module = "github.com/openbyok/byok"
 
-// importRules says which packages of this module a package must never
-// depend on, directly or not: imports point down (DESIGN §5).
+// importRules says which packages a package must never depend on, directly
+// or not: imports point down (DESIGN §5), and the server binary links no
+// test code.
 var importRules = []struct {
 	pkg       string
-	forbidden []string // suffixes of module paths; "" forbids every package of ours
+	forbidden []string // suffixes of module paths ("" forbids every package of ours), or other import paths
 }{
 	{".", []string{"/store", "/server", "/config", "/cmd", "/lifecycle", "/client", "/kvemu"}},
 	{"./internal/envelope", []string{""}},
 	{"./internal/secret", []string{""}},
 	{"./kms", []string{""}},
+	{"./cmd/byok", serverBinaryForbids},
+}
+
+// serverBinaryForbids is what the byok binary, which runs serve in
+// production, must not link: package testing, the test-support packages
+// and the benchmarks, which are cmd/byok-bench's.
+var serverBinaryForbids = []string{
+	"testing", "/kms/kmstest", "/internal/bench",
+	"/lifecycle/lifecycletest", "/store/storetest", "/client/clienttest", "/internal/pgtest",
 }
 
 func TestImportsPointDown(t *testing.T) {
@@ -28,16 +38,27 @@ func TestImportsPointDown(t *testing.T) {
 	}
 }
 
-// TestImportCheckCanFail proves the check finds a real dependency: the
-// SQLite store depends on the root package.
+// TestImportCheckCanFail proves the check finds real dependencies: the
+// SQLite store depends on the root package, and byok-bench on the test
+// code the server binary must not link.
 func TestImportCheckCanFail(t *testing.T) {
 	if v := violations(t, "./store/sqlite", []string{""}); len(v) == 0 {
 		t.Fatal("no violation found for store/sqlite, which imports the root package")
 	}
+	// byok-bench links what the server binary must not: testing (through
+	// testing.Benchmark), the fake provider and the benchmarks.
+	v := strings.Join(violations(t, "./cmd/byok-bench", serverBinaryForbids), "\n")
+	for _, dep := range []string{" testing", " " + module + "/kms/kmstest", " " + module + "/internal/bench"} {
+		if !strings.Contains(v+"\n", " depends on"+dep+"\n") {
+			t.Errorf("no violation found for cmd/byok-bench, which depends on%s; found:\n%s", dep, v)
+		}
+	}
 }
 
-// violations lists the dependencies of pkg that start with module+f for a
-// forbidden f.
+// violations lists the dependencies of pkg that a forbidden f names: for f
+// "" or beginning with "/", module+f and the packages under it; for any
+// other f, the import path f and the packages under it ("testing" forbids
+// testing/quick too).
 func violations(t *testing.T, pkg string, forbidden []string) []string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", pkg).Output()
@@ -49,7 +70,11 @@ func violations(t *testing.T, pkg string, forbidden []string) []string {
 	var v []string
 	for _, dep := range deps[:len(deps)-1] {
 		for _, f := range forbidden {
-			if dep == module+f || strings.HasPrefix(dep, module+f+"/") || f == "" && strings.HasPrefix(dep, module) {
+			p := f
+			if f == "" || strings.HasPrefix(f, "/") {
+				p = module + f
+			}
+			if dep == p || strings.HasPrefix(dep, p+"/") || f == "" && strings.HasPrefix(dep, module) {
 				v = append(v, self+" depends on "+dep)
 			}
 		}

@@ -1,4 +1,11 @@
 // Command byok runs the byok service and its tools.
+//
+// It is the binary that runs serve in production, so it links no test code:
+// no package testing, no kms/kmstest fake, no internal/bench (the module
+// root's imports_test.go checks this). The benchmarks are cmd/byok-bench.
+// demo and kv-emulator stay here: they run on kvemu, which links none of
+// that, and demo starts the service through openApp, the code path of
+// serve, so a platform team's first run is the binary it will deploy.
 package main
 
 import (
@@ -71,7 +78,6 @@ func newRoot() *cobra.Command {
 		versionCmd(),
 		serveCmd(),
 		demoCmd(),
-		benchCmd(),
 		kvEmulatorCmd(),
 		auditCmd(),
 		tenantCmd(),

@@ -1,5 +1,5 @@
 // Package bench holds byok's performance measurements, shared by the root
-// package's Go benchmarks and the `byok bench` command so both measure the
+// package's Go benchmarks and the byok-bench command (cmd/byok-bench) so both measure the
 // same thing. Every figure is measured against a baseline in the same run.
 package bench
 

@@ -29,7 +29,7 @@ import (
 	"github.com/openbyok/byok/store/sqlite"
 )
 
-// HTTP load: what `byok bench http` runs against each route.
+// HTTP load: what `byok-bench http` runs against each route.
 const (
 	HTTPConns     = 8       // keep-alive connections of the load generator
 	HTTPPayload   = 1 << 10 // bytes of plaintext per item

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// `byok bench http` measures what it says: both servers answer every
+// `byok-bench http` measures what it says: both servers answer every
 // route with 200, the ceiling's bodies and answers have byok's sizes, and
 // a short comparison yields rates and ordered percentiles.
 func TestHTTPCompare(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The measurements of `byok bench lifecycle` measure what they say: a
+// The measurements of `byok-bench lifecycle` measure what they say: a
 // rotation makes at most two vault calls, a re-key re-wraps every DEK, a
 // revocation fails closed and a restoration brings service back.
 func TestLifecycleEnv(t *testing.T) {
