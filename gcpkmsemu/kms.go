@@ -138,7 +138,10 @@ func (e *Emulator) createKey(n resourceName, spec *kmspb.CryptoKey, skipVersion 
 		return nil, err
 	}
 	if !skipVersion {
-		k.primary = k.newVersion(now).id
+		v := k.newVersion(now)
+		if k.purpose == kmspb.CryptoKey_ENCRYPT_DECRYPT {
+			k.primary = v.id // only symmetric keys have a primary version
+		}
 	}
 	e.keys[name] = k
 	return k, nil
