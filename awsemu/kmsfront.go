@@ -58,9 +58,7 @@ type kmsRequest struct {
 func (e *Emulator) serveKMS(w http.ResponseWriter, r *http.Request, op string, body []byte) {
 	call := Call{Service: "kms", Op: op, UserAgent: r.UserAgent(), RequestID: newRequestID()}
 	status, out := e.kms(w, r, op, body, &call)
-	if status == 0 { // the connection was reset
-		call.ErrorCode = "ConnectionReset"
-		e.record(call)
+	if status == 0 { // the connection was reset, and the call recorded
 		return
 	}
 	call.Status = status
@@ -99,6 +97,8 @@ func (e *Emulator) kms(w http.ResponseWriter, r *http.Request, op string, body [
 	}
 	if f != nil {
 		if f.Reset {
+			call.ErrorCode = "ConnectionReset"
+			e.record(*call) // before the client sees the reset
 			reset(w)
 			return 0, nil
 		}

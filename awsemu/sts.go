@@ -71,9 +71,7 @@ func (e *Emulator) serveSTS(w http.ResponseWriter, r *http.Request, body []byte)
 	op := form.Get("Action")
 	call := Call{Service: "sts", Op: op, UserAgent: r.UserAgent(), RequestID: newRequestID()}
 	status, out := e.sts(w, r, op, form, body, &call)
-	if status == 0 {
-		call.ErrorCode = "ConnectionReset"
-		e.record(call)
+	if status == 0 { // the connection was reset, and the call recorded
 		return
 	}
 	call.Status = status
@@ -102,6 +100,8 @@ func (e *Emulator) sts(w http.ResponseWriter, r *http.Request, op string, form u
 	}
 	if f != nil {
 		if f.Reset {
+			call.ErrorCode = "ConnectionReset"
+			e.record(*call) // before the client sees the reset
 			reset(w)
 			return 0, nil
 		}
