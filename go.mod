@@ -3,6 +3,7 @@ module github.com/openbyok/byok
 go 1.26.0
 
 require (
+	cloud.google.com/go/auth v0.24.4
 	cloud.google.com/go/iam v1.15.1
 	cloud.google.com/go/kms v1.37.0
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.24.0
@@ -43,7 +44,6 @@ require (
 
 require (
 	cloud.google.com/go v0.123.0 // indirect
-	cloud.google.com/go/auth v0.24.4 // indirect
 	cloud.google.com/go/auth/oauth2adapt v0.3.0 // indirect
 	cloud.google.com/go/compute/metadata v0.10.0 // indirect
 	cloud.google.com/go/longrunning v1.5.0 // indirect

@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
 )
 
 // ErrNotFound is returned (wrapped) by control methods for an unknown
@@ -215,22 +217,36 @@ func (e *Emulator) ServiceAccounts() []ServiceAccount {
 	return out
 }
 
+// TokenMethod is the Method of [Call] counters for the token endpoint:
+// Code OK for a token issued, Unauthenticated for a refusal.
+const TokenMethod = "oauth2/token"
+
 // serveToken is the OAuth token endpoint (token_uri): the JWT bearer grant
 // (RFC 7523) the auth library uses for a service account key when it does
 // not sign its own JWT for the API. Errors are Google's JSON.
 func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
-	fail := func(code, desc string) {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	tok, email, code, desc := e.grant(r)
+	if code != "" {
+		e.count(Call{Method: TokenMethod, Code: codes.Unauthenticated})
 		w.WriteHeader(http.StatusBadRequest)
 		json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
-	}
-	if err := r.ParseForm(); err != nil {
-		fail("invalid_request", "Could not parse the request body.")
 		return
+	}
+	e.count(Call{Method: TokenMethod, Principal: email})
+	json.NewEncoder(w).Encode(map[string]any{
+		"access_token": tok, "token_type": "Bearer", "expires_in": int(e.opts.TokenLifetime / time.Second),
+	})
+}
+
+// grant checks a token request and issues an access token, or returns
+// Google's error code and description.
+func (e *Emulator) grant(r *http.Request) (tok, email, code, desc string) {
+	if err := r.ParseForm(); err != nil {
+		return "", "", "invalid_request", "Could not parse the request body."
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
-		fail("unsupported_grant_type", "Invalid grant_type: "+gt)
-		return
+		return "", "", "unsupported_grant_type", "Invalid grant_type: " + gt
 	}
 	now := e.now()
 	e.mu.Lock()
@@ -238,31 +254,20 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 	c, sa, err := e.verifyJWT(r.PostForm.Get("assertion"), now)
 	switch {
 	case errors.Is(err, errAccount):
-		fail("invalid_grant", "Invalid grant: account not found")
-		return
+		return "", "", "invalid_grant", "Invalid grant: account not found"
 	case errors.Is(err, errExpired), errors.Is(err, errLifetime):
-		fail("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.")
-		return
+		return "", "", "invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."
 	case err != nil:
-		fail("invalid_grant", "Invalid JWT Signature.")
-		return
+		return "", "", "invalid_grant", "Invalid JWT Signature."
+	case c.Aud != e.TokenURI() && c.Aud != "https://oauth2.googleapis.com/token":
+		return "", "", "invalid_grant", "Invalid JWT: Failed audience check. The right audience is " + e.TokenURI()
+	case sa.disabled:
+		return "", "", "invalid_grant", "Invalid grant: account not found"
+	case strings.TrimSpace(c.Scope) == "":
+		return "", "", "invalid_scope", "Invalid OAuth scope or ID token audience provided."
 	}
-	if c.Aud != e.TokenURI() && c.Aud != "https://oauth2.googleapis.com/token" {
-		fail("invalid_grant", "Invalid JWT: Failed audience check. The right audience is "+e.TokenURI())
-		return
-	}
-	if sa.disabled {
-		fail("invalid_grant", "Invalid grant: account not found")
-		return
-	}
-	if strings.TrimSpace(c.Scope) == "" {
-		fail("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-		return
-	}
-	tok := newTokenValue()
+	e.log.Debug("token request", "kind", "JWT bearer grant", "iss", c.Iss, "aud", c.Aud, "scope", c.Scope)
+	tok = newTokenValue()
 	e.tokens[tok] = issuedToken{email: sa.email, expires: now.Add(e.opts.TokenLifetime)}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	json.NewEncoder(w).Encode(map[string]any{
-		"access_token": tok, "token_type": "Bearer", "expires_in": int(e.opts.TokenLifetime / time.Second),
-	})
+	return tok, sa.email, "", ""
 }

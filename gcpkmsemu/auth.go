@@ -102,6 +102,7 @@ func (e *Emulator) verifyBearer(raw string) (p principal, reason, email string) 
 	case err != nil:
 		return principal{}, "ACCESS_TOKEN_TYPE_UNSUPPORTED", ""
 	}
+	e.log.Debug("bearer token", "kind", "self-signed JWT", "iss", c.Iss, "aud", c.Aud, "scope", c.Scope)
 	if c.Sub != "" && c.Sub != c.Iss {
 		return principal{}, "ACCESS_TOKEN_TYPE_UNSUPPORTED", "" // domain-wide delegation is not for Cloud KMS
 	}

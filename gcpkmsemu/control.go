@@ -92,6 +92,13 @@ func (e *Emulator) CallCount(method string) int {
 	return n
 }
 
+// count adds one to a counter.
+func (e *Emulator) count(c Call) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls[c]++
+}
+
 // ResetCalls zeroes the call counters.
 func (e *Emulator) ResetCalls() {
 	e.mu.Lock()

@@ -26,10 +26,10 @@ const (
 // the customer project), an encrypter/decrypter account bound on the key,
 // a viewer, and an account with no role; each has a client.
 type fixture struct {
-	emu                            *gcpkmsemu.Emulator
-	admin, user, viewer, nobody    *kms.KeyManagementClient
+	emu                             *gcpkmsemu.Emulator
+	admin, user, viewer, nobody     *kms.KeyManagementClient
 	adminSA, userSA, viewerSA, noSA string
-	clock                          *fakeClock
+	clock                           *fakeClock
 }
 
 // fakeClock is the wall clock the emulator's token checks use.
