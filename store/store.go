@@ -2,8 +2,8 @@
 // [byok.Store] the keyring needs, plus what the lifecycle jobs need on top
 // (listing, rotation, re-key, moving scopes, key-version inventory).
 //
-// Backends live in subpackages ([sqlite] now, PostgreSQL later) and all run
-// the conformance suite in [storetest].
+// Backends live in subpackages, [sqlite] and [postgres], which share the
+// SQL of [sqlstore], and all run the conformance suite in [storetest].
 //
 // # Errors
 //
@@ -21,6 +21,8 @@
 // never contain wrapped or unwrapped key material.
 //
 // [sqlite]: github.com/openbyok/byok/store/sqlite
+// [postgres]: github.com/openbyok/byok/store/postgres
+// [sqlstore]: github.com/openbyok/byok/store/sqlstore
 // [storetest]: github.com/openbyok/byok/store/storetest
 package store
 

@@ -1,9 +1,9 @@
 // Package postgres is the [store.Store] for several replicas of byok that
 // share one PostgreSQL database, through github.com/jackc/pgx/v5 and its
-// database/sql driver. Its [DB] also keeps the audit log ([audit.Store]), the lifecycle records, jobs
-// and health timeline ([lifecycle.Store]) and the HTTP API's tokens
-// ([token.Store]); all of them pass the conformance suites in storetest,
-// as the SQLite store does.
+// database/sql driver. Its [DB] also keeps, as [sqlstore.DB] does, the
+// audit log, the lifecycle records, jobs and health timeline, the HTTP
+// API's tokens and the console's sessions; all of them pass the
+// conformance suites in storetest, as the SQLite store does.
 //
 // # Schema
 //
@@ -62,9 +62,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/openbyok/byok/audit"
-	"github.com/openbyok/byok/lifecycle"
-	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store"
 	"github.com/openbyok/byok/store/sqlstore"
 )
@@ -78,13 +75,7 @@ type DB struct {
 	closed chan struct{} // closed by Close; stops Listen
 }
 
-var (
-	_ store.Store        = (*DB)(nil)
-	_ store.SessionStore = (*DB)(nil)
-	_ lifecycle.Store    = (*DB)(nil)
-	_ audit.Store        = (*DB)(nil)
-	_ token.Store        = (*DB)(nil)
-)
+var _ store.Store = (*DB)(nil)
 
 // auditLock is the first key of the advisory lock that serialises appends
 // to one audit chain ("audt" in ASCII); the second is the hash of the

@@ -63,9 +63,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openbyok/byok/audit"
-	"github.com/openbyok/byok/lifecycle"
-	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store"
 	"github.com/openbyok/byok/store/sqlstore"
 )
@@ -78,13 +75,7 @@ type DB struct {
 	r *sql.DB // read-only connections
 }
 
-var (
-	_ store.Store        = (*DB)(nil)
-	_ store.SessionStore = (*DB)(nil)
-	_ lifecycle.Store    = (*DB)(nil)
-	_ audit.Store        = (*DB)(nil)
-	_ token.Store        = (*DB)(nil)
-)
+var _ store.Store = (*DB)(nil)
 
 // dialect is SQLite's [sqlstore.Dialect].
 var dialect = sqlstore.Dialect{
