@@ -16,6 +16,9 @@ import (
 const (
 	DefaultTimeout    = 30 * time.Second
 	DefaultMaxRetries = 3
+	// DefaultSessionDuration is the lifetime of an assumed role's
+	// session: AWS's minimum.
+	DefaultSessionDuration = 15 * time.Minute
 )
 
 // Config configures a [Provider] and [TestConfiguration]: the customer's
@@ -46,6 +49,13 @@ type Config struct {
 	// CloudTrail; empty means "byok-" + Tenant (cut to 64 characters of
 	// the allowed set).
 	SessionName string
+	// SessionDuration is the lifetime of the role's sessions; zero means
+	// [DefaultSessionDuration]. A session outlives a change of the role's
+	// trust policy (AWS does not revoke issued sessions), so it bounds how
+	// long byok can still use the key after the customer removes the
+	// trust; removing the key policy statement or disabling the key takes
+	// effect at once. 15 minutes to 12 hours (the role's maximum).
+	SessionDuration time.Duration
 	// Credentials are the platform's own AWS credentials; nil means the
 	// SDK's default chain (environment, shared files, web identity, ECS,
 	// EC2 instance metadata), loaded by [New].
@@ -111,6 +121,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("awskms: Config.%s %q is not an https:// URL", name, u))
 		}
 	}
+	if c.SessionDuration != 0 && (c.SessionDuration < 15*time.Minute || c.SessionDuration > 12*time.Hour) {
+		errs = append(errs, fmt.Errorf("awskms: Config.SessionDuration %v is outside 15m to 12h, what STS issues", c.SessionDuration))
+	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("awskms: Config.Timeout %v is negative", c.Timeout))
 	}
@@ -127,6 +140,13 @@ func (c Config) sessionName() string {
 		s = s[:64]
 	}
 	return s
+}
+
+func (c Config) sessionDuration() time.Duration {
+	if c.SessionDuration == 0 {
+		return DefaultSessionDuration
+	}
+	return c.SessionDuration
 }
 
 func (c Config) timeout() time.Duration {

@@ -94,6 +94,7 @@ func New(cfg Config) (*Provider, error) {
 		ar := stscreds.NewAssumeRoleProvider(p.stsClient(p.stsRegion()), cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
 			o.ExternalID = aws.String(cfg.ExternalID)
 			o.RoleSessionName = cfg.sessionName()
+			o.Duration = cfg.sessionDuration()
 		})
 		p.creds = aws.NewCredentialsCache(ar)
 	}
@@ -167,6 +168,13 @@ func (p *Provider) call(ctx context.Context, op, keyID string, a KeyARN, f func(
 		err = errors.Join(cerr, err)
 	}
 	ke := Classify(op, keyID, err)
+	if code := codeOf(err); code == "ExpiredTokenException" || code == "ExpiredToken" {
+		// KMS ended the role's session before the SDK expected: take a new
+		// one at the next call.
+		if c, ok := p.creds.(*aws.CredentialsCache); ok {
+			c.Invalidate()
+		}
+	}
 	logRequest(ctx, op, keyID, RequestIDOf(ke), ke)
 	log.WarnContext(ctx, "awskms: KMS call failed", "class", ke.Class.String(), "reason", string(ke.Reason),
 		"aws_request_id", RequestIDOf(ke), "error", ke.Err.Error())

@@ -221,3 +221,35 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokeByTrustPolicy removes the platform from the role's trust
+// policy: the session in use stays valid until it expires (as in AWS),
+// then the next call fails as authoritative; restoring the trust restores
+// access.
+func TestRevokeByTrustPolicy(t *testing.T) {
+	e := newEnv(t)
+	p := e.provider(t, e.roleConfig(t))
+	ctx := context.Background()
+	w, err := p.Wrap(ctx, aliasARN, []byte("share"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.emu.PutRole(roleARN, TrustPolicy("arn:aws:iam::444455556666:root", externalID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Unwrap(ctx, w); err != nil {
+		t.Fatalf("Unwrap with the session issued before the change: %v", err)
+	}
+	e.emu.ExpireSessions()
+	_, err = p.Unwrap(ctx, w)
+	checkClass(t, err, kms.Transient, kms.ReasonUnavailable) // ExpiredTokenException: the cache is invalidated
+	_, err = p.Unwrap(ctx, w)
+	checkClass(t, err, kms.Authoritative, kms.ReasonUnauthenticated)
+	if !strings.Contains(err.Error(), "STS AssumeRole answered 403 AccessDenied") {
+		t.Errorf("error %v does not say STS refused", err)
+	}
+	e.emu.PutRole(roleARN, TrustPolicy(platform, externalID))
+	if _, err := p.Unwrap(ctx, w); err != nil {
+		t.Errorf("Unwrap after the trust is restored: %v", err)
+	}
+}

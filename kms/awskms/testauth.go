@@ -86,7 +86,8 @@ func (t *tester) checkCredentials(ctx context.Context) {
 
 // assume calls AssumeRole with the given external id ("" for none).
 func (t *tester) assume(ctx context.Context, externalID, session string) (*sts.AssumeRoleOutput, error) {
-	in := &sts.AssumeRoleInput{RoleArn: aws.String(t.cfg.RoleARN), RoleSessionName: aws.String(session)}
+	in := &sts.AssumeRoleInput{RoleArn: aws.String(t.cfg.RoleARN), RoleSessionName: aws.String(session),
+		DurationSeconds: aws.Int32(int32(t.cfg.sessionDuration().Seconds()))}
 	if externalID != "" {
 		in.ExternalId = aws.String(externalID)
 	}
