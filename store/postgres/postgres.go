@@ -101,7 +101,9 @@ const migrationLock = 0x62796f6b
 // postgres://user:password@host:port/dbname?… or libpq keyword/value
 // pairs, as pgx parses them, pool settings such as pool_max_conns
 // included) and brings its schema up to date. It fails if the schema is
-// newer than this code knows. Errors never hold the password.
+// newer than this code knows. Errors never hold the password. The shared
+// SQL runs through pgx's database/sql driver on the pool, which lends each
+// call a connection and keeps none idle outside the pool.
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
