@@ -42,6 +42,9 @@ type KeySpec struct {
 	Rotation bool `yaml:"rotation"`
 	// Disabled creates the key disabled.
 	Disabled bool `yaml:"disabled"`
+	// AWSManaged makes the key look like an AWS managed key (KeyManager
+	// AWS), which a customer cannot share.
+	AWSManaged bool `yaml:"awsManaged"`
 }
 
 // Key is a key the emulator holds.
@@ -109,6 +112,9 @@ func (e *Emulator) CreateKey(s KeySpec) (Key, error) {
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("%w: %v", errInvalid, err)
+	}
+	if s.AWSManaged {
+		key.GetMetadata().KeyManager = "AWS"
 	}
 	if s.Disabled {
 		key.GetMetadata().Enabled = false

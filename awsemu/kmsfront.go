@@ -147,7 +147,7 @@ func (e *Emulator) kms(w http.ResponseWriter, r *http.Request, op string, body [
 	}
 	if op == "PutKeyPolicy" && in.Policy != nil {
 		if _, err := parsePolicy(*in.Policy); err != nil {
-			return kmsError(&apiError{400, "MalformedPolicyDocumentException", "The new key policy will not allow you to update the key policy in the future: " + err.Error()})
+			return kmsError(&apiError{400, "MalformedPolicyDocumentException", err.Error()})
 		}
 	}
 	if op == "RotateKeyOnDemand" {

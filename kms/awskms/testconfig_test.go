@@ -130,6 +130,10 @@ var matrix = []matrixCase{
 	{"key in another region", func(t *testing.T, e *env, cfg *Config) {
 		cfg.KeyARN = strings.Replace(e.cmk.ARN, region, "us-east-1", 1)
 	}, CheckKeyRead, "", []string{"a key and its aliases live in one region"}},
+	{"AWS managed key", func(t *testing.T, e *env, cfg *Config) {
+		k, _ := e.emu.CreateKey(awsemu.KeySpec{Account: customer, Region: region, AWSManaged: true, Policy: keyPolicy(platform)})
+		cfg.KeyARN = k.ARN
+	}, CheckKeyManager, "", []string{"create a customer managed key"}},
 	{"asymmetric key", func(t *testing.T, e *env, cfg *Config) {
 		k, _ := e.emu.CreateKey(awsemu.KeySpec{Account: customer, Region: region, KeySpec: "RSA_2048", Policy: keyPolicy(platform)})
 		cfg.KeyARN = k.ARN
