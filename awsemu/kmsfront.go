@@ -53,6 +53,7 @@ type kmsRequest struct {
 	CiphertextBlob    []byte            `json:"CiphertextBlob"`
 	EncryptionContext map[string]string `json:"EncryptionContext"`
 	Policy            *string           `json:"Policy"`
+	Algorithm         string            `json:"EncryptionAlgorithm"`
 }
 
 func (e *Emulator) serveKMS(w http.ResponseWriter, r *http.Request, op string, body []byte) {
@@ -139,6 +140,10 @@ func (e *Emulator) kms(w http.ResponseWriter, r *http.Request, op string, body [
 	}
 	if aerr := e.authorize(s.who, "kms:"+op, key, in.EncryptionContext); aerr != nil {
 		return kmsError(aerr)
+	}
+	if _, rsa := key.(*cmk.RsaKey); rsa && (op == "Encrypt" || op == "Decrypt") && orDefault(in.Algorithm, "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT" {
+		// local-kms would fail with a 500.
+		return kmsError(&apiError{400, "InvalidKeyUsageException", fmt.Sprintf("%s key spec %s is not valid for the SYMMETRIC_DEFAULT encryption algorithm.", keyARN, key.GetMetadata().KeySpec)})
 	}
 	if op == "Decrypt" {
 		if aerr := checkCiphertext(key, in); aerr != nil {

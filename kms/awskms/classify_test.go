@@ -48,6 +48,14 @@ func TestErrorClasses(t *testing.T) {
 				}
 				cfg.KeyARN = k.ARN
 			}},
+		{name: "asymmetric key", op: "wrap", class: kms.Authoritative, reason: kms.ReasonOpForbidden, code: "InvalidKeyUsageException",
+			setup: func(t *testing.T, e *env, cfg *Config) {
+				k, err := e.emu.CreateKey(awsemu.KeySpec{Account: customer, Region: region, KeySpec: "RSA_2048", Policy: openPolicy(platform)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.KeyARN = k.ARN
+			}},
 		{name: "wrong platform secret", op: "describe", class: kms.Authoritative, reason: kms.ReasonUnauthenticated, code: "InvalidSignatureException",
 			setup: func(t *testing.T, e *env, cfg *Config) {
 				cfg.Credentials = credentials.NewStaticCredentialsProvider(e.key.ID, "wrong-secret", "")
