@@ -3,8 +3,8 @@
 // credentials/stscreds) used unchanged.
 //
 // The customer's key is a symmetric KMS key (SYMMETRIC_DEFAULT,
-// ENCRYPT_DECRYPT) named by its key or alias ARN, in any region; multi-
-// region keys (mrk-…) are accepted. byok reaches it either as the
+// ENCRYPT_DECRYPT) named by its key or alias ARN, in any region;
+// multi-region keys (mrk-…) are accepted. byok reaches it either as the
 // platform's own IAM principal, which the key policy names, or by
 // assuming a role in the customer's account with the external id byok
 // generated for the tenant ([Config.RoleARN], [Config.ExternalID]); the
@@ -15,6 +15,28 @@
 // carries the encryption context {byok:tenant: Config.Tenant} (plus
 // byok:kind and byok:epoch under [WithBinding]), which the customer sees
 // in CloudTrail and can require in the key policy.
+//
+// # Encryption context
+//
+// Encrypt and Decrypt carry the encryption context
+//
+//	{"byok:tenant": "<Config.Tenant>"}
+//	{"byok:tenant": "<Config.Tenant>", "byok:kind": "<kind>", "byok:epoch": "<epoch>"}   (with WithBinding)
+//
+// KMS authenticates it with the ciphertext (a value decrypts only with the
+// same context), writes it into the customer's CloudTrail events of every
+// call, and lets the key policy require it: the statement Test
+// configuration prints grants kms:Encrypt and kms:Decrypt only when
+// kms:EncryptionContext:byok:tenant is the tenant, so the key serves that
+// byok tenant only. Unwrap rebuilds the context from Config.Tenant and the
+// wrapped value alone: the tenant comes from the configuration (never from
+// the stored value, so a share of another tenant fails), kind and epoch
+// from the Algorithm Wrap recorded ("SYMMETRIC_DEFAULT;kind=…;epoch=…",
+// see [EncryptionContext]); under WithBinding, Unwrap also refuses a
+// value that records another kind or epoch. Wrapped.Ciphertext is KMS's
+// ciphertext blob unchanged, so the customer can check a share with
+// `aws kms decrypt --ciphertext-blob fileb://share --encryption-context
+// byok:tenant=<tenant>,…` in their own account.
 //
 // # Versions
 //

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+
 	"github.com/openbyok/byok/awsemu"
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
@@ -79,6 +82,15 @@ func TestEncryptionContext(t *testing.T) {
 	want := map[string]string{"byok:tenant": tenant, "byok:kind": "customer-managed", "byok:epoch": "3"}
 	if got := calls[len(calls)-1].EncryptionContext; len(got) != 3 || got["byok:tenant"] != tenant || got["byok:kind"] != "customer-managed" || got["byok:epoch"] != "3" {
 		t.Errorf("the Encrypt call carried context %v, want %v", got, want)
+	}
+	// The customer can decrypt the share in their own account with the
+	// documented context: the ciphertext is KMS's blob unchanged.
+	admin, _ := e.emu.AddUser("arn:aws:iam::"+customer+":user/admin", awsemu.AccessKey{})
+	kc := awskms.New(awskms.Options{Region: region, HTTPClient: e.emu.HTTPClient(),
+		Credentials: credentials.NewStaticCredentialsProvider(admin.ID, admin.Secret, "")})
+	ec, _ := EncryptionContext(tenant, w.Algorithm)
+	if out, err := kc.Decrypt(context.Background(), &awskms.DecryptInput{CiphertextBlob: w.Ciphertext, EncryptionContext: ec}); err != nil || string(out.Plaintext) != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("the customer's own Decrypt of the share: %v", err)
 	}
 	// Reproducible from the wrapped value and the configuration alone.
 	if _, err := p.Unwrap(context.Background(), w); err != nil {

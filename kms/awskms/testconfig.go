@@ -24,24 +24,27 @@ const (
 
 // The checks of a [Report], in the order they appear.
 const (
-	CheckKeyARN       = "key-arn"
-	CheckSettings     = "settings"
-	CheckDNS          = "dns"
-	CheckTCP          = "tcp"
-	CheckTLS          = "tls"
-	CheckCredentials  = "credentials"
-	CheckAssumeRole   = "assume-role"
-	CheckExternalID   = "external-id-required"
-	CheckKeyRead      = "key-read"
-	CheckKeyManager   = "key-manager"
-	CheckKeySpec      = "key-spec"
-	CheckKeyUsage     = "key-usage"
-	CheckKeyState     = "key-state"
-	CheckRotation     = "rotation"
-	CheckPermissions  = "permissions"
-	CheckTenantBound  = "tenant-binding"
-	CheckRoundTrip    = "round-trip"
-	CheckLatency      = "latency"
+	CheckKeyARN      = "key-arn"
+	CheckSettings    = "settings"
+	CheckDNS         = "dns"
+	CheckTCP         = "tcp"
+	CheckTLS         = "tls"
+	CheckCredentials = "credentials"
+	CheckAssumeRole  = "assume-role"
+	CheckExternalID  = "external-id-required"
+	CheckKeyRead     = "key-read"
+	CheckKeyManager  = "key-manager"
+	CheckKeySpec     = "key-spec"
+	CheckKeyUsage    = "key-usage"
+	CheckKeyState    = "key-state"
+	CheckRotation    = "rotation"
+	CheckPermissions = "permissions"
+	CheckTenantBound = "tenant-binding"
+	CheckRoundTrip   = "round-trip"
+	CheckLatency     = "latency"
+)
+
+const (
 	latencySample     = 5
 	latencyWarn       = time.Second
 	foreignTenantSeed = "byok-test-configuration-other-tenant"
