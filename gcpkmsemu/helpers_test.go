@@ -2,7 +2,15 @@ package gcpkmsemu_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,15 +90,47 @@ keyRings:
 	return f
 }
 
-// client makes a key file for the account and an official client that
-// signs in with it.
+// client uploads a test key's public part for the account and returns an
+// official client that signs in with a key file of its private part
+// (CreateServiceAccountKey makes a fresh RSA key, slow under -race; its
+// own tests use it).
 func (f *fixture) client(t testing.TB, email string, extra ...option.ClientOption) *kms.KeyManagementClient {
 	t.Helper()
-	keyFile, err := f.emu.CreateServiceAccountKey(email)
+	return newClient(t, append(f.emu.ClientOptions(testKeyFile(t, f.emu, email)), extra...)...)
+}
+
+var (
+	testKeysOnce sync.Once
+	testKeys     []*rsa.PrivateKey
+	testKeyNext  atomic.Int64
+)
+
+// testKeyFile uploads one of a few RSA keys made once per test binary and
+// returns the key file, as the console would give it.
+func testKeyFile(t testing.TB, emu *gcpkmsemu.Emulator, email string) []byte {
+	t.Helper()
+	testKeysOnce.Do(func() {
+		for range 4 {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				panic(err)
+			}
+			testKeys = append(testKeys, k)
+		}
+	})
+	key := testKeys[testKeyNext.Add(1)%int64(len(testKeys))]
+	pubDER, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	id, err := emu.UploadServiceAccountKey(email, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newClient(t, append(f.emu.ClientOptions(keyFile), extra...)...)
+	privDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	b, _ := json.Marshal(map[string]string{
+		"type": "service_account", "project_id": strings.SplitN(strings.SplitN(email, "@", 2)[1], ".", 2)[0],
+		"private_key_id": id, "client_email": email, "token_uri": emu.TokenURI(),
+		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER})),
+	})
+	return b
 }
 
 func newClient(t testing.TB, opts ...option.ClientOption) *kms.KeyManagementClient {
