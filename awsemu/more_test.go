@@ -174,3 +174,29 @@ func TestDecryptChecks(t *testing.T) {
 		t.Errorf("PutKeyPolicy by a principal the policy does not allow: %v", err)
 	}
 }
+
+// TestDataDir restarts the emulator on the same key store: keys and
+// aliases stay; IAM users do not (the seed or the test adds them again).
+func TestDataDir(t *testing.T) {
+	dir := t.TempDir()
+	emu, err := awsemu.Start(awsemu.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := emu.CreateKey(awsemu.KeySpec{Account: customer, Region: region, Aliases: []string{"alias/kept"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.Close()
+	emu, err = awsemu.Start(awsemu.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	if p, err := emu.KeyPolicy(k.ARN); err != nil || !strings.Contains(p, customer+":root") {
+		t.Errorf("after a restart, the key's policy: %q, %v", p, err)
+	}
+	if err := emu.PutAlias("arn:aws:kms:"+region+":"+customer+":alias/kept", k.ARN); err != nil {
+		t.Errorf("PutAlias after a restart: %v", err)
+	}
+}
