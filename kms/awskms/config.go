@@ -63,7 +63,9 @@ type Config struct {
 	// PlatformPrincipal is the platform's IAM principal ARN, which the
 	// key policy statement (or the role's trust policy) printed by Test
 	// configuration names; empty means the ARN STS GetCallerIdentity
-	// returns for Credentials.
+	// returns for Credentials (for a role session, the role's ARN without
+	// its path: set PlatformPrincipal when the platform's role has a
+	// path, e.g. arn:aws:iam::999988887777:role/service/byok).
 	PlatformPrincipal string
 	// Endpoint, when set, is the base URL of KMS (a VPC endpoint, an
 	// emulator) instead of https://kms.<region>.amazonaws.com;

@@ -121,7 +121,7 @@ var matrix = []matrixCase{
 	}, CheckExternalID, "", []string{`"sts:ExternalId": "` + externalID + `"`}},
 	{"key policy without the platform", func(t *testing.T, e *env, cfg *Config) {
 		e.emu.PutKeyPolicy(e.cmk.ARN, `{"Version":"2012-10-17","Statement":[`+rootStatement+`]}`)
-	}, CheckKeyRead, "", []string{"Key policy > Edit", `"kms:DescribeKey"`, `"kms:Encrypt"`, `"AWS": "` + platform + `"`, `"kms:EncryptionContext:byok:tenant": "` + tenant + `"`}},
+	}, CheckKeyRead, "", []string{"Key policy > Edit", `"kms:DescribeKey"`, `"kms:Encrypt"`, `"AWS": "` + platform + `"`, `"kms:EncryptionContext:byok:tenant": "` + tenant + `"`, "the platform's own IAM policy"}},
 	{"key policy names the platform, not the role", func(t *testing.T, e *env, cfg *Config) {
 		*cfg = e.roleConfig(t)
 		// Without the root statement: the role's account does not delegate.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
@@ -28,6 +29,17 @@ func (t *tester) denied(c *Check, action string, err error) {
 	t.report.KeyPolicy = KeyPolicyStatement(t.principal(), t.cfg.Tenant)
 	c.Reason = fmt.Sprintf("the key policy does not let %s use %s on the key: %s", t.principal(), action, errors.Unwrap(err).Error())
 	c.Remedy = pasteKeyPolicy(t.principal(), t.cfg.Tenant)
+	if t.cfg.RoleARN == "" && t.arn.Account != accountOf(t.platform) {
+		c.Remedy += "\nIf the key policy already has them: the key is in another account than the platform's, so the platform's own IAM policy must allow these actions on the key too; the platform operator checks it."
+	}
+}
+
+// accountOf returns the account of an IAM or STS ARN.
+func accountOf(arn string) string {
+	if parts := strings.SplitN(arn, ":", 6); len(parts) == 6 {
+		return parts[4]
+	}
+	return ""
 }
 
 func (t *tester) checkKeyRead(ctx context.Context) {
