@@ -20,15 +20,14 @@ import (
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // TestAzureConnectorRejects: settings that can never work fail without a
 // network call, as invalid input or as a failing report line.
 func TestAzureConnectorRejects(t *testing.T) {
-	c := lifecycle.NewAzureConnector(azurekv.PlatformApp{ClientID: "00000000-0000-0000-0000-000000000001", Secret: "platform-secret"})
-	good := lifecycle.KeySettings{Provider: lifecycle.ProviderAzure, KeyID: "https://myvault.vault.azure.net/keys/k1",
-		DirectoryID: "00000000-0000-0000-0000-0000000000aa", ClientID: "00000000-0000-0000-0000-000000000001", Credential: lifecycle.CredentialPlatformApp,
-		Tenant: "t1"}
+	c := azure.NewConnector(azurekv.PlatformApp{ClientID: "00000000-0000-0000-0000-000000000001", Secret: "platform-secret"})
+	good := withTenant(azure.Settings("https://myvault.vault.azure.net/keys/k1", azure.Options{DirectoryID: "00000000-0000-0000-0000-0000000000aa", ClientID: "00000000-0000-0000-0000-000000000001", Credential: azure.CredentialPlatformApp}, lifecycle.Secret{}), "t1")
 	if _, err := c.Provider(context.Background(), good); err != nil {
 		t.Fatalf("Provider of valid settings: %v", err)
 	}
@@ -46,7 +45,8 @@ func TestAzureConnectorRejects(t *testing.T) {
 	ecPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}))
 	withCert := func(secret string) lifecycle.KeySettings {
 		s := good
-		s.Credential, s.Secret = lifecycle.CredentialCertificate, lifecycle.NewSecret(secret)
+		s = withOptions(s, func(o *azure.Options) { o.Credential = azure.CredentialCertificate })
+		s.Secret = lifecycle.NewSecret(secret)
 		return s
 	}
 	for name, s := range map[string]lifecycle.KeySettings{
@@ -83,14 +83,14 @@ func TestAzureConnectorRejects(t *testing.T) {
 	if _, err := c.Provider(context.Background(), withCert(mustSecret(t, cert).Reveal())); err != nil {
 		t.Errorf("Provider of a certificate credential: %v", err)
 	}
-	if _, err := lifecycle.CertificateSecret(&azurekv.Certificate{Cert: cert.Cert}); err == nil {
+	if _, err := azure.CertificateSecret(&azurekv.Certificate{Cert: cert.Cert}); err == nil {
 		t.Error("CertificateSecret of a certificate without its key succeeded")
 	}
 }
 
 func mustSecret(t *testing.T, c *azurekv.Certificate) lifecycle.Secret {
 	t.Helper()
-	s, err := lifecycle.CertificateSecret(c)
+	s, err := azure.CertificateSecret(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,9 +136,9 @@ func newAzureEnv(t *testing.T) *azureEnv {
 // fixture returns the lifecycle over e's vault through the Azure connector,
 // on the real clock (kvemu's tokens and the certificate use it).
 func (e *azureEnv) fixture(t *testing.T) *fixture {
-	conn := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
+	conn := azure.NewConnector(azurekv.PlatformApp{})
 	conn.Transport = e.emu.HTTPClient()
-	f := newFixture(t, func(c *lifecycle.Config) { c.Connector = conn })
+	f := newFixture(t, func(c *lifecycle.Config) { c.Connectors = []lifecycle.Connector{conn} })
 	f.clock.Set(time.Now().UTC())
 	f.createTenant()
 	return f
@@ -156,8 +156,7 @@ func TestAzureCertificateCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings := lifecycle.KeySettings{KeyID: e.cmk, DirectoryID: e.dir, ClientID: e.app.ClientID,
-		Credential: lifecycle.CredentialCertificate, Secret: mustSecret(t, cert)}
+	settings := azure.Settings(e.cmk, azure.Options{DirectoryID: e.dir, ClientID: e.app.ClientID, Credential: azure.CredentialCertificate}, mustSecret(t, cert))
 	if n := len(settings.Secret.Reveal()); n <= kms.MaxPlaintext {
 		t.Fatalf("the certificate secret has %d bytes; the test wants one larger than a platform wrap", n)
 	}
@@ -226,8 +225,7 @@ func TestAzureSealedCertificateTampered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.must(f.svc.Configure(ctx, admin, "t1", lifecycle.KeySettings{KeyID: e.cmk, DirectoryID: e.dir, ClientID: e.app.ClientID,
-		Credential: lifecycle.CredentialCertificate, Secret: mustSecret(t, cert)}))
+	f.must(f.svc.Configure(ctx, admin, "t1", azure.Settings(e.cmk, azure.Options{DirectoryID: e.dir, ClientID: e.app.ClientID, Credential: azure.CredentialCertificate}, mustSecret(t, cert))))
 	rec, err := f.db.KeyRecord(ctx, "t1")
 	if err != nil {
 		t.Fatal(err)
@@ -264,8 +262,7 @@ func TestListVaultKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.must(f.svc.Configure(ctx, admin, "t1", lifecycle.KeySettings{KeyID: e.cmk, DirectoryID: e.dir, ClientID: e.app.ClientID,
-		Credential: lifecycle.CredentialClientSecret, Secret: lifecycle.NewSecret(secret.Value)}))
+	f.must(f.svc.Configure(ctx, admin, "t1", azure.Settings(e.cmk, azure.Options{DirectoryID: e.dir, ClientID: e.app.ClientID, Credential: azure.CredentialClientSecret}, lifecycle.NewSecret(secret.Value))))
 
 	// No role yet: the vault's refusal, classified.
 	if _, err := f.svc.ListVaultKeys(ctx, admin, "t1", e.vault); kms.ReasonOf(err) != kms.ReasonDenied {

@@ -2,11 +2,14 @@ package lifecycle_test
 
 import (
 	"context"
-	"github.com/openbyok/byok/internal/fakeclock"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/openbyok/byok/internal/fakeclock"
+	"github.com/openbyok/byok/lifecycle/azure"
+	"github.com/openbyok/byok/lifecycle/lifecycletest"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
@@ -19,6 +22,7 @@ import (
 // connector is a lifecycle.Connector over one kmstest.Fake: every key id
 // "fake:NAME" of the fake is reachable; testErr makes Test fail a check.
 type connector struct {
+	lifecycletest.AzureRules
 	f *kmstest.Fake
 
 	mu       sync.Mutex
@@ -126,7 +130,7 @@ func newFixture(t testing.TB, mod func(*lifecycle.Config)) *fixture {
 	f.cmk = f.customer.AddKey("cmk")
 	f.conn = &connector{f: f.customer}
 	cfg := lifecycle.Config{
-		Store: db, PlatformKMS: f.platform, PlatformKeyID: prk, Connector: f.conn, Audit: f.audit,
+		Store: db, PlatformKMS: f.platform, PlatformKeyID: prk, Connectors: []lifecycle.Connector{f.conn}, Audit: f.audit,
 		PlatformOnlyScopes: []string{"cache"}, BatchSize: 7, Now: f.clock.Now,
 		Keyring: byok.Config{CheckInterval: time.Minute},
 	}
@@ -140,7 +144,7 @@ func newFixture(t testing.TB, mod func(*lifecycle.Config)) *fixture {
 }
 
 func (f *fixture) settings() lifecycle.KeySettings {
-	return lifecycle.KeySettings{KeyID: f.cmk, DirectoryID: "dir-1", ClientID: "app-1", Credential: lifecycle.CredentialPlatformApp}
+	return azure.Settings(f.cmk, azure.Options{DirectoryID: "dir-1", ClientID: "app-1", Credential: azure.CredentialPlatformApp}, lifecycle.Secret{})
 }
 
 // createTenant creates tenant t1 with scopes a, b and the platform-only
@@ -226,4 +230,24 @@ func (f *fixture) decryptAll(scope string, cts [][]byte) {
 			f.t.Fatalf("Decrypt %s #%d: %v", scope, i, err)
 		}
 	}
+}
+
+// withTenant returns s naming tenant.
+func withTenant(s lifecycle.KeySettings, tenant string) lifecycle.KeySettings {
+	s.Tenant = tenant
+	return s
+}
+
+// options returns the Azure options of s.
+func options(s lifecycle.KeySettings) azure.Options {
+	o, _ := azure.OptionsOf(s)
+	return o
+}
+
+// withOptions returns s with its Azure options changed by mod.
+func withOptions(s lifecycle.KeySettings, mod func(*azure.Options)) lifecycle.KeySettings {
+	o := options(s)
+	mod(&o)
+	s.Options = o.JSON()
+	return s
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // identityEnv is kvemu with the platform's directory, holding the
@@ -80,11 +81,11 @@ func newIdentityEnv(t *testing.T) *identityEnv {
 
 // connector returns the Azure connector offering the platform's managed
 // identity and its workload identity (token file tokenFile).
-func (e *identityEnv) connector(tokenFile string) *lifecycle.AzureConnector {
-	c := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
+func (e *identityEnv) connector(tokenFile string) *azure.Connector {
+	c := azure.NewConnector(azurekv.PlatformApp{})
 	c.ManagedIdentity = &azurekv.ManagedIdentity{ClientID: e.mi.ClientID}
 	c.HomeTenant = e.home
-	c.Workload = &lifecycle.WorkloadFederation{TokenFile: tokenFile, Issuer: platformIssuer, Subject: platformSubject}
+	c.Workload = &azure.WorkloadFederation{TokenFile: tokenFile, Issuer: platformIssuer, Subject: platformSubject}
 	c.Transport = e.emu.HTTPClient()
 	return c
 }
@@ -112,23 +113,23 @@ func TestManagedIdentityJourney(t *testing.T) {
 	ctx := context.Background()
 	e := newIdentityEnv(t)
 	conn := e.connector(e.tokenFile(t))
-	f := newFixture(t, func(c *lifecycle.Config) { c.Connector = conn })
+	f := newFixture(t, func(c *lifecycle.Config) { c.Connectors = []lifecycle.Connector{conn} })
 	f.clock.Set(time.Now().UTC())
 	f.createTenant()
 
-	ids := f.svc.PlatformIdentities(ctx)
+	ids := azure.IdentitiesOf(ctx, f.svc)
 	if mi := ids.ManagedIdentity; mi == nil || mi.TenantID != e.home || mi.ObjectID != e.mi.ObjectID || mi.ClientID != e.mi.ClientID || mi.Assignee() != e.mi.ObjectID {
 		t.Fatalf("PlatformIdentities().ManagedIdentity = %+v, want the identity %+v of directory %s", ids.ManagedIdentity, e.mi, e.home)
 	}
 
 	// The directory may be left out: it can only be the platform's.
-	settings := lifecycle.KeySettings{KeyID: e.buVault + "/keys/cmk", Credential: lifecycle.CredentialManagedIdentity}
+	settings := azure.Settings(e.buVault+"/keys/cmk", azure.Options{Credential: azure.CredentialManagedIdentity}, lifecycle.Secret{})
 	k := f.must(f.svc.Configure(ctx, admin, "t1", settings))
-	if k.Settings.Credential != lifecycle.CredentialManagedIdentity || k.SecretSet || k.Settings.ClientID != "" || k.Settings.DirectoryID != e.home {
+	if options(k.Settings).Credential != azure.CredentialManagedIdentity || k.SecretSet || options(k.Settings).ClientID != "" || options(k.Settings).DirectoryID != e.home {
 		t.Fatalf("status after Configure: %+v", k.Settings)
 	}
 	// Stored and read back through the store: the mode needs no migration.
-	if rec, err := f.db.KeyRecord(ctx, "t1"); err != nil || rec.Settings.Credential != lifecycle.CredentialManagedIdentity {
+	if rec, err := f.db.KeyRecord(ctx, "t1"); err != nil || options(lifecycle.KeySettings{Options: rec.Settings.Options}).Credential != azure.CredentialManagedIdentity {
 		t.Fatalf("stored record: %+v, %v", rec.Settings, err)
 	}
 
@@ -222,15 +223,14 @@ func TestWorkloadIdentityJourney(t *testing.T) {
 	ctx := context.Background()
 	e := newIdentityEnv(t)
 	conn := e.connector(e.tokenFile(t))
-	f := newFixture(t, func(c *lifecycle.Config) { c.Connector = conn })
+	f := newFixture(t, func(c *lifecycle.Config) { c.Connectors = []lifecycle.Connector{conn} })
 	f.clock.Set(time.Now().UTC())
 	f.createTenant()
 
-	if w := f.svc.PlatformIdentities(ctx).Workload; w == nil || *w != (lifecycle.WorkloadInfo{Issuer: platformIssuer, Subject: platformSubject, Audience: azurekv.FederatedAudience}) {
+	if w := azure.IdentitiesOf(ctx, f.svc).Workload; w == nil || *w != (azure.WorkloadInfo{Issuer: platformIssuer, Subject: platformSubject, Audience: azurekv.FederatedAudience}) {
 		t.Fatalf("PlatformIdentities().Workload = %+v", w)
 	}
-	f.must(f.svc.Configure(ctx, admin, "t1", lifecycle.KeySettings{KeyID: e.conVault + "/keys/cmk", DirectoryID: e.contoso, ClientID: e.app.ClientID,
-		Credential: lifecycle.CredentialWorkloadIdentity}))
+	f.must(f.svc.Configure(ctx, admin, "t1", azure.Settings(e.conVault+"/keys/cmk", azure.Options{DirectoryID: e.contoso, ClientID: e.app.ClientID, Credential: azure.CredentialWorkloadIdentity}, lifecycle.Secret{})))
 
 	r, err := f.svc.Test(ctx, admin, "t1")
 	if err != nil {
@@ -271,16 +271,16 @@ func TestIdentitySettingsRefused(t *testing.T) {
 	ctx := context.Background()
 	e := newIdentityEnv(t)
 	full := e.connector(e.tokenFile(t))
-	bare := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
-	mi := lifecycle.KeySettings{KeyID: e.buVault + "/keys/cmk", DirectoryID: e.home, Credential: lifecycle.CredentialManagedIdentity}
-	wi := lifecycle.KeySettings{KeyID: e.conVault + "/keys/cmk", DirectoryID: e.contoso, ClientID: e.app.ClientID, Credential: lifecycle.CredentialWorkloadIdentity}
+	bare := azure.NewConnector(azurekv.PlatformApp{})
+	mi := azure.Settings(e.buVault+"/keys/cmk", azure.Options{DirectoryID: e.home, Credential: azure.CredentialManagedIdentity}, lifecycle.Secret{})
+	wi := azure.Settings(e.conVault+"/keys/cmk", azure.Options{DirectoryID: e.contoso, ClientID: e.app.ClientID, Credential: azure.CredentialWorkloadIdentity}, lifecycle.Secret{})
 	with := func(s lifecycle.KeySettings, mod func(*lifecycle.KeySettings)) lifecycle.KeySettings {
 		mod(&s)
 		return s
 	}
 	for _, tc := range []struct {
 		name     string
-		conn     *lifecycle.AzureConnector
+		conn     *azure.Connector
 		settings lifecycle.KeySettings
 		field    string
 		reason   string
@@ -289,15 +289,15 @@ func TestIdentitySettingsRefused(t *testing.T) {
 			"managed-identity is not offered by this platform: its operator has not configured azure.managed_identity"},
 		{"workload identity not configured", bare, wi, "credential",
 			"workload-identity is not offered by this platform: its operator has not configured azure.workload_identity"},
-		{"managed identity, vault of another directory", full, with(mi, func(s *lifecycle.KeySettings) { s.DirectoryID = e.contoso }), "directory_id",
+		{"managed identity, vault of another directory", full, with(mi, func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.DirectoryID = e.contoso }) }), "directory_id",
 			"a managed identity only reaches vaults in its own directory; use platform-app consent or workload identity"},
-		{"managed identity with a client id", full, with(mi, func(s *lifecycle.KeySettings) { s.ClientID = e.app.ClientID }), "client_id", "must be empty"},
+		{"managed identity with a client id", full, with(mi, func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.ClientID = e.app.ClientID }) }), "client_id", "must be empty"},
 		{"managed identity with a secret", full, with(mi, func(s *lifecycle.KeySettings) { s.Secret = lifecycle.NewSecret("s3cret") }), "secret", "must be empty"},
-		{"workload identity without a client id", full, with(wi, func(s *lifecycle.KeySettings) { s.ClientID = "" }), "client_id", "is empty"},
+		{"workload identity without a client id", full, with(wi, func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.ClientID = "" }) }), "client_id", "is empty"},
 		{"workload identity with a secret", full, with(wi, func(s *lifecycle.KeySettings) { s.Secret = lifecycle.NewSecret("s3cret") }), "secret", "must be empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, func(c *lifecycle.Config) { c.Connector = tc.conn })
+			f := newFixture(t, func(c *lifecycle.Config) { c.Connectors = []lifecycle.Connector{tc.conn} })
 			f.createTenant()
 			_, err := f.svc.Configure(ctx, admin, "t1", tc.settings)
 			var fe *lifecycle.FieldError
@@ -319,9 +319,9 @@ func TestIdentitySettingsRefused(t *testing.T) {
 // mode hash differently, so a passing Test of one mode never lets another
 // go live.
 func TestSettingsHashCoversCredential(t *testing.T) {
-	seen := map[string]lifecycle.CredentialMode{}
-	for _, m := range lifecycle.CredentialModes {
-		h := lifecycle.KeySettings{KeyID: "https://v.vault.azure.net/keys/k", DirectoryID: "d", Credential: m}.Hash()
+	seen := map[string]azure.CredentialMode{}
+	for _, m := range azure.CredentialModes {
+		h := azure.Settings("https://v.vault.azure.net/keys/k", azure.Options{DirectoryID: "d", Credential: m}, lifecycle.Secret{}).Hash()
 		if prev, ok := seen[h]; ok {
 			t.Errorf("modes %s and %s hash alike", prev, m)
 		}
@@ -342,14 +342,14 @@ func TestIdentityOtherTenantsKey(t *testing.T) {
 	if err := e.emu.AddFederatedCredential(e.app.ClientID, kvemu.FederatedCredential{Issuer: platformIssuer, Subject: platformSubject}); err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, func(c *lifecycle.Config) { c.Connector = conn })
+	f := newFixture(t, func(c *lifecycle.Config) { c.Connectors = []lifecycle.Connector{conn} })
 	f.clock.Set(time.Now().UTC())
 	if err := f.svc.CreateTenant(ctx, operator, "t2", byok.Grace, []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []lifecycle.KeySettings{
-		{KeyID: e.buVault + "/keys/cmk", Credential: lifecycle.CredentialManagedIdentity},
-		{KeyID: e.conVault + "/keys/cmk", DirectoryID: e.contoso, ClientID: e.app.ClientID, Credential: lifecycle.CredentialWorkloadIdentity},
+		azure.Settings(e.buVault+"/keys/cmk", azure.Options{Credential: azure.CredentialManagedIdentity}, lifecycle.Secret{}),
+		azure.Settings(e.conVault+"/keys/cmk", azure.Options{DirectoryID: e.contoso, ClientID: e.app.ClientID, Credential: azure.CredentialWorkloadIdentity}, lifecycle.Secret{}),
 	} {
 		f.must(f.svc.Configure(ctx, admin, "t2", s))
 		r, err := f.svc.Test(ctx, admin, "t2")
@@ -358,7 +358,7 @@ func TestIdentityOtherTenantsKey(t *testing.T) {
 		}
 		own := checkOf(r, azurekv.CheckOwnership)
 		if r.Passed() || own.Outcome != lifecycle.Fail || !strings.Contains(own.Remedy, "byok-tenant=t2") || !strings.Contains(own.Detail, "other byok tenants use too") {
-			t.Fatalf("%s: t2's Test passed %v, ownership %+v", s.Credential, r.Passed(), own)
+			t.Fatalf("%s: t2's Test passed %v, ownership %+v", options(s).Credential, r.Passed(), own)
 		}
 	}
 	for _, v := range []string{"bu-vault", "contoso-byok"} {

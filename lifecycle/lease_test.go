@@ -36,7 +36,7 @@ func (h *hookStore) ListJobs(ctx context.Context, tenant string, unfinished bool
 // replica returns a second service over the fixture's store and keys.
 func (f *fixture) replica(id string) *lifecycle.Service {
 	f.t.Helper()
-	svc, err := lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: f.platform, PlatformKeyID: "fake:prk", Connector: f.conn,
+	svc, err := lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: f.platform, PlatformKeyID: "fake:prk", Connectors: []lifecycle.Connector{f.conn},
 		Audit: f.audit, PlatformOnlyScopes: []string{"cache"}, BatchSize: 7, Now: f.clock.Now, ReplicaID: id,
 		Keyring: byok.Config{CheckInterval: time.Minute}})
 	if err != nil {

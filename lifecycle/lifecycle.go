@@ -60,8 +60,15 @@ const (
 
 // New returns a service and the keyring it runs. It makes no remote call.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.PlatformKMS == nil || cfg.PlatformKeyID == "" || cfg.Connector == nil {
-		return nil, errors.New("lifecycle: Config needs Store, PlatformKMS, PlatformKeyID and Connector")
+	if cfg.Store == nil || cfg.PlatformKMS == nil || cfg.PlatformKeyID == "" || len(cfg.Connectors) == 0 {
+		return nil, errors.New("lifecycle: Config needs Store, PlatformKMS, PlatformKeyID and a Connector")
+	}
+	names := map[string]bool{}
+	for _, c := range cfg.Connectors {
+		if names[c.Name()] {
+			return nil, fmt.Errorf("lifecycle: two connectors for provider %q", c.Name())
+		}
+		names[c.Name()] = true
 	}
 	if cfg.Keyring.CustomerKMS != nil || cfg.Keyring.Store != nil || cfg.Keyring.PlatformKMS != nil {
 		return nil, errors.New("lifecycle: leave Config.Keyring's Store, PlatformKMS and CustomerKMS unset; the service sets them")
@@ -155,8 +162,7 @@ func withPurpose(ctx context.Context, p audit.Purpose, a audit.Actor) context.Co
 // their secret: the cache key of their provider.
 func settingsKey(r Record) string {
 	h := sha256.New()
-	for _, f := range []string{r.Settings.Provider, r.Settings.KeyID, r.Settings.DirectoryID, r.Settings.ClientID,
-		string(r.Settings.Credential), r.SealedSecret.KeyID} {
+	for _, f := range []string{r.Settings.Provider, r.Settings.KeyID, string(r.Settings.Options), r.SealedSecret.KeyID} {
 		h.Write([]byte(f))
 		h.Write([]byte{0})
 	}
@@ -191,9 +197,16 @@ func (s *Service) provider(ctx context.Context, rec Record) (kms.Provider, error
 	if err != nil {
 		return nil, err
 	}
-	inner, err := s.cfg.Connector.Provider(ctx, settings)
+	conn, err := s.connector(rec.Settings.Provider)
 	if err != nil {
 		return nil, &kms.Error{Op: "resolve", KeyID: rec.Settings.KeyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest, Err: err}
+	}
+	inner, err := conn.Provider(ctx, settings)
+	if err != nil {
+		return nil, &kms.Error{Op: "resolve", KeyID: rec.Settings.KeyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest, Err: err}
+	}
+	if s.cfg.Instrument != nil {
+		inner = s.cfg.Instrument("customer", inner)
 	}
 	p = &auditedProvider{inner: inner, tenant: rec.Tenant, s: s}
 	s.mu.Lock()
@@ -208,8 +221,7 @@ func (s *Service) provider(ctx context.Context, rec Record) (kms.Provider, error
 
 // unseal returns the record's settings with their secret.
 func (s *Service) unseal(ctx context.Context, rec Record) (KeySettings, error) {
-	settings := rec.Settings
-	settings.Tenant = rec.Tenant
+	settings := settingsOf(rec.Tenant, rec.Settings)
 	if rec.SealedSecret.KeyID == "" {
 		return settings, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 	"github.com/openbyok/byok/store"
 )
 
@@ -196,7 +197,8 @@ func TestSecretWriteOnly(t *testing.T) {
 	f := newFixture(t, nil)
 	f.createTenant()
 	s := f.settings()
-	s.Credential, s.Secret = lifecycle.CredentialClientSecret, lifecycle.NewSecret("hunter2-very-secret")
+	s = withOptions(s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
+		s.Secret = lifecycle.NewSecret("hunter2-very-secret")
 	ck := f.must(f.svc.Configure(ctx, admin, "t1", s))
 	if !ck.SecretSet || ck.Settings.Secret.IsSet() {
 		t.Fatalf("status shows secret %v / set %v", ck.Settings.Secret.IsSet(), ck.SecretSet)
@@ -254,14 +256,15 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"empty key id", mod(func(s *lifecycle.KeySettings) { s.KeyID = "" }), "key_id"},
 		{"space in key id", mod(func(s *lifecycle.KeySettings) { s.KeyID = "fake:a b" }), "key_id"},
-		{"oversized client id", mod(func(s *lifecycle.KeySettings) { s.ClientID = strings.Repeat("x", 2000) }), "client_id"},
-		{"no directory", mod(func(s *lifecycle.KeySettings) { s.DirectoryID = "" }), "directory_id"},
+		{"oversized client id", mod(func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.ClientID = strings.Repeat("x", 2000) }) }), "client_id"},
+		{"no directory", mod(func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.DirectoryID = "" }) }), "directory_id"},
 		{"unknown provider", mod(func(s *lifecycle.KeySettings) { s.Provider = "aws" }), "provider"},
-		{"unknown credential", mod(func(s *lifecycle.KeySettings) { s.Credential = "password" }), "credential"},
-		{"secret missing", mod(func(s *lifecycle.KeySettings) { s.Credential = lifecycle.CredentialClientSecret }), "secret"},
+		{"unknown credential", mod(func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.Credential = "password" }) }), "credential"},
+		{"secret missing", mod(func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret }) }), "secret"},
 		{"secret with platform app", mod(func(s *lifecycle.KeySettings) { s.Secret = lifecycle.NewSecret("x") }), "secret"},
 		{"oversized secret", mod(func(s *lifecycle.KeySettings) {
-			s.Credential, s.Secret = lifecycle.CredentialClientSecret, lifecycle.NewSecret(strings.Repeat("s", 300))
+			*s = withOptions(*s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
+			s.Secret = lifecycle.NewSecret(strings.Repeat("s", 300))
 		}), "secret"},
 	} {
 		_, err := f.svc.Configure(ctx, admin, "t1", c.settings)
@@ -374,7 +377,7 @@ func TestScheduledStillEditable(t *testing.T) {
 	}
 	f.must(f.svc.Proceed(ctx, admin, "t1", t0.Add(time.Hour), nil))
 	s := f.settings()
-	s.ClientID = "app-2"
+	s = withOptions(s, func(o *azure.Options) { o.ClientID = "app-2" })
 	if ck := f.must(f.svc.Configure(ctx, admin, "t1", s)); ck.State != lifecycle.StateDraft || !ck.EnforceAt.IsZero() {
 		t.Fatalf("re-configure when scheduled: %+v", ck)
 	}
@@ -583,7 +586,7 @@ func TestWebhookSigned(t *testing.T) {
 			t.Errorf("no webhook with %s in:\n%s", w, all)
 		}
 	}
-	if _, err := lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: f.platform, PlatformKeyID: "fake:prk", Connector: f.conn,
+	if _, err := lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: f.platform, PlatformKeyID: "fake:prk", Connectors: []lifecycle.Connector{f.conn},
 		Webhooks: []lifecycle.Webhook{{URL: srv.URL, Secret: []byte("short")}}}); err == nil {
 		t.Error("New accepted a 5-byte webhook secret")
 	}
@@ -622,7 +625,8 @@ func TestSealedSecretBoundToTenant(t *testing.T) {
 	}
 	for _, tenant := range []string{"t1", "t2"} {
 		s := f.settings()
-		s.Credential, s.Secret = lifecycle.CredentialClientSecret, lifecycle.NewSecret("secret of "+tenant)
+		s = withOptions(s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
+		s.Secret = lifecycle.NewSecret("secret of "+tenant)
 		if _, err := f.svc.Configure(ctx, admin, tenant, s); err != nil {
 			t.Fatal(err)
 		}

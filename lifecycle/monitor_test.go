@@ -187,7 +187,7 @@ func TestPrefetch(t *testing.T) {
 	f.clock.Advance(time.Hour)
 	f.tick()
 	// A second replica over the same store, with cold caches.
-	svc, err := lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: f.platform, PlatformKeyID: "fake:prk", Connector: f.conn,
+	svc, err := lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: f.platform, PlatformKeyID: "fake:prk", Connectors: []lifecycle.Connector{f.conn},
 		Now: f.clock.Now, Keyring: byok.Config{CheckInterval: time.Minute}, PrefetchWorkers: 2, ReplicaID: "replica-2"})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // TestSettingsRefusePlatformKey: the platform root key, or a version of
@@ -123,16 +124,15 @@ func newCrossEnv(t *testing.T) *crossEnv {
 func TestCrossTenantPlatformApp(t *testing.T) {
 	ctx := context.Background()
 	e := newCrossEnv(t)
-	conn := lifecycle.NewAzureConnector(azurekv.PlatformApp{ClientID: e.platform.ClientID, Secret: e.secret})
+	conn := azure.NewConnector(azurekv.PlatformApp{ClientID: e.platform.ClientID, Secret: e.secret})
 	conn.Transport = e.emu.HTTPClient()
-	f := newFixture(t, func(c *lifecycle.Config) { c.Connector = conn })
+	f := newFixture(t, func(c *lifecycle.Config) { c.Connectors = []lifecycle.Connector{conn} })
 	f.clock.Set(time.Now().UTC())
 	f.createTenant()
 	if err := f.svc.CreateTenant(ctx, operator, "fab", byok.Grace, []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
-	settings := lifecycle.KeySettings{KeyID: e.vault + "/keys/cmk", DirectoryID: e.dir, ClientID: e.platform.ClientID,
-		Credential: lifecycle.CredentialPlatformApp}
+	settings := azure.Settings(e.vault+"/keys/cmk", azure.Options{DirectoryID: e.dir, ClientID: e.platform.ClientID, Credential: azure.CredentialPlatformApp}, lifecycle.Secret{})
 
 	f.must(f.svc.Configure(ctx, admin, "t1", settings))
 	r, err := f.svc.Test(ctx, admin, "t1")

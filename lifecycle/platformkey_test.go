@@ -11,6 +11,7 @@ import (
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // listingFake is a platform key provider that lists its versions, as
@@ -59,7 +60,8 @@ func TestPlatformRekey(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := f.settings()
-	s.Credential, s.Secret = lifecycle.CredentialClientSecret, lifecycle.NewSecret("a-client-secret-value")
+	s = withOptions(s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
+		s.Secret = lifecycle.NewSecret("a-client-secret-value")
 	f.must(f.svc.Configure(ctx, admin, "t2", s))
 
 	v2 := f.platform.Rotate("fake:prk")

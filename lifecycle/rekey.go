@@ -2,9 +2,11 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/audit"
 )
 
 // rekey walks the DEKs of every customer-managed epoch older than the
@@ -42,4 +44,34 @@ func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
 		}
 	}
 	return nil
+}
+
+// Rekey creates the next epoch of the tenant's customer-managed key (new
+// customer and platform shares) and starts a job that Tick runs to
+// re-wrap every DEK of older epochs onto it, in batches, resumably.
+// Allowed when active.
+func (s *Service) Rekey(ctx context.Context, actor audit.Actor, tenant string) (Job, error) {
+	rec, err := s.load(ctx, tenant)
+	if err != nil {
+		return Job{}, err
+	}
+	if err := s.allowed(rec, OpRekey); err != nil {
+		s.refused(ctx, actor, tenant, OpRekey.action(), err)
+		return Job{}, err
+	}
+	vctx := withPurpose(ctx, audit.PurposeRotationJob, actor)
+	tk, err := s.kr.NewTenantKey(vctx, tenant, byok.CustomerManaged, rec.Settings.KeyID)
+	if err != nil {
+		s.audit(ctx, actor, tenant, "key.rekey", tenant, nil, nil, err)
+		return Job{}, fmt.Errorf("lifecycle: creating the next key epoch of tenant %q: %w", tenant, err)
+	}
+	rec.State = StateRotating
+	rec.Versions = addVersion(rec.Versions, tk.CustomerShare.KeyID)
+	if err := s.save(ctx, &rec); err != nil {
+		return Job{}, err
+	}
+	j, err := s.startJob(ctx, actor, tenant, JobRekey, tk.Epoch)
+	after, _ := json.Marshal(map[string]any{"epoch": tk.Epoch, "deks": j.Total})
+	s.audit(ctx, actor, tenant, "key.rekey", tenant, nil, after, err)
+	return j, err
 }

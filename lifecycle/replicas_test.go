@@ -13,6 +13,7 @@ import (
 	"github.com/openbyok/byok/internal/pgtest"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 	"github.com/openbyok/byok/store/postgres"
 )
 
@@ -62,7 +63,7 @@ func newPGReplicas(t *testing.T) *pgReplicas {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		svc, err := lifecycle.New(lifecycle.Config{Store: db, PlatformKMS: platform, PlatformKeyID: prk, Connector: r.conn,
+		svc, err := lifecycle.New(lifecycle.Config{Store: db, PlatformKMS: platform, PlatformKeyID: prk, Connectors: []lifecycle.Connector{r.conn},
 			Audit: r.audit, BatchSize: 100, Now: r.clock.Now, ReplicaID: id,
 			Keyring: byok.Config{CheckInterval: time.Minute, DEKMaxMessages: 1}})
 		if err != nil {
@@ -83,8 +84,7 @@ func (r *pgReplicas) schedule(t *testing.T, tenant string) {
 	if err := r.a.CreateTenant(ctx, operator, tenant, byok.Grace, []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.a.Configure(ctx, admin, tenant, lifecycle.KeySettings{KeyID: r.cmk, DirectoryID: "dir-1", ClientID: "app-1",
-		Credential: lifecycle.CredentialPlatformApp}); err != nil {
+	if _, err := r.a.Configure(ctx, admin, tenant, azure.Settings(r.cmk, azure.Options{DirectoryID: "dir-1", ClientID: "app-1", Credential: azure.CredentialPlatformApp}, lifecycle.Secret{})); err != nil {
 		t.Fatal(err)
 	}
 	if rep, err := r.a.Test(ctx, admin, tenant); err != nil || !rep.Passed() {

@@ -13,6 +13,7 @@ import (
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // activeWithCertificate returns e's lifecycle with tenant t1 active under
@@ -32,8 +33,7 @@ func activeWithCertificate(t *testing.T, e *azureEnv) (*fixture, *azurekv.Certif
 	if _, err := e.emu.AssignRole("contoso-byok", kvemu.RoleAssignment{PrincipalID: e.app.ObjectID, Role: "Key Vault Crypto Service Encryption User"}); err != nil {
 		t.Fatal(err)
 	}
-	f.must(f.svc.Configure(ctx, admin, "t1", lifecycle.KeySettings{KeyID: e.cmk, DirectoryID: e.dir, ClientID: e.app.ClientID,
-		Credential: lifecycle.CredentialCertificate, Secret: mustSecret(t, cert)}))
+	f.must(f.svc.Configure(ctx, admin, "t1", azure.Settings(e.cmk, azure.Options{DirectoryID: e.dir, ClientID: e.app.ClientID, Credential: azure.CredentialCertificate}, mustSecret(t, cert))))
 	if r, err := f.svc.Test(ctx, admin, "t1"); err != nil || !r.Passed() {
 		t.Fatalf("Test: %v\n%+v", err, r.Checks)
 	}
@@ -55,18 +55,18 @@ func TestCertificateRollover(t *testing.T) {
 	f, cert := activeWithCertificate(t, e)
 	cts := f.encrypt("a", 2)
 
-	next, err := f.svc.StartCertificateRollover(ctx, admin, "t1")
+	next, err := startRollover(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next == nil || next.Key == nil || next.Cert.Equal(cert.Cert) {
-		t.Fatalf("StartCertificateRollover returned %v, want a new certificate with its key", next)
+	if next.Cert == nil || next.Cert.Equal(cert.Cert) {
+		t.Fatalf("StartCredentialRollover returned %v, want a new certificate", next)
 	}
 	if _, err := x509.ParseCertificate(next.CER()); err != nil {
 		t.Fatalf("the next certificate's .cer does not parse: %v", err)
 	}
 	f.wantState(lifecycle.StateActive)
-	cc, err := f.svc.Certificates(ctx, "t1")
+	cc, err := certificates(f)
 	if err != nil || !cc.Current.Equal(cert.Cert) || cc.Next == nil || !cc.Next.Equal(next.Cert) {
 		t.Fatalf("Certificates during the rollover: %+v, %v", cc, err)
 	}
@@ -85,13 +85,13 @@ func TestCertificateRollover(t *testing.T) {
 		t.Errorf("credential-expiry before the upload: %+v", c)
 	}
 	var fe *lifecycle.FieldError
-	if _, err := f.svc.FinishCertificateRollover(ctx, admin, "t1"); !errors.As(err, &fe) || !strings.Contains(fe.Reason, "authentication") {
+	if _, err := f.svc.FinishCredentialRollover(ctx, admin, "t1"); !errors.As(err, &fe) || !strings.Contains(fe.Reason, "authentication") {
 		t.Fatalf("Finish before the upload: %v", err)
 	}
-	if cc, _ := f.svc.Certificates(ctx, "t1"); cc.Next == nil || !cc.Current.Equal(cert.Cert) {
+	if cc, _ := certificates(f); cc.Next == nil || !cc.Current.Equal(cert.Cert) {
 		t.Fatalf("a failed Finish changed the credential: %+v", cc)
 	}
-	if _, err := f.svc.StartCertificateRollover(ctx, admin, "t1"); !errors.As(err, &fe) || !strings.Contains(fe.Reason, next.ThumbprintSHA256()[:16]) {
+	if _, err := f.svc.StartCredentialRollover(ctx, admin, "t1"); !errors.As(err, &fe) || !strings.Contains(fe.Reason, next.ThumbprintSHA256()[:16]) {
 		t.Fatalf("a second Start during a rollover: %v", err)
 	}
 
@@ -106,11 +106,11 @@ func TestCertificateRollover(t *testing.T) {
 		t.Fatalf("Test after the upload: %v\n%+v", err, r.Checks)
 	}
 
-	r, err = f.svc.FinishCertificateRollover(ctx, admin, "t1")
+	r, err = f.svc.FinishCredentialRollover(ctx, admin, "t1")
 	if err != nil || !r.Passed() {
 		t.Fatalf("Finish: %v\n%+v", err, r.Checks)
 	}
-	cc, err = f.svc.Certificates(ctx, "t1")
+	cc, err = certificates(f)
 	if err != nil || !cc.Current.Equal(next.Cert) || cc.Next != nil {
 		t.Fatalf("Certificates after Finish: %+v, %v", cc, err)
 	}
@@ -120,7 +120,7 @@ func TestCertificateRollover(t *testing.T) {
 	f.svc.Keyring().Forget("t1")
 	f.decryptAll("a", cts)
 	f.decryptAll("a", f.encrypt("a", 1))
-	if _, err := f.svc.FinishCertificateRollover(ctx, admin, "t1"); !errors.As(err, &fe) {
+	if _, err := f.svc.FinishCredentialRollover(ctx, admin, "t1"); !errors.As(err, &fe) {
 		t.Errorf("Finish outside a rollover: %v", err)
 	}
 
@@ -147,19 +147,19 @@ func TestCertificateRolloverRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	f.createTenant()
 	var se *lifecycle.StateError
-	if _, err := f.svc.StartCertificateRollover(ctx, admin, "t1"); !errors.As(err, &se) || se.State != lifecycle.StateNone {
+	if _, err := f.svc.StartCredentialRollover(ctx, admin, "t1"); !errors.As(err, &se) || se.State != lifecycle.StateNone {
 		t.Errorf("Start before configure: %v", err)
 	}
-	if _, err := f.svc.Certificates(ctx, "t1"); !errors.As(err, &se) {
+	if _, err := certificates(f); !errors.As(err, &se) {
 		t.Errorf("Certificates before configure: %v", err)
 	}
 	f.must(f.svc.Configure(ctx, admin, "t1", f.settings()))
 	var fe *lifecycle.FieldError
-	if _, err := f.svc.StartCertificateRollover(ctx, admin, "t1"); !errors.As(err, &fe) || fe.Field != "credential" {
-		t.Errorf("Start with a %s credential: %v", f.settings().Credential, err)
+	if _, err := f.svc.StartCredentialRollover(ctx, admin, "t1"); !errors.As(err, &fe) || fe.Field != "credential" {
+		t.Errorf("Start with a %s credential: %v", options(f.settings()).Credential, err)
 	}
-	if _, err := f.svc.FinishCertificateRollover(ctx, admin, "t1"); !errors.As(err, &fe) || fe.Field != "credential" {
-		t.Errorf("Finish with a %s credential: %v", f.settings().Credential, err)
+	if _, err := f.svc.FinishCredentialRollover(ctx, admin, "t1"); !errors.As(err, &fe) || fe.Field != "credential" {
+		t.Errorf("Finish with a %s credential: %v", options(f.settings()).Credential, err)
 	}
 }
 
@@ -176,24 +176,22 @@ func TestCertificateSetSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	both, err := lifecycle.CertificateSetSecret(set)
+	both, err := azure.CertificateSetSecret(set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	one, err := lifecycle.CertificateSetSecret(azurekv.CertificateSet{Current: cur})
+	one, err := azure.CertificateSetSecret(azurekv.CertificateSet{Current: cur})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if one.Reveal() != mustSecret(t, cur).Reveal() {
 		t.Error("CertificateSetSecret without Next differs from CertificateSecret")
 	}
-	if _, err := lifecycle.CertificateSetSecret(azurekv.CertificateSet{Current: cur, Next: &azurekv.Certificate{Cert: set.Next.Cert}}); err == nil {
+	if _, err := azure.CertificateSetSecret(azurekv.CertificateSet{Current: cur, Next: &azurekv.Certificate{Cert: set.Next.Cert}}); err == nil {
 		t.Error("CertificateSetSecret of a next certificate without its key succeeded")
 	}
-	c := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
-	s := lifecycle.KeySettings{Provider: lifecycle.ProviderAzure, KeyID: "https://myvault.vault.azure.net/keys/k1",
-		DirectoryID: "00000000-0000-0000-0000-0000000000aa", ClientID: "00000000-0000-0000-0000-000000000002",
-		Credential: lifecycle.CredentialCertificate, Tenant: "t1"}
+	c := azure.NewConnector(azurekv.PlatformApp{})
+	s := withTenant(azure.Settings("https://myvault.vault.azure.net/keys/k1", azure.Options{DirectoryID: "00000000-0000-0000-0000-0000000000aa", ClientID: "00000000-0000-0000-0000-000000000002", Credential: azure.CredentialCertificate}, lifecycle.Secret{}), "t1")
 	nextBlocks := strings.TrimPrefix(both.Reveal(), one.Reveal())
 	nextKey, nextCert, _ := strings.Cut(nextBlocks, "-----END PRIVATE KEY-----\n")
 	nextKey += "-----END PRIVATE KEY-----\n"
@@ -236,8 +234,7 @@ func TestCertificateNearExpiryNamesRollover(t *testing.T) {
 	if _, err := e.emu.AddCertificate(e.app.ClientID, cert.CER()); err != nil {
 		t.Fatal(err)
 	}
-	f.must(f.svc.Configure(ctx, admin, "t1", lifecycle.KeySettings{KeyID: e.cmk, DirectoryID: e.dir, ClientID: e.app.ClientID,
-		Credential: lifecycle.CredentialCertificate, Secret: mustSecret(t, cert)}))
+	f.must(f.svc.Configure(ctx, admin, "t1", azure.Settings(e.cmk, azure.Options{DirectoryID: e.dir, ClientID: e.app.ClientID, Credential: azure.CredentialCertificate}, mustSecret(t, cert))))
 	r, err := f.svc.Test(ctx, admin, "t1")
 	if err != nil {
 		t.Fatal(err)
@@ -245,4 +242,21 @@ func TestCertificateNearExpiryNamesRollover(t *testing.T) {
 	if c := checkOf(r, "credential-expiry"); c.Outcome != lifecycle.Warn || !strings.Contains(c.Remedy, "start a certificate rollover in the console") {
 		t.Errorf("credential-expiry of a certificate with 10 days left: %+v", c)
 	}
+}
+
+// certificates returns the certificates of t1's credential.
+func certificates(f *fixture) (azure.CertificateCredential, error) {
+	v, err := f.svc.Credential(context.Background(), "t1")
+	cc, _ := v.(azure.CertificateCredential)
+	return cc, err
+}
+
+// startRollover starts a rollover of t1's credential and returns the next
+// certificate, without its key: the key never leaves the lifecycle.
+func startRollover(f *fixture) (*azurekv.Certificate, error) {
+	v, err := f.svc.StartCredentialRollover(context.Background(), admin, "t1")
+	if err != nil {
+		return nil, err
+	}
+	return &azurekv.Certificate{Cert: v.(azure.CertificateCredential).Next}, nil
 }

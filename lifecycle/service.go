@@ -9,13 +9,31 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms"
-	"github.com/openbyok/byok/store"
 )
 
-// Connector reaches a customer's key from its settings. The Azure
-// adapter ([NewAzureConnector]) implements it over kms/azurekv; tests use
-// a fake.
+// Connector reaches customers' keys at one key provider from their
+// settings. Each provider has its own (the Azure one is in
+// lifecycle/azure); tests use a fake. Optional abilities are further
+// interfaces a connector may implement: [ProgressTester], [KeyLister],
+// [CredentialRoller].
 type Connector interface {
+	// Name is the provider's name as settings carry it
+	// (KeySettings.Provider), e.g. "azure-key-vault".
+	Name() string
+	// CheckSettings checks settings of this provider and returns them
+	// complete (defaults filled in) with Options in canonical form, the
+	// form that is stored and hashed. keepSecret says that an unset
+	// Secret keeps the secret saved before. It fails with a [*FieldError]
+	// that names the field (an Options field by its JSON name) and says
+	// what is wrong. It makes no remote call.
+	CheckSettings(ctx context.Context, s KeySettings, keepSecret bool) (KeySettings, error)
+	// SecretKind names the kind of secret settings sign in with, or ""
+	// if they need none; settings saved again without a secret keep the
+	// saved one only while the kind stays the same.
+	SecretKind(s KeySettings) string
+	// SplitKeyID returns the key a key id names and the version it pins,
+	// "" if it pins none (it follows the key's current version).
+	SplitKeyID(keyID string) (key, version string)
 	// Provider returns a provider that wraps and unwraps under the key of
 	// s. It makes no remote call (credentials are used lazily); it fails
 	// only for settings that can never work, with an error wrapping
@@ -25,6 +43,28 @@ type Connector interface {
 	// of DESIGN §4. A failing check is a Fail line, not an error; the
 	// error is for a test that could not run at all (ctx done).
 	Test(ctx context.Context, s KeySettings) (Report, error)
+}
+
+// CredentialRoller is a [Connector] whose credential can be replaced
+// without an outage: a rollover adds a next credential beside the
+// current one, the customer registers it with its provider, and finishing
+// drops the old one. [Service.StartCredentialRollover] uses it.
+type CredentialRoller interface {
+	// Rollover returns the public view of the credential of s (e.g. its
+	// certificates), what the console shows and offers for download. It
+	// fails with a [*FieldError] if the credential of s cannot be rolled
+	// over.
+	Rollover(s KeySettings) (view any, err error)
+	// StartRollover returns the secret of s with a next credential added
+	// for s.Tenant; a [*FieldError] if s cannot be rolled over or a
+	// rollover is already in progress.
+	StartRollover(s KeySettings) (Secret, error)
+	// FinishRollover returns the secret of s with the next credential as
+	// the only one; a [*FieldError] outside a rollover.
+	FinishRollover(s KeySettings) (Secret, error)
+	// Fingerprints names the credentials of s for the audit log, without
+	// a secret: e.g. {"current_certificate": <thumbprint>}.
+	Fingerprints(s KeySettings) map[string]string
 }
 
 // ProgressTester is a [Connector] that reports each check of Test
@@ -89,7 +129,7 @@ type Webhook struct {
 }
 
 // Config configures a [Service]. Store, PlatformKMS, PlatformKeyID and
-// Connector are required; every zero field takes its default.
+// one Connector at least are required; every zero field takes its default.
 type Config struct {
 	Store Store
 	// Keyring configures the keyring the service builds; its Store,
@@ -99,7 +139,11 @@ type Config struct {
 	Keyring       byok.Config
 	PlatformKMS   kms.Provider
 	PlatformKeyID string
-	Connector     Connector
+	// Connectors reach the customers' keys, one per provider.
+	Connectors []Connector
+	// Instrument, if set, wraps every customer provider the service builds
+	// (role "customer"), e.g. with metrics (server.Metrics.InstrumentProvider).
+	Instrument func(role string, p kms.Provider) kms.Provider
 	// Audit records every admin action, vault call and state change;
 	// nil records nothing.
 	Audit Auditor
@@ -155,122 +199,6 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
-}
-
-// Store is the persistence the lifecycle needs: the metadata store plus
-// the lifecycle's own records. Implementations are safe for concurrent
-// use; each method is one transaction. Errors wrap [byok.ErrNotFound],
-// [byok.ErrExists] or [store.ErrConflict] as documented, and never hold
-// secrets.
-type Store interface {
-	store.Store
-
-	// KeyRecord returns the lifecycle record of a tenant's customer key;
-	// ErrNotFound if the tenant never configured one.
-	KeyRecord(ctx context.Context, tenant string) (Record, error)
-	// PutKeyRecord writes r if the stored record's Version is
-	// r.Version-1 (no stored record for r.Version == 1), else fails with
-	// [store.ErrConflict]; ErrNotFound if the tenant does not exist.
-	PutKeyRecord(ctx context.Context, r Record) error
-	// ListKeyRecords lists records in the given states (all if none),
-	// ordered by tenant, after the exclusive cursor, at most limit.
-	ListKeyRecords(ctx context.Context, after string, limit int, states ...State) ([]Record, error)
-	// CommitRotation replaces the customer share of a tenant key as
-	// [store.Store.ReplaceShare] does (CAS on oldKeyID) and writes r as
-	// PutKeyRecord does, in one transaction: both or neither.
-	CommitRotation(ctx context.Context, r Record, kind byok.KeyKind, epoch uint32, oldKeyID string, share kms.Wrapped) error
-
-	// PutJob inserts a job, or updates it if j.ID exists. The update is
-	// fenced by the lease: it fails with [store.ErrConflict] (and writes
-	// nothing) when the stored job has an Owner other than j.Owner, so a
-	// replica whose lease expired and was taken over cannot overwrite the
-	// new owner's progress. Owner and LeaseUntil are stored as given.
-	PutJob(ctx context.Context, j JobRecord) error
-	// StartJob writes r as PutKeyRecord does and inserts the new job j, in
-	// one transaction: both or neither. The scheduler uses it to start a
-	// job for a tenant at most once even when several replicas tick at
-	// once: the record's version CAS lets only one of them through. A job
-	// with j.ID already stored fails with [byok.ErrExists].
-	StartJob(ctx context.Context, r Record, j JobRecord) error
-	// ClaimJob takes the lease of an unfinished job for owner until the
-	// given time, in one conditional write: it succeeds if the job has no
-	// owner, is owner's already, or its lease ended at or before now. It
-	// returns the job as stored after the attempt and whether owner holds
-	// it; a finished job or another owner's running lease is (job, false,
-	// nil). ErrNotFound if there is no job with that id.
-	ClaimJob(ctx context.Context, id, owner string, now, until time.Time) (JobRecord, bool, error)
-	// JobRecord returns a job; ErrNotFound if there is none with that id.
-	JobRecord(ctx context.Context, id string) (JobRecord, error)
-	// ListJobs lists the jobs of a tenant ("" for every tenant), newest
-	// first, unfinished ones only if unfinished is set, at most limit.
-	ListJobs(ctx context.Context, tenant string, unfinished bool, limit int) ([]JobRecord, error)
-	// RewrapBatch stores re-wrapped DEKs as [store.Store.RewrapDEKs] does
-	// and, if s is not nil, sets that scope's kind as
-	// [store.Store.MoveScope] does, and writes j as PutJob does (its
-	// cursor, progress and lease), all in one transaction: a job write
-	// refused by the lease fence fails the batch with
-	// [store.ErrConflict] and stores none of its DEKs.
-	RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.DEKRecord, j JobRecord) error
-	// CountDEKs counts the DEKs of a tenant under tenant keys of kind
-	// with an epoch below the given one, and (when scope is not "") of
-	// that scope only.
-	CountDEKs(ctx context.Context, tenant string, kind byok.KeyKind, belowEpoch uint32, scope string) (int64, error)
-
-	// AddHealthEvent appends an entry to a tenant's revocation timeline.
-	AddHealthEvent(ctx context.Context, e HealthEvent) error
-	// HealthEvents returns a tenant's timeline, newest first, at most
-	// limit.
-	HealthEvents(ctx context.Context, tenant string, limit int) ([]HealthEvent, error)
-}
-
-// Record is the stored lifecycle state of a tenant's customer key.
-type Record struct {
-	Tenant string
-	// Version counts writes, from 1; PutKeyRecord compares it.
-	Version uint64
-	State   State
-	// Settings are the saved settings; Settings.Secret is always unset in
-	// a Record: the secret is in SealedSecret.
-	Settings KeySettings
-	// SettingsHash is Settings.Hash() computed with the secret, when the
-	// settings were saved.
-	SettingsHash string
-	// SealedSecret is the settings' secret wrapped under the platform
-	// root key; zero if there is none.
-	SealedSecret kms.Wrapped
-	Coverage     Coverage
-	EnforceAt    time.Time
-	ActivatedAt  time.Time
-	// LastTest is the last Test of these settings (compare its
-	// SettingsHash); nil if none.
-	LastTest *Report
-	// Versions lists every exact key version a customer share of the
-	// tenant was ever wrapped under, oldest first: the rows of the
-	// inventory, so that a version left with no share shows as safe to
-	// retire.
-	Versions []string
-	Updated  time.Time
-}
-
-// JobRecord is a job as stored, with where it resumes.
-type JobRecord struct {
-	Job
-	// Epoch is the tenant-key epoch DEKs move onto (re-key) or the
-	// customer-managed epoch created by activation.
-	Epoch uint32
-	// Scope and Cursor are where the job resumes: the scope being moved
-	// and the last DEK id done within it (or within the tenant, for a
-	// re-key).
-	Scope  string
-	Cursor byok.DEKID
-	// Walk is the older epoch a re-key is walking.
-	Walk uint32
-	// Owner is the replica (Config.ReplicaID) that holds or last held
-	// the job's lease; "" if no replica ever claimed it.
-	Owner string
-	// LeaseUntil is when Owner's lease ends; the zero time once it was
-	// released. Another replica may claim the job when it has passed.
-	LeaseUntil time.Time
 }
 
 // TenantSummary is a row of ListTenants.

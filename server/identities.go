@@ -1,17 +1,8 @@
 package server
 
 import (
-	"context"
-
-	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
-
-// identityOfferer is what the identities route needs of the Lifecycle;
-// *lifecycle.Service has it. With a Lifecycle without it, the route shows
-// neither of the platform's identities.
-type identityOfferer interface {
-	PlatformIdentities(ctx context.Context) lifecycle.PlatformIdentities
-}
 
 // identitiesView is the platform's identities a tenant may let reach its
 // key, with the commands of their setup steps for the tenant's saved key.
@@ -20,7 +11,7 @@ type identitiesView struct {
 	WorkloadIdentity *workloadView        `json:"workload_identity,omitempty"`
 	// NotOffered says why a mode ("managed-identity",
 	// "workload-identity") is not offered.
-	NotOffered map[lifecycle.CredentialMode]string `json:"not_offered,omitempty"`
+	NotOffered map[azure.CredentialMode]string `json:"not_offered,omitempty"`
 }
 
 type managedIdentityView struct {
@@ -43,10 +34,7 @@ func (s *server) identities(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ids lifecycle.PlatformIdentities
-	if o, ok := s.cfg.Lifecycle.(identityOfferer); ok {
-		ids = o.PlatformIdentities(c.ctx)
-	}
+	ids := azure.IdentitiesOf(c.ctx, s.cfg.Lifecycle)
 	role, federated := ids.SetupCommands(k.Settings)
 	v := identitiesView{NotOffered: ids.NotOffered}
 	if mi := ids.ManagedIdentity; mi != nil {

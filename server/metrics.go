@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -213,62 +212,6 @@ type instrumentedLister struct {
 
 func (i instrumentedLister) Versions(ctx context.Context, keyID string) ([]string, error) {
 	return i.l.Versions(ctx, keyID)
-}
-
-// InstrumentConnector returns c whose providers are instrumented under
-// the role "customer". The result has the optional connector methods of
-// the lifecycle, passed on to c when it has them: TestProgress (else Test,
-// then each check), ListKeys (else the lifecycle's unsupported error) and
-// PlatformIdentities (else none), so instrumenting a connector never
-// hides what it offers.
-func (m *Metrics) InstrumentConnector(c lifecycle.Connector) lifecycle.Connector {
-	return instrumentedConnector{Connector: c, m: m}
-}
-
-type instrumentedConnector struct {
-	lifecycle.Connector
-	m *Metrics
-}
-
-var (
-	_ lifecycle.ProgressTester  = instrumentedConnector{}
-	_ lifecycle.KeyLister       = instrumentedConnector{}
-	_ lifecycle.IdentityOfferer = instrumentedConnector{}
-)
-
-func (c instrumentedConnector) TestProgress(ctx context.Context, s lifecycle.KeySettings, progress func(lifecycle.Check)) (lifecycle.Report, error) {
-	if pt, ok := c.Connector.(lifecycle.ProgressTester); ok {
-		return pt.TestProgress(ctx, s, progress)
-	}
-	r, err := c.Connector.Test(ctx, s)
-	if err == nil && progress != nil {
-		for _, ch := range r.Checks {
-			progress(ch)
-		}
-	}
-	return r, err
-}
-
-func (c instrumentedConnector) ListKeys(ctx context.Context, s lifecycle.KeySettings, vaultURL string) ([]lifecycle.VaultKey, error) {
-	if kl, ok := c.Connector.(lifecycle.KeyLister); ok {
-		return kl.ListKeys(ctx, s, vaultURL)
-	}
-	return nil, fmt.Errorf("lifecycle: the %s connector cannot list a vault's keys; type the key identifier: %w", s.Provider, errors.ErrUnsupported)
-}
-
-func (c instrumentedConnector) PlatformIdentities(ctx context.Context) lifecycle.PlatformIdentities {
-	if o, ok := c.Connector.(lifecycle.IdentityOfferer); ok {
-		return o.PlatformIdentities(ctx)
-	}
-	return lifecycle.PlatformIdentities{}
-}
-
-func (c instrumentedConnector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
-	p, err := c.Connector.Provider(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	return c.m.InstrumentProvider("customer", p), nil
 }
 
 type instrumented struct {

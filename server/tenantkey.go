@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -8,28 +9,57 @@ import (
 	"github.com/openbyok/byok/lifecycle"
 )
 
-// settingsRequest is a tenant admin's key settings. Secret is write-only:
-// it is never returned, and leaving it out keeps the stored one when the
-// credential mode is unchanged.
+// settingsRequest is a tenant admin's key settings: the provider, the
+// key id, the write-only secret (never returned; leaving it out keeps the
+// stored one while the settings need the same kind of secret), and the
+// provider's own fields (for Azure: directory_id, client_id, credential),
+// which go to its connector as the settings' Options, the object of every
+// other field of the request.
 type settingsRequest struct {
-	Provider    string  `json:"provider"`
-	KeyID       *string `json:"key_id"`
-	DirectoryID string  `json:"directory_id"`
-	ClientID    string  `json:"client_id"`
-	Credential  string  `json:"credential"`
-	Secret      string  `json:"secret"`
+	Provider string
+	KeyID    *string
+	Secret   string
+	Options  json.RawMessage
+	// bad names a neutral field that is not a string; settings reports it.
+	bad string
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *settingsRequest) UnmarshalJSON(b []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	*r = settingsRequest{}
+	for name, dst := range map[string]*string{"provider": &r.Provider, "secret": &r.Secret} {
+		if v, ok := fields[name]; ok {
+			if json.Unmarshal(v, dst) != nil {
+				r.bad = name
+			}
+			delete(fields, name)
+		}
+	}
+	if v, ok := fields["key_id"]; ok {
+		r.KeyID = new(string)
+		if json.Unmarshal(v, r.KeyID) != nil {
+			r.bad = "key_id"
+		}
+		delete(fields, "key_id")
+	}
+	if len(fields) > 0 {
+		r.Options, _ = json.Marshal(fields) // raw values: never fails
+	}
+	return nil
 }
 
 func (r settingsRequest) settings(field string) (lifecycle.KeySettings, error) {
+	if r.bad != "" {
+		return lifecycle.KeySettings{}, &byok.InputError{Arg: field + r.bad, Reason: "must be a string"}
+	}
 	if err := required(field+"key_id", r.KeyID); err != nil {
 		return lifecycle.KeySettings{}, err
 	}
-	p := r.Provider
-	if p == "" {
-		p = lifecycle.ProviderAzure
-	}
-	return lifecycle.KeySettings{Provider: p, KeyID: *r.KeyID, DirectoryID: r.DirectoryID, ClientID: r.ClientID,
-		Credential: lifecycle.CredentialMode(r.Credential), Secret: lifecycle.NewSecret(r.Secret)}, nil
+	return lifecycle.KeySettings{Provider: r.Provider, KeyID: *r.KeyID, Options: r.Options, Secret: lifecycle.NewSecret(r.Secret)}, nil
 }
 
 type coverageRequest struct {

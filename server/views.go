@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/openbyok/byok"
@@ -48,13 +49,29 @@ type tenantView struct {
 	State   lifecycle.State `json:"state"`
 }
 
+// settingsView shows saved settings: the provider's own fields (its
+// Options, empty ones left out) beside the provider, the key id and
+// whether a secret is set.
 type settingsView struct {
-	Provider    string                   `json:"provider"`
-	KeyID       string                   `json:"key_id"`
-	DirectoryID string                   `json:"directory_id,omitempty"`
-	ClientID    string                   `json:"client_id,omitempty"`
-	Credential  lifecycle.CredentialMode `json:"credential,omitempty"`
-	SecretSet   bool                     `json:"secret_set"`
+	Provider  string
+	KeyID     string
+	Options   json.RawMessage
+	SecretSet bool
+}
+
+// MarshalJSON implements json.Marshaler.
+func (v settingsView) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	var options map[string]any
+	if json.Unmarshal(v.Options, &options) == nil {
+		for k, o := range options {
+			if o != nil && o != "" {
+				m[k] = o
+			}
+		}
+	}
+	m["provider"], m["key_id"], m["secret_set"] = v.Provider, v.KeyID, v.SecretSet
+	return json.Marshal(m)
 }
 
 type coverageView struct {
@@ -146,8 +163,7 @@ type keyView struct {
 func viewKey(k lifecycle.CustomerKey) keyView {
 	v := keyView{
 		Tenant: k.Tenant, State: k.State,
-		Settings: settingsView{Provider: k.Settings.Provider, KeyID: k.Settings.KeyID, DirectoryID: k.Settings.DirectoryID,
-			ClientID: k.Settings.ClientID, Credential: k.Settings.Credential, SecretSet: k.SecretSet},
+		Settings:  settingsView{Provider: k.Settings.Provider, KeyID: k.Settings.KeyID, Options: k.Settings.Options, SecretSet: k.SecretSet},
 		EnforceAt: at(k.EnforceAt), ActivatedAt: at(k.ActivatedAt), Coverage: viewCoverage(k.Coverage),
 		Scopes: []scopeView{}, CurrentKeyID: k.CurrentKeyID, Epoch: k.Epoch, Health: []healthView{}, Updated: at(k.Updated),
 	}

@@ -75,7 +75,7 @@ func New(t testing.TB, batchSize int) *Server {
 	s.CMK = s.Customer.AddKey("cmk")
 	log := audit.New(db, nil)
 	s.Lifecycle, err = lifecycle.New(lifecycle.Config{
-		Store: db, PlatformKMS: s.Platform, PlatformKeyID: prk, Connector: lifecycletest.Connector{KMS: s.Customer},
+		Store: db, PlatformKMS: s.Platform, PlatformKeyID: prk, Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: s.Customer}},
 		Audit: log, Now: s.Now, PlatformOnlyScopes: []string{"cache"}, BatchSize: batchSize,
 		Keyring: byok.Config{CheckInterval: CheckInterval, MaxStaleness: time.Minute},
 	})

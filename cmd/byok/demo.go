@@ -20,6 +20,7 @@ import (
 	"github.com/openbyok/byok/config"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/token"
 )
@@ -131,14 +132,7 @@ func (d *demo) seed(ctx context.Context) error {
 	if err := d.app.lc.CreateTenant(ctx, operator, demoTenant, byok.Grace, demoScopes); err != nil {
 		return err
 	}
-	_, err = d.app.lc.Configure(ctx, admin, demoTenant, lifecycle.KeySettings{
-		Provider:    lifecycle.ProviderAzure,
-		KeyID:       "https://" + demoVault + ".vault.azure.net/keys/" + demoKey,
-		DirectoryID: demoDirectory,
-		ClientID:    app.ClientID,
-		Credential:  lifecycle.CredentialClientSecret,
-		Secret:      lifecycle.NewSecret(secret.Value),
-	})
+	_, err = d.app.lc.Configure(ctx, admin, demoTenant, azure.Settings("https://"+demoVault+".vault.azure.net/keys/"+demoKey, azure.Options{DirectoryID: demoDirectory, ClientID: app.ClientID, Credential: azure.CredentialClientSecret}, lifecycle.NewSecret(secret.Value)))
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/kms/local"
-	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // platformKey is the platform root key the configuration names: its
@@ -125,7 +125,7 @@ func secretFromEnv(field, env string, getenv func(string) string) (string, error
 // platform's identities the configuration names: its multi-tenant app
 // (for tenants that consented to it), its managed identity and its
 // workload identity (for tenants that grant those a role or trust them).
-func azureConnector(ctx context.Context, c config.Azure, opts appOptions, logger *slog.Logger) (*lifecycle.AzureConnector, error) {
+func azureConnector(ctx context.Context, c config.Azure, opts appOptions, logger *slog.Logger) (*azure.Connector, error) {
 	app := azurekv.PlatformApp{ClientID: c.ClientID}
 	switch cr := c.Credential; {
 	case c.ClientSecretEnv != "":
@@ -154,7 +154,7 @@ func azureConnector(ctx context.Context, c config.Azure, opts appOptions, logger
 		}
 		app.FederatedTokenFile = cr.WorkloadIdentity.TokenFile
 	}
-	conn := lifecycle.NewAzureConnector(app)
+	conn := azure.NewConnector(app)
 	conn.HomeTenant = c.TenantID
 	if mi := c.ManagedIdentity; mi != nil {
 		conn.ManagedIdentity = &azurekv.ManagedIdentity{ClientID: mi.ClientID, ResourceID: mi.ResourceID}
@@ -163,7 +163,7 @@ func azureConnector(ctx context.Context, c config.Azure, opts appOptions, logger
 		if err := checkTokenFile("azure.workload_identity.token_file", w.TokenFile); err != nil {
 			return nil, err
 		}
-		conn.Workload = &lifecycle.WorkloadFederation{TokenFile: w.TokenFile, Issuer: w.Issuer, Subject: w.Subject}
+		conn.Workload = &azure.WorkloadFederation{TokenFile: w.TokenFile, Issuer: w.Issuer, Subject: w.Subject}
 	}
 	conn.Transport = opts.azureTransport
 	conn.Logger = logger

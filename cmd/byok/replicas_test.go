@@ -16,6 +16,7 @@ import (
 	"github.com/openbyok/byok/internal/pgtest"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // Two replicas share a PostgreSQL store. Replica B checks keys only once
@@ -71,10 +72,7 @@ func TestReplicasEnforceRevocationTogether(t *testing.T) {
 
 	admin := audit.Actor{Kind: audit.TenantAdmin, ID: "alice"}
 	must(a.lc.CreateTenant(ctx, audit.Actor{Kind: audit.Operator, ID: "op"}, "acme", byok.Grace, []string{"chat"}))
-	_, err = a.lc.Configure(ctx, admin, "acme", lifecycle.KeySettings{
-		Provider: lifecycle.ProviderAzure, KeyID: "https://acme-keys.vault.azure.net/keys/cmk", DirectoryID: dirID,
-		ClientID: entraApp.ClientID, Credential: lifecycle.CredentialClientSecret, Secret: lifecycle.NewSecret(secret.Value),
-	})
+	_, err = a.lc.Configure(ctx, admin, "acme", azure.Settings("https://acme-keys.vault.azure.net/keys/cmk", azure.Options{DirectoryID: dirID, ClientID: entraApp.ClientID, Credential: azure.CredentialClientSecret}, lifecycle.NewSecret(secret.Value)))
 	must(err)
 	r, err := a.lc.Test(ctx, admin, "acme")
 	must(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 	"github.com/openbyok/byok/lifecycle/lifecycletest"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/token"
@@ -71,8 +72,8 @@ func NewHTTPEnv(dir string) (*HTTPEnv, error) {
 	prk := platform.AddKey("platform")
 	e.Service, err = lifecycle.New(lifecycle.Config{
 		Store: e.db, PlatformKMS: metrics.InstrumentProvider("platform", platform), PlatformKeyID: prk,
-		Connector: metrics.InstrumentConnector(lifecycletest.Connector{KMS: customer}),
-		Audit:     log, Logger: logger,
+		Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: customer}}, Instrument: metrics.InstrumentProvider,
+		Audit: log, Logger: logger,
 	})
 	if err != nil {
 		e.Close()
@@ -139,10 +140,7 @@ func (e *HTTPEnv) activate(ctx context.Context, cmk string) error {
 	if err := e.Service.CreateTenant(ctx, benchOperator, "t1", byok.Grace, []string{"data"}); err != nil {
 		return err
 	}
-	_, err := e.Service.Configure(ctx, benchAdmin, "t1", lifecycle.KeySettings{
-		Provider: lifecycle.ProviderAzure, KeyID: cmk, DirectoryID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-		ClientID: "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", Credential: lifecycle.CredentialClientSecret, Secret: lifecycle.NewSecret("bench-secret"),
-	})
+	_, err := e.Service.Configure(ctx, benchAdmin, "t1", azure.Settings(cmk, azure.Options{DirectoryID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", ClientID: "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", Credential: azure.CredentialClientSecret}, lifecycle.NewSecret("bench-secret")))
 	if err != nil {
 		return err
 	}

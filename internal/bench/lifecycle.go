@@ -27,6 +27,7 @@ import (
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store/sqlite"
@@ -42,7 +43,7 @@ type LifecycleEnv struct {
 	DB       *sqlite.DB
 	Platform *kmstest.Fake
 	Handler  http.Handler
-	conn     *lifecycle.AzureConnector
+	conn     *azure.Connector
 	settings lifecycle.KeySettings // with the secret
 	dbPath   string
 	roleID   string
@@ -86,11 +87,11 @@ func NewLifecycleEnv(dir string, checkInterval time.Duration) (*LifecycleEnv, er
 	if e.DB, err = sqlite.Open(ctx, e.dbPath); err != nil {
 		return nil, err
 	}
-	e.conn = lifecycle.NewAzureConnector(azurekv.PlatformApp{})
+	e.conn = azure.NewConnector(azurekv.PlatformApp{})
 	e.conn.Transport = e.Emu.HTTPClient()
 	log := audit.New(e.DB, nil)
 	e.Service, err = lifecycle.New(lifecycle.Config{
-		Store: e.DB, PlatformKMS: e.Platform, PlatformKeyID: e.Platform.AddKey("platform"), Connector: e.conn, Audit: log,
+		Store: e.DB, PlatformKMS: e.Platform, PlatformKeyID: e.Platform.AddKey("platform"), Connectors: []lifecycle.Connector{e.conn}, Audit: log,
 		Keyring: byok.Config{CheckInterval: checkInterval, MaxStaleness: time.Hour},
 	})
 	if err != nil {
@@ -103,10 +104,7 @@ func NewLifecycleEnv(dir string, checkInterval time.Duration) (*LifecycleEnv, er
 	if err := e.Service.CreateTenant(ctx, benchOperator, "t1", byok.Grace, []string{"a", "b"}); err != nil {
 		return nil, err
 	}
-	e.settings = lifecycle.KeySettings{
-		Provider: lifecycle.ProviderAzure, KeyID: "https://bench.vault.azure.net/keys/cmk", DirectoryID: dirID,
-		ClientID: app.ClientID, Credential: lifecycle.CredentialClientSecret, Secret: lifecycle.NewSecret(secret.Value),
-	}
+	e.settings = azure.Settings("https://bench.vault.azure.net/keys/cmk", azure.Options{DirectoryID: dirID, ClientID: app.ClientID, Credential: azure.CredentialClientSecret}, lifecycle.NewSecret(secret.Value))
 	_, err = e.Service.Configure(ctx, benchAdmin, "t1", e.settings)
 	if err != nil {
 		return nil, err

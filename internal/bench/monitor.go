@@ -15,6 +15,8 @@ import (
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
+	"github.com/openbyok/byok/lifecycle/lifecycletest"
 	"github.com/openbyok/byok/store/sqlite"
 )
 
@@ -116,6 +118,7 @@ func (p loggedProvider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, erro
 
 // monitorConnector reaches every key of one fake; Test always passes.
 type monitorConnector struct {
+	lifecycletest.AzureRules
 	f   *kmstest.Fake
 	log *checkLog
 }
@@ -166,7 +169,7 @@ func MeasureMonitor(ctx context.Context, o MonitorOptions) (MonitorResult, error
 	var revokedAt atomic.Int64 // Unix ns of the first revocation event
 	newService := func(replica string) (*lifecycle.Service, error) {
 		return lifecycle.New(lifecycle.Config{
-			Store: db, PlatformKMS: platform, PlatformKeyID: prk, Connector: conn, ReplicaID: replica,
+			Store: db, PlatformKMS: platform, PlatformKeyID: prk, Connectors: []lifecycle.Connector{conn}, ReplicaID: replica,
 			Keyring: byok.Config{CheckInterval: o.Interval, MaxTenantKeys: -1, OnEvent: func(e byok.Event) {
 				if e.Type == byok.EventRevoked {
 					revokedAt.CompareAndSwap(0, e.At.UnixNano())
@@ -190,7 +193,7 @@ func MeasureMonitor(ctx context.Context, o MonitorOptions) (MonitorResult, error
 		if err := svc.CreateTenant(ctx, benchOperator, tenants[i], byok.Grace, []string{"a"}); err != nil {
 			return r, err
 		}
-		s := lifecycle.KeySettings{KeyID: keys[i] + "/v1", DirectoryID: "dir", ClientID: "app", Credential: lifecycle.CredentialPlatformApp}
+		s := azure.Settings(keys[i]+"/v1", azure.Options{DirectoryID: "dir", ClientID: "app", Credential: azure.CredentialPlatformApp}, lifecycle.Secret{})
 		if _, err := svc.Configure(ctx, benchAdmin, tenants[i], s); err != nil {
 			return r, err
 		}

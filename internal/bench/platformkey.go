@@ -71,7 +71,7 @@ func PlatformRekey(dir string, tenants, deks int) (PlatformRekeyResult, error) {
 	}
 	defer db.Close()
 	svc, err := lifecycle.New(lifecycle.Config{Store: db, PlatformKMS: prk, PlatformKeyID: keyID,
-		Connector: lifecycletest.Connector{KMS: kmstest.NewFake()}, Audit: audit.New(db, nil)})
+		Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: kmstest.NewFake()}}, Audit: audit.New(db, nil)})
 	if err != nil {
 		return PlatformRekeyResult{}, err
 	}

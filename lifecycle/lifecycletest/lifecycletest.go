@@ -11,13 +11,44 @@ import (
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // Connector is a lifecycle.Connector that reaches the keys of a
-// kmstest.Fake: key ids "fake:NAME[/vN]". Its Test does a real wrap/unwrap
-// round trip on the fake, so a failure injected into the fake (a role
-// removed) fails the report.
-type Connector struct{ KMS *kmstest.Fake }
+// kmstest.Fake: key ids "fake:NAME[/vN]". Its settings are Azure's, named
+// and checked as the Azure connector does (an Azure connector that offers
+// no platform identity), so that the API and the console face the same
+// rules as in production. Its Test does a real wrap/unwrap round trip on
+// the fake, so a failure injected into the fake (a role removed) fails
+// the report.
+type Connector struct {
+	AzureRules
+	KMS *kmstest.Fake
+}
+
+// AzureRules are the settings methods of a lifecycle.Connector as the
+// Azure connector has them (one that offers no platform identity), for
+// fake connectors to embed: their settings are named, checked and split
+// as in production.
+type AzureRules struct{}
+
+// rules is the Azure connector AzureRules delegates to.
+var rules = &azure.Connector{}
+
+// Name returns azure.Provider.
+func (AzureRules) Name() string { return azure.Provider }
+
+// CheckSettings checks s as the Azure connector does.
+func (AzureRules) CheckSettings(ctx context.Context, s lifecycle.KeySettings, keepSecret bool) (lifecycle.KeySettings, error) {
+	return rules.CheckSettings(ctx, s, keepSecret)
+}
+
+// SecretKind is the Azure connector's.
+func (AzureRules) SecretKind(s lifecycle.KeySettings) string { return rules.SecretKind(s) }
+
+// SplitKeyID splits "fake:NAME/vN" into "fake:NAME" and "vN", as the
+// Azure connector splits ids of other shapes than its own.
+func (AzureRules) SplitKeyID(id string) (key, version string) { return rules.SplitKeyID(id) }
 
 // Provider returns the fake for a "fake:" key id.
 func (c Connector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {

@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"context"
-	"github.com/openbyok/byok/internal/fakeclock"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -13,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openbyok/byok/internal/fakeclock"
+	"github.com/openbyok/byok/lifecycle/azure"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
@@ -55,7 +57,7 @@ type fixture struct {
 	tokens map[string]string // "contoso", "fabrikam", "operator"
 	// conn is the lifecycle's connector; a test may give it the
 	// platform's identities before its first request.
-	conn *lifecycle.AzureConnector
+	conn *azure.Connector
 }
 
 func newFixture(t *testing.T, tlsServer bool) *fixture {
@@ -83,12 +85,12 @@ func newFixtureWith(t *testing.T, tlsServer bool, wrap func(*lifecycle.Service) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	connector := lifecycle.NewAzureConnector(azurekv.PlatformApp{})
+	connector := azure.NewConnector(azurekv.PlatformApp{})
 	connector.Transport = f.emu.HTTPClient()
 	f.conn = connector
 	log := audit.New(f.db, nil)
 	f.lc, err = lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: prk, PlatformKeyID: prk.KeyID(),
-		Connector: connector, Audit: log, Now: f.clock.Now})
+		Connectors: []lifecycle.Connector{connector}, Audit: log, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

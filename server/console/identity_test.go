@@ -14,7 +14,7 @@ import (
 
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/kvemu"
-	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // The platform's workload, as the setup steps show it.
@@ -61,7 +61,7 @@ func (f *fixture) offerWorkload(t *testing.T) {
 	if err := os.WriteFile(file, []byte(tok), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f.conn.Workload = &lifecycle.WorkloadFederation{TokenFile: file, Issuer: platformIssuer, Subject: platformSubject}
+	f.conn.Workload = &azure.WorkloadFederation{TokenFile: file, Issuer: platformIssuer, Subject: platformSubject}
 }
 
 // TestSetupIdentitySteps: Create key shows the setup steps of each of the
@@ -109,7 +109,7 @@ func TestSetupIdentitySteps(t *testing.T) {
 		t.Fatalf("saving with the managed identity: %d %s", res.StatusCode, body)
 	}
 	k, err := f.lc.Status(f.ctx, contoso)
-	if err != nil || k.Settings.Credential != lifecycle.CredentialManagedIdentity || k.Settings.DirectoryID != directory || k.Settings.ClientID != "" {
+	if err != nil || k.Settings.Credential != azure.CredentialManagedIdentity || k.Settings.DirectoryID != directory || k.Settings.ClientID != "" {
 		t.Fatalf("saved settings %+v, %v", k.Settings, err)
 	}
 	_, body = u.get("/t/contoso/setup")
@@ -121,7 +121,7 @@ func TestSetupIdentitySteps(t *testing.T) {
 	if res.StatusCode != 303 {
 		t.Fatalf("saving with the workload identity: %d %s", res.StatusCode, body)
 	}
-	if k, err := f.lc.Status(f.ctx, contoso); err != nil || k.Settings.Credential != lifecycle.CredentialWorkloadIdentity || k.Settings.ClientID != f.app.ClientID || k.SecretSet {
+	if k, err := f.lc.Status(f.ctx, contoso); err != nil || k.Settings.Credential != azure.CredentialWorkloadIdentity || k.Settings.ClientID != f.app.ClientID || k.SecretSet {
 		t.Fatalf("saved settings %+v, secret set %v, %v", k.Settings, k.SecretSet, err)
 	}
 	_, body = u.get("/t/contoso/setup")

@@ -428,7 +428,7 @@ func (c *console) tenantsOfDirectory(ctx context.Context, tid string) ([]string,
 			if err != nil {
 				return nil, err
 			}
-			if k.State != lifecycle.StateNone && k.Settings.DirectoryID != "" && strings.EqualFold(k.Settings.DirectoryID, tid) {
+			if dir := azureOptions(k.Settings).DirectoryID; k.State != lifecycle.StateNone && dir != "" && strings.EqualFold(dir, tid) {
 				out = append(out, t.ID)
 			}
 		}

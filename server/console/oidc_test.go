@@ -17,6 +17,7 @@ import (
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 	"github.com/openbyok/byok/server/console"
 )
 
@@ -89,9 +90,7 @@ func newSSO(t *testing.T, issuer string) *sso {
 	}
 	// Contoso's key settings name its directory: its users holding the
 	// admin role are its admins.
-	if _, err := s.lc.Configure(s.ctx, audit.Actor{Kind: audit.TenantAdmin, ID: "test"}, contoso, lifecycle.KeySettings{
-		KeyID: keyID, DirectoryID: directory, ClientID: s.fixture.app.ClientID, Credential: lifecycle.CredentialClientSecret,
-		Secret: lifecycle.NewSecret(s.secret)}); err != nil {
+	if _, err := s.lc.Configure(s.ctx, audit.Actor{Kind: audit.TenantAdmin, ID: "test"}, contoso, azure.Settings(keyID, azure.Options{DirectoryID: directory, ClientID: s.fixture.app.ClientID, Credential: azure.CredentialClientSecret}, lifecycle.NewSecret(s.secret))); err != nil {
 		t.Fatal(err)
 	}
 	s.oidc = console.OIDC{

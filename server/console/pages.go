@@ -14,6 +14,7 @@ import (
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // actor is the audit actor of a session: its token, as the API names it.
@@ -81,7 +82,7 @@ type statusView struct {
 	Chart     chart
 	// Rollover is the tenant's certificate credential; nil unless the
 	// credential is a certificate.
-	Rollover *lifecycle.CertificateCredential
+	Rollover *azure.CertificateCredential
 }
 
 // statusPage shows the tenant's key: state, versions, health, timeline,
@@ -172,36 +173,25 @@ type setupView struct {
 	EnforceDefault string
 	// Rollover is the tenant's certificate credential; nil unless the
 	// saved credential is a certificate.
-	Rollover *lifecycle.CertificateCredential
+	Rollover *azure.CertificateCredential
 	// Identities are the platform's own identities offered to tenants
 	// (managed identity, workload identity); RoleCommand gives the managed
 	// identity its role on the saved key (placeholders before one is
 	// saved), FederatedCommand adds the federated credential to the
 	// tenant's app.
-	Identities       lifecycle.PlatformIdentities
+	Identities       azure.PlatformIdentities
 	RoleCommand      string
 	FederatedCommand string
 	// MINotOffered and WINotOffered say why a mode is not offered.
 	MINotOffered, WINotOffered string
 }
 
-// identityOfferer is what the console needs to show the setup steps of
-// the platform's identities; *lifecycle.Service has it. With a Lifecycle
-// without it, the console offers neither mode.
-type identityOfferer interface {
-	PlatformIdentities(ctx context.Context) lifecycle.PlatformIdentities
-}
-
 // identitySteps fills v's platform identities and their commands for the
 // tenant's saved settings.
 func (c *console) identitySteps(ctx context.Context, v *setupView) {
-	o, ok := c.cfg.Lifecycle.(identityOfferer)
-	if !ok {
-		return
-	}
-	v.Identities = o.PlatformIdentities(ctx)
-	v.MINotOffered = v.Identities.NotOffered[lifecycle.CredentialManagedIdentity]
-	v.WINotOffered = v.Identities.NotOffered[lifecycle.CredentialWorkloadIdentity]
+	v.Identities = azure.IdentitiesOf(ctx, c.cfg.Lifecycle)
+	v.MINotOffered = v.Identities.NotOffered[azure.CredentialManagedIdentity]
+	v.WINotOffered = v.Identities.NotOffered[azure.CredentialWorkloadIdentity]
 	v.RoleCommand, v.FederatedCommand = v.Identities.SetupCommands(v.Key.Settings)
 }
 
@@ -224,7 +214,7 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 	v.OwnerTag = s.tenant
 	c.identitySteps(r.Context(), &v)
 	if c.cfg.PlatformAppID != "" {
-		dir := k.Settings.DirectoryID
+		dir := azureOptions(k.Settings).DirectoryID
 		if dir == "" {
 			dir = "<your-directory-id>"
 		}
@@ -243,30 +233,27 @@ const dateTimeLocal = "2006-01-02T15:04"
 // the certificate credential and no pasted PEM, the certificate generated
 // in this session is used.
 func (c *console) configure(w http.ResponseWriter, r *http.Request, s *session) {
-	settings := lifecycle.KeySettings{
-		Provider:    r.PostFormValue("provider"),
-		KeyID:       strings.TrimSpace(r.PostFormValue("key_id")),
-		DirectoryID: strings.TrimSpace(r.PostFormValue("directory_id")),
-		ClientID:    strings.TrimSpace(r.PostFormValue("client_id")),
-		Credential:  lifecycle.CredentialMode(r.PostFormValue("credential")),
-	}
-	switch settings.Credential {
-	case lifecycle.CredentialPlatformApp:
-		settings.ClientID = c.cfg.PlatformAppID
-	case lifecycle.CredentialManagedIdentity:
-		settings.ClientID = "" // the identity is the platform's
-	case lifecycle.CredentialClientSecret:
-		settings.Secret = lifecycle.NewSecret(r.PostFormValue("secret"))
-	case lifecycle.CredentialCertificate:
+	o := azure.Options{DirectoryID: strings.TrimSpace(r.PostFormValue("directory_id")),
+		ClientID: strings.TrimSpace(r.PostFormValue("client_id")), Credential: azure.CredentialMode(r.PostFormValue("credential"))}
+	var secret lifecycle.Secret
+	switch o.Credential {
+	case azure.CredentialPlatformApp:
+		o.ClientID = c.cfg.PlatformAppID
+	case azure.CredentialManagedIdentity:
+		o.ClientID = "" // the identity is the platform's
+	case azure.CredentialClientSecret:
+		secret = lifecycle.NewSecret(r.PostFormValue("secret"))
+	case azure.CredentialCertificate:
 		if cert := c.sessions.certificate(s); cert != nil {
-			sec, err := lifecycle.CertificateSecret(cert)
+			sec, err := azure.CertificateSecret(cert)
 			if err != nil {
 				c.internal(w, r, s, err)
 				return
 			}
-			settings.Secret = sec
+			secret = sec
 		}
 	}
+	settings := azure.Settings(strings.TrimSpace(r.PostFormValue("key_id")), o, secret)
 	_, err := c.cfg.Lifecycle.Configure(r.Context(), actor(s), s.tenant, settings)
 	c.done(w, r, s, err, c.tenantURL(s.tenant, "setup"), "Settings saved. Run Test configuration next.")
 }
@@ -339,9 +326,22 @@ func (c *console) downloadCertificate(w http.ResponseWriter, r *http.Request, s 
 // certificate rollover; *lifecycle.Service has it. A Lifecycle without
 // it shows no rollover.
 type certificateRoller interface {
-	Certificates(ctx context.Context, tenant string) (lifecycle.CertificateCredential, error)
-	StartCertificateRollover(ctx context.Context, actor audit.Actor, tenant string) (*azurekv.Certificate, error)
-	FinishCertificateRollover(ctx context.Context, actor audit.Actor, tenant string) (lifecycle.Report, error)
+	Credential(ctx context.Context, tenant string) (any, error)
+	StartCredentialRollover(ctx context.Context, actor audit.Actor, tenant string) (any, error)
+	FinishCredentialRollover(ctx context.Context, actor audit.Actor, tenant string) (lifecycle.Report, error)
+}
+
+// certificatesOf returns the certificates of the tenant's credential.
+func certificatesOf(ctx context.Context, cr certificateRoller, tenant string) (azure.CertificateCredential, error) {
+	v, err := cr.Credential(ctx, tenant)
+	if err != nil {
+		return azure.CertificateCredential{}, err
+	}
+	cc, ok := v.(azure.CertificateCredential)
+	if !ok {
+		return azure.CertificateCredential{}, &lifecycle.FieldError{Field: "credential", Reason: "is not a certificate credential"}
+	}
+	return cc, nil
 }
 
 // errNoRollover is the refusal of a rollover by a Lifecycle that has none.
@@ -358,24 +358,24 @@ func (c *console) roller() (certificateRoller, error) {
 
 // savedCertificates returns the certificates of the tenant's saved
 // credential.
-func (c *console) savedCertificates(ctx context.Context, s *session) (lifecycle.CertificateCredential, error) {
+func (c *console) savedCertificates(ctx context.Context, s *session) (azure.CertificateCredential, error) {
 	cr, err := c.roller()
 	if err != nil {
-		return lifecycle.CertificateCredential{}, err
+		return azure.CertificateCredential{}, err
 	}
-	return cr.Certificates(ctx, s.tenant)
+	return certificatesOf(ctx, cr, s.tenant)
 }
 
 // certificates returns the certificates of k's credential for its page;
 // nil when k has no saved certificate credential, when the Lifecycle
 // cannot roll it over, or when it cannot be read (logged: the page still
 // shows, and Test configuration names what is wrong with the credential).
-func (c *console) certificates(ctx context.Context, s *session, k lifecycle.CustomerKey) *lifecycle.CertificateCredential {
+func (c *console) certificates(ctx context.Context, s *session, k lifecycle.CustomerKey) *azure.CertificateCredential {
 	cr, ok := c.cfg.Lifecycle.(certificateRoller)
-	if !ok || k.Settings.Credential != lifecycle.CredentialCertificate || !k.SecretSet || k.State == lifecycle.StateRotating {
+	if !ok || azureOptions(k.Settings).Credential != azure.CredentialCertificate || !k.SecretSet || k.State == lifecycle.StateRotating {
 		return nil
 	}
-	cc, err := cr.Certificates(ctx, s.tenant)
+	cc, err := certificatesOf(ctx, cr, s.tenant)
 	if err != nil {
 		c.log.WarnContext(ctx, "console: reading the certificate credential", "tenant", s.tenant, "err", err)
 		return nil
@@ -384,23 +384,23 @@ func (c *console) certificates(ctx context.Context, s *session, k lifecycle.Cust
 }
 
 // startRollover generates the next certificate of the tenant's
-// certificate credential (Lifecycle.StartCertificateRollover); the page
+// certificate credential (Lifecycle.StartCredentialRollover); the page
 // then offers it for download.
 func (c *console) startRollover(w http.ResponseWriter, r *http.Request, s *session) {
 	cr, err := c.roller()
 	if err == nil {
-		_, err = cr.StartCertificateRollover(r.Context(), actor(s), s.tenant)
+		_, err = cr.StartCredentialRollover(r.Context(), actor(s), s.tenant)
 	}
 	c.done(w, r, s, err, c.tenantURL(s.tenant, "")+"#certificate",
 		"Next certificate generated. Download it, upload it to your app registration (Certificates & secrets › Certificates › Upload), then finish the rollover. Both certificates are accepted until you finish.")
 }
 
 // finishRollover makes the next certificate the current one once Test
-// configuration passes with it alone (Lifecycle.FinishCertificateRollover).
+// configuration passes with it alone (Lifecycle.FinishCredentialRollover).
 func (c *console) finishRollover(w http.ResponseWriter, r *http.Request, s *session) {
 	cr, err := c.roller()
 	if err == nil {
-		_, err = cr.FinishCertificateRollover(r.Context(), actor(s), s.tenant)
+		_, err = cr.FinishCredentialRollover(r.Context(), actor(s), s.tenant)
 	}
 	c.done(w, r, s, err, c.tenantURL(s.tenant, "")+"#certificate",
 		"Rollover finished: byok signs in with the new certificate only. You may delete the old certificate from your app registration.")

@@ -14,6 +14,7 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // pageNames are the templates/*.html files that are pages; each is parsed
@@ -46,6 +47,14 @@ var funcs = template.FuncMap{
 	"ms":        func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) },
 	"lower":     strings.ToLower,
 	"thumb":     thumb,
+	"azure":     azureOptions,
+}
+
+// azureOptions are the Azure options of settings (zero when they are not
+// Azure's), for the pages that show them.
+func azureOptions(s lifecycle.KeySettings) azure.Options {
+	o, _ := azure.OptionsOf(s)
+	return o
 }
 
 // thumb is the short SHA-256 thumbprint of a certificate, as Test

@@ -11,6 +11,7 @@ import (
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // TestCertificateRolloverPages: with a certificate credential, the status
@@ -27,12 +28,11 @@ func TestCertificateRolloverPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.grantRole()
-	sec, err := lifecycle.CertificateSecret(cert)
+	sec, err := azure.CertificateSecret(cert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.lc.Configure(f.ctx, audit.Actor{Kind: audit.TenantAdmin, ID: "test"}, contoso, lifecycle.KeySettings{
-		KeyID: keyID, DirectoryID: directory, ClientID: f.app.ClientID, Credential: lifecycle.CredentialCertificate, Secret: sec}); err != nil {
+	if _, err := f.lc.Configure(f.ctx, audit.Actor{Kind: audit.TenantAdmin, ID: "test"}, contoso, azure.Settings(keyID, azure.Options{DirectoryID: directory, ClientID: f.app.ClientID, Credential: azure.CredentialCertificate}, sec)); err != nil {
 		t.Fatal(err)
 	}
 	u := f.newUser()
@@ -103,8 +103,7 @@ func TestCertificateRolloverPages(t *testing.T) {
 // lifecycle's reason.
 func TestCertificateRolloverRefusedForClientSecret(t *testing.T) {
 	f := newFixture(t, false)
-	if _, err := f.lc.Configure(f.ctx, audit.Actor{Kind: audit.TenantAdmin, ID: "test"}, contoso, lifecycle.KeySettings{
-		KeyID: keyID, DirectoryID: directory, ClientID: f.app.ClientID, Credential: lifecycle.CredentialClientSecret, Secret: lifecycle.NewSecret(f.secret)}); err != nil {
+	if _, err := f.lc.Configure(f.ctx, audit.Actor{Kind: audit.TenantAdmin, ID: "test"}, contoso, azure.Settings(keyID, azure.Options{DirectoryID: directory, ClientID: f.app.ClientID, Credential: azure.CredentialClientSecret}, lifecycle.NewSecret(f.secret))); err != nil {
 		t.Fatal(err)
 	}
 	u := f.newUser()

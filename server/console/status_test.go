@@ -9,6 +9,7 @@ import (
 
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 )
 
 // elementText returns the text of the element with id in body, tags removed.
@@ -29,9 +30,7 @@ func TestStatusPageInPlainWords(t *testing.T) {
 	f := newFixture(t, false)
 	roleID := f.grantRole()
 	admin := audit.Actor{Kind: audit.TenantAdmin, ID: "test"}
-	if _, err := f.lc.Configure(f.ctx, admin, contoso, lifecycle.KeySettings{
-		KeyID: keyID, DirectoryID: directory, ClientID: f.app.ClientID, Credential: lifecycle.CredentialClientSecret,
-		Secret: lifecycle.NewSecret(f.secret)}); err != nil {
+	if _, err := f.lc.Configure(f.ctx, admin, contoso, azure.Settings(keyID, azure.Options{DirectoryID: directory, ClientID: f.app.ClientID, Credential: azure.CredentialClientSecret}, lifecycle.NewSecret(f.secret))); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := f.lc.Test(f.ctx, admin, contoso); err != nil || !r.Passed() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/azure"
 	"github.com/openbyok/byok/server"
 )
 
@@ -35,7 +36,7 @@ func (g *gatedLifecycle) TestWithProgress(ctx context.Context, actor audit.Actor
 // configure saves Contoso's settings with the app's client secret.
 func (u *user) configure(t *testing.T) {
 	t.Helper()
-	res, _ := u.post("/t/contoso/configure", url.Values{"csrf": {u.csrf("/t/contoso/setup")}, "provider": {lifecycle.ProviderAzure},
+	res, _ := u.post("/t/contoso/configure", url.Values{"csrf": {u.csrf("/t/contoso/setup")}, "provider": {azure.Provider},
 		"key_id": {keyID}, "directory_id": {directory}, "credential": {"client-secret"}, "client_id": {u.f.app.ClientID}, "secret": {u.f.secret}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("configure: %d", res.StatusCode)

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/openbyok/byok"
-	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/record"
 	"github.com/openbyok/byok/store"
 )
 
 const jobColumns = `id, tenant, state, data, owner, lease_until`
 
-func checkJob(j lifecycle.JobRecord) error {
+func checkJob(j record.JobRecord) error {
 	if j.ID == "" {
 		return &byok.InputError{Arg: "job id", Reason: "is empty"}
 	}
@@ -22,15 +22,15 @@ func checkJob(j lifecycle.JobRecord) error {
 		return &byok.InputError{Arg: "tenant id", Reason: "is empty"}
 	}
 	switch j.State {
-	case lifecycle.JobPending, lifecycle.JobRunning, lifecycle.JobDone, lifecycle.JobFailed:
+	case record.JobPending, record.JobRunning, record.JobDone, record.JobFailed:
 	default:
 		return &byok.InputError{Arg: "job state", Reason: fmt.Sprintf("is %q; it must be pending, running, done or failed", j.State)}
 	}
 	return nil
 }
 
-// PutJob implements [lifecycle.Store].
-func (db *DB) PutJob(ctx context.Context, j lifecycle.JobRecord) error {
+// PutJob implements [record.Store].
+func (db *DB) PutJob(ctx context.Context, j record.JobRecord) error {
 	if err := checkJob(j); err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (db *DB) PutJob(ctx context.Context, j lifecycle.JobRecord) error {
 
 // putJob inserts j, or updates it if the stored job's owner is j.Owner
 // or "" (the lease fence); a fenced update is store.ErrConflict.
-func (db *DB) putJob(ctx context.Context, tx *sql.Tx, j lifecycle.JobRecord) error {
+func (db *DB) putJob(ctx context.Context, tx *sql.Tx, j record.JobRecord) error {
 	data, err := encodeJob(j)
 	if err != nil {
 		return db.errorf("%w", err)
@@ -68,8 +68,8 @@ func (db *DB) putJob(ctx context.Context, tx *sql.Tx, j lifecycle.JobRecord) err
 		j.ID, j.Owner, owner, store.ErrConflict)
 }
 
-// StartJob implements [lifecycle.Store].
-func (db *DB) StartJob(ctx context.Context, r lifecycle.Record, j lifecycle.JobRecord) error {
+// StartJob implements [record.Store].
+func (db *DB) StartJob(ctx context.Context, r record.Record, j record.JobRecord) error {
 	if err := checkKeyRecord(r); err != nil {
 		return err
 	}
@@ -99,16 +99,16 @@ func (db *DB) StartJob(ctx context.Context, r lifecycle.Record, j lifecycle.JobR
 	})
 }
 
-// ClaimJob implements [lifecycle.Store]. The claim is one conditional
+// ClaimJob implements [record.Store]. The claim is one conditional
 // UPDATE: of replicas claiming a job at once, exactly one gets through.
 // A job that was not claimed is read after the attempt.
-func (db *DB) ClaimJob(ctx context.Context, id, owner string, now, until time.Time) (lifecycle.JobRecord, bool, error) {
+func (db *DB) ClaimJob(ctx context.Context, id, owner string, now, until time.Time) (record.JobRecord, bool, error) {
 	if owner == "" {
-		return lifecycle.JobRecord{}, false, &byok.InputError{Arg: "lease owner", Reason: "is empty; pass the replica id"}
+		return record.JobRecord{}, false, &byok.InputError{Arg: "lease owner", Reason: "is empty; pass the replica id"}
 	}
 	for _, t := range []time.Time{now, until} {
 		if t.Before(store.MinTime) || t.After(store.MaxTime) {
-			return lifecycle.JobRecord{}, false, &byok.InputError{Arg: "lease time", Reason: "is out of the storable range"}
+			return record.JobRecord{}, false, &byok.InputError{Arg: "lease time", Reason: "is out of the storable range"}
 		}
 	}
 	j, err := scanJob(db.w.QueryRowContext(ctx, `UPDATE lifecycle_jobs SET owner = $1, lease_until = $2
@@ -130,8 +130,8 @@ func (db *DB) ClaimJob(ctx context.Context, id, owner string, now, until time.Ti
 	return j, false, nil
 }
 
-// JobRecord implements [lifecycle.Store].
-func (db *DB) JobRecord(ctx context.Context, id string) (lifecycle.JobRecord, error) {
+// JobRecord implements [record.Store].
+func (db *DB) JobRecord(ctx context.Context, id string) (record.JobRecord, error) {
 	j, err := scanJob(db.r.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM lifecycle_jobs WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, db.errorf("job %q does not exist: %w", id, byok.ErrNotFound)
@@ -142,8 +142,8 @@ func (db *DB) JobRecord(ctx context.Context, id string) (lifecycle.JobRecord, er
 	return j, nil
 }
 
-// ListJobs implements [lifecycle.Store].
-func (db *DB) ListJobs(ctx context.Context, tenant string, unfinished bool, limit int) ([]lifecycle.JobRecord, error) {
+// ListJobs implements [record.Store].
+func (db *DB) ListJobs(ctx context.Context, tenant string, unfinished bool, limit int) ([]record.JobRecord, error) {
 	if err := store.CheckLimit(limit); err != nil {
 		return nil, err
 	}
@@ -155,14 +155,14 @@ func (db *DB) ListJobs(ctx context.Context, tenant string, unfinished bool, limi
 	return query(ctx, db, scanJob, "list jobs", q, tenant, limit)
 }
 
-func scanJob(s scanner) (lifecycle.JobRecord, error) {
-	var j lifecycle.JobRecord
+func scanJob(s scanner) (record.JobRecord, error) {
+	var j record.JobRecord
 	var state, data string
 	var lease sql.NullInt64
 	if err := s.Scan(&j.ID, &j.Tenant, &state, &data, &j.Owner, &lease); err != nil {
 		return j, err
 	}
-	j.State = lifecycle.JobState(state)
+	j.State = record.JobState(state)
 	j.LeaseUntil = fromNanos(lease)
 	if err := decodeJob(data, &j); err != nil {
 		return j, fmt.Errorf("stored job %s is not valid JSON: the database is corrupt: %w", j.ID, err)
@@ -170,10 +170,10 @@ func scanJob(s scanner) (lifecycle.JobRecord, error) {
 	return j, nil
 }
 
-// RewrapBatch implements [lifecycle.Store]. The job is written first: on
+// RewrapBatch implements [record.Store]. The job is written first: on
 // PostgreSQL its row lock keeps a concurrent claim waiting until the batch
 // commits, and a fenced batch stops before any DEK.
-func (db *DB) RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.DEKRecord, j lifecycle.JobRecord) error {
+func (db *DB) RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.DEKRecord, j record.JobRecord) error {
 	if err := checkMove(s, recs); err != nil {
 		return err
 	}

@@ -9,12 +9,12 @@ import (
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/kms"
-	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/record"
 	"github.com/openbyok/byok/store"
 )
 
-// KeyRecord implements [lifecycle.Store].
-func (db *DB) KeyRecord(ctx context.Context, tenant string) (lifecycle.Record, error) {
+// KeyRecord implements [record.Store].
+func (db *DB) KeyRecord(ctx context.Context, tenant string) (record.Record, error) {
 	r, err := scanKeyRecord(db.r.QueryRowContext(ctx, `SELECT tenant, version, state, enforce_at, data
 		FROM lifecycle_keys WHERE tenant = $1`, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -26,16 +26,16 @@ func (db *DB) KeyRecord(ctx context.Context, tenant string) (lifecycle.Record, e
 	return r, nil
 }
 
-// PutKeyRecord implements [lifecycle.Store].
-func (db *DB) PutKeyRecord(ctx context.Context, r lifecycle.Record) error {
+// PutKeyRecord implements [record.Store].
+func (db *DB) PutKeyRecord(ctx context.Context, r record.Record) error {
 	if err := checkKeyRecord(r); err != nil {
 		return err
 	}
 	return db.write(ctx, func(tx *sql.Tx) error { return db.putKeyRecord(ctx, tx, r) })
 }
 
-// CommitRotation implements [lifecycle.Store].
-func (db *DB) CommitRotation(ctx context.Context, r lifecycle.Record, kind byok.KeyKind, epoch uint32, oldKeyID string, share kms.Wrapped) error {
+// CommitRotation implements [record.Store].
+func (db *DB) CommitRotation(ctx context.Context, r record.Record, kind byok.KeyKind, epoch uint32, oldKeyID string, share kms.Wrapped) error {
 	if err := checkKeyRecord(r); err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (db *DB) CommitRotation(ctx context.Context, r lifecycle.Record, kind byok.
 	})
 }
 
-func checkKeyRecord(r lifecycle.Record) error {
+func checkKeyRecord(r record.Record) error {
 	if r.Tenant == "" {
 		return &byok.InputError{Arg: "tenant id", Reason: "is empty"}
 	}
@@ -58,13 +58,10 @@ func checkKeyRecord(r lifecycle.Record) error {
 		return &byok.InputError{Arg: "record version", Reason: "is 0; versions start at 1"}
 	}
 	switch r.State {
-	case lifecycle.StateDraft, lifecycle.StateScheduled, lifecycle.StateActive, lifecycle.StateRotating,
-		lifecycle.StateRevoked, lifecycle.StateDisabled:
+	case record.StateDraft, record.StateScheduled, record.StateActive, record.StateRotating,
+		record.StateRevoked, record.StateDisabled:
 	default:
 		return &byok.InputError{Arg: "state", Reason: fmt.Sprintf("is %q; a stored record is draft, scheduled, active, rotating, revoked or disabled", r.State)}
-	}
-	if r.Settings.Secret.IsSet() {
-		return &byok.InputError{Arg: "settings", Reason: "hold a plain secret; seal it into SealedSecret first"}
 	}
 	for _, t := range []time.Time{r.EnforceAt, r.ActivatedAt, r.Updated} {
 		if !t.IsZero() && (t.Before(store.MinTime) || t.After(store.MaxTime)) {
@@ -75,7 +72,7 @@ func checkKeyRecord(r lifecycle.Record) error {
 }
 
 // putKeyRecord writes r in tx if the stored version is r.Version-1.
-func (db *DB) putKeyRecord(ctx context.Context, tx *sql.Tx, r lifecycle.Record) error {
+func (db *DB) putKeyRecord(ctx context.Context, tx *sql.Tx, r record.Record) error {
 	data, err := encodeRecord(r)
 	if err != nil {
 		return db.errorf("%w", err)
@@ -112,8 +109,8 @@ func (db *DB) putKeyRecord(ctx context.Context, tx *sql.Tx, r lifecycle.Record) 
 		r.Tenant, r.Version, stored, store.ErrConflict)
 }
 
-// ListKeyRecords implements [lifecycle.Store].
-func (db *DB) ListKeyRecords(ctx context.Context, after string, limit int, states ...lifecycle.State) ([]lifecycle.Record, error) {
+// ListKeyRecords implements [record.Store].
+func (db *DB) ListKeyRecords(ctx context.Context, after string, limit int, states ...record.State) ([]record.Record, error) {
 	if err := store.CheckLimit(limit); err != nil {
 		return nil, err
 	}
@@ -133,8 +130,8 @@ func (db *DB) ListKeyRecords(ctx context.Context, after string, limit int, state
 	return query(ctx, db, scanKeyRecord, "list customer key records", q, p...)
 }
 
-func scanKeyRecord(s scanner) (lifecycle.Record, error) {
-	var r lifecycle.Record
+func scanKeyRecord(s scanner) (record.Record, error) {
+	var r record.Record
 	var state, data string
 	var enforce sql.NullInt64
 	if err := s.Scan(&r.Tenant, &r.Version, &state, &enforce, &data); err != nil {
@@ -143,13 +140,13 @@ func scanKeyRecord(s scanner) (lifecycle.Record, error) {
 	if err := decodeRecord(data, &r); err != nil {
 		return r, fmt.Errorf("stored customer key record of tenant %q is not valid JSON: the database is corrupt: %w", r.Tenant, err)
 	}
-	r.State = lifecycle.State(state)
+	r.State = record.State(state)
 	r.EnforceAt = fromNanos(enforce)
 	return r, nil
 }
 
-// AddHealthEvent implements [lifecycle.Store].
-func (db *DB) AddHealthEvent(ctx context.Context, e lifecycle.HealthEvent) error {
+// AddHealthEvent implements [record.Store].
+func (db *DB) AddHealthEvent(ctx context.Context, e record.HealthEvent) error {
 	if e.Tenant == "" {
 		return &byok.InputError{Arg: "tenant id", Reason: "is empty"}
 	}
@@ -167,8 +164,8 @@ func (db *DB) AddHealthEvent(ctx context.Context, e lifecycle.HealthEvent) error
 	return nil
 }
 
-// HealthEvents implements [lifecycle.Store].
-func (db *DB) HealthEvents(ctx context.Context, tenant string, limit int) ([]lifecycle.HealthEvent, error) {
+// HealthEvents implements [record.Store].
+func (db *DB) HealthEvents(ctx context.Context, tenant string, limit int) ([]record.HealthEvent, error) {
 	if err := store.CheckLimit(limit); err != nil {
 		return nil, err
 	}
@@ -177,12 +174,12 @@ func (db *DB) HealthEvents(ctx context.Context, tenant string, limit int) ([]lif
 		FROM lifecycle_health WHERE tenant = $1 ORDER BY seq DESC LIMIT $2`, tenant, limit)
 }
 
-func scanHealthEvent(s scanner) (lifecycle.HealthEvent, error) {
-	var e lifecycle.HealthEvent
+func scanHealthEvent(s scanner) (record.HealthEvent, error) {
+	var e record.HealthEvent
 	var kind, reason string
 	var det, enf sql.NullInt64
 	err := s.Scan(&e.Tenant, &kind, &reason, &det, &enf, &e.Replica)
-	e.Kind, e.Reason = lifecycle.HealthEventKind(kind), kms.Reason(reason)
+	e.Kind, e.Reason = record.HealthEventKind(kind), kms.Reason(reason)
 	e.DetectedAt, e.EnforcedAt = fromNanos(det), fromNanos(enf)
 	return e, err
 }

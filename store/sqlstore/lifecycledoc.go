@@ -9,7 +9,7 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms"
-	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/record"
 )
 
 // This file is the JSON documents of the data columns of lifecycle_keys
@@ -18,36 +18,35 @@ import (
 // package never looks inside a document. Times are Unix nanoseconds, 0
 // (omitted) for the zero time.
 
-// recordData is the document of a [lifecycle.Record]. The settings' secret
-// is never in it (a Record holds it only sealed).
+// recordData is the document of a [record.Record]. The settings' secret
+// is never in it (a Record holds it only sealed). Options is the
+// provider's block of the settings, kept as it is (migration 0007 moved
+// the Azure fields of older documents into it).
 type recordData struct {
 	Provider     string                   `json:"provider"`
 	KeyID        string                   `json:"key_id"`
-	DirectoryID  string                   `json:"directory_id"`
-	ClientID     string                   `json:"client_id"`
-	Credential   lifecycle.CredentialMode `json:"credential"`
+	Options      json.RawMessage          `json:"options,omitempty"`
 	SettingsHash string                   `json:"settings_hash"`
 	SealedSecret kms.Wrapped              `json:"sealed_secret"`
-	Coverage     lifecycle.Coverage       `json:"coverage"`
+	Coverage     record.Coverage       `json:"coverage"`
 	ActivatedAt  int64                    `json:"activated_at,omitempty"`
 	LastTest     *reportData              `json:"last_test,omitempty"`
 	Versions     []string                 `json:"versions,omitempty"`
 	Updated      int64                    `json:"updated,omitempty"`
 }
 
-// reportData is the document of a [lifecycle.Report], within recordData.
+// reportData is the document of a [record.Report], within recordData.
 type reportData struct {
 	SettingsHash string            `json:"settings_hash"`
 	KeyID        string            `json:"key_id"`
-	Checks       []lifecycle.Check `json:"checks"`
+	Checks       []record.Check `json:"checks"`
 	At           int64             `json:"at,omitempty"`
 }
 
 // encodeRecord returns the document of r.
-func encodeRecord(r lifecycle.Record) (string, error) {
+func encodeRecord(r record.Record) (string, error) {
 	d := recordData{
-		Provider: r.Settings.Provider, KeyID: r.Settings.KeyID, DirectoryID: r.Settings.DirectoryID,
-		ClientID: r.Settings.ClientID, Credential: r.Settings.Credential,
+		Provider: r.Settings.Provider, KeyID: r.Settings.KeyID, Options: r.Settings.Options,
 		SettingsHash: r.SettingsHash, SealedSecret: r.SealedSecret, Coverage: r.Coverage, Versions: r.Versions,
 		ActivatedAt: nanos(r.ActivatedAt).Int64, Updated: nanos(r.Updated).Int64,
 	}
@@ -63,25 +62,24 @@ func encodeRecord(r lifecycle.Record) (string, error) {
 }
 
 // decodeRecord sets the fields of r that the document data holds.
-func decodeRecord(data string, r *lifecycle.Record) error {
+func decodeRecord(data string, r *record.Record) error {
 	var d recordData
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return err
 	}
-	r.Settings = lifecycle.KeySettings{Provider: d.Provider, KeyID: d.KeyID, DirectoryID: d.DirectoryID,
-		ClientID: d.ClientID, Credential: d.Credential}
+	r.Settings = record.Settings{Provider: d.Provider, KeyID: d.KeyID, Options: d.Options}
 	r.SettingsHash, r.SealedSecret, r.Coverage, r.Versions = d.SettingsHash, d.SealedSecret, d.Coverage, d.Versions
 	r.ActivatedAt, r.Updated = fromUnix(d.ActivatedAt), fromUnix(d.Updated)
 	if d.LastTest != nil {
-		r.LastTest = &lifecycle.Report{SettingsHash: d.LastTest.SettingsHash, KeyID: d.LastTest.KeyID,
+		r.LastTest = &record.Report{SettingsHash: d.LastTest.SettingsHash, KeyID: d.LastTest.KeyID,
 			Checks: d.LastTest.Checks, At: fromUnix(d.LastTest.At)}
 	}
 	return nil
 }
 
-// jobData is the document of a [lifecycle.JobRecord].
+// jobData is the document of a [record.JobRecord].
 type jobData struct {
-	Kind     lifecycle.JobKind `json:"kind"`
+	Kind     record.JobKind `json:"kind"`
 	Done     int64             `json:"done"`
 	Total    int64             `json:"total"`
 	Attempts int               `json:"attempts"`
@@ -96,7 +94,7 @@ type jobData struct {
 }
 
 // encodeJob returns the document of j.
-func encodeJob(j lifecycle.JobRecord) (string, error) {
+func encodeJob(j record.JobRecord) (string, error) {
 	data, err := json.Marshal(jobData{Kind: j.Kind, Done: j.Done, Total: j.Total, Attempts: j.Attempts, Error: j.Error,
 		Actor: j.Actor, Created: nanos(j.Created).Int64, Updated: nanos(j.Updated).Int64,
 		Epoch: j.Epoch, Scope: j.Scope, Cursor: j.Cursor, Walk: j.Walk})
@@ -107,7 +105,7 @@ func encodeJob(j lifecycle.JobRecord) (string, error) {
 }
 
 // decodeJob sets the fields of j that the document data holds.
-func decodeJob(data string, j *lifecycle.JobRecord) error {
+func decodeJob(data string, j *record.JobRecord) error {
 	var d jobData
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return err

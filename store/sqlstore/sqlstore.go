@@ -1,6 +1,6 @@
 // Package sqlstore is the SQL of byok's relational stores, written once on
 // database/sql and shared by store/sqlite and store/postgres. Its [DB]
-// implements [store.Store], [store.SessionStore], [lifecycle.Store],
+// implements [store.Store], [store.SessionStore], [record.Store],
 // [audit.Store] and [token.Store]; an engine package opens the database,
 // applies its migrations and wraps the handles in a DB with its [Dialect].
 //
@@ -41,7 +41,7 @@ import (
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
-	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/record"
 	"github.com/openbyok/byok/server/token"
 	"github.com/openbyok/byok/store"
 )
@@ -102,7 +102,7 @@ type DB struct {
 var (
 	_ store.Store        = (*DB)(nil)
 	_ store.SessionStore = (*DB)(nil)
-	_ lifecycle.Store    = (*DB)(nil)
+	_ record.Store    = (*DB)(nil)
 	_ audit.Store        = (*DB)(nil)
 	_ token.Store        = (*DB)(nil)
 )

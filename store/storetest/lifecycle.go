@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
@@ -10,16 +11,16 @@ import (
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms"
-	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/record"
 	"github.com/openbyok/byok/store"
 )
 
-// RunLifecycle runs the conformance suite of [lifecycle.Store]. open must
+// RunLifecycle runs the conformance suite of [record.Store]. open must
 // return a new, empty store each time.
-func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
+func RunLifecycle(t *testing.T, open func(t *testing.T) record.Store) {
 	ctx := context.Background()
 	at := time.Date(2030, 5, 6, 7, 8, 9, 123456789, time.UTC)
-	setup := func(t *testing.T) lifecycle.Store {
+	setup := func(t *testing.T) record.Store {
 		st := open(t)
 		t.Cleanup(func() { st.Close() })
 		share := kms.Wrapped{KeyID: "fake:k/v1", Algorithm: "A256GCM", Ciphertext: []byte{1, 2, 3}}
@@ -32,14 +33,15 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		}
 		return st
 	}
-	record := lifecycle.Record{
-		Tenant: "t1", Version: 1, State: lifecycle.StateScheduled,
-		Settings:     lifecycle.KeySettings{Provider: lifecycle.ProviderAzure, KeyID: "https://v.vault.azure.net/keys/k", DirectoryID: "d", ClientID: "c", Credential: lifecycle.CredentialClientSecret},
+	rec := record.Record{
+		Tenant: "t1", Version: 1, State: record.StateScheduled,
+		Settings: record.Settings{Provider: "azure-key-vault", KeyID: "https://v.vault.azure.net/keys/k",
+			Options: json.RawMessage(`{"directory_id":"d","client_id":"c","credential":"client-secret"}`)},
 		SettingsHash: "abc", SealedSecret: kms.Wrapped{KeyID: "fake:prk/v1", Algorithm: "A256GCM", Ciphertext: []byte{9, 9}},
-		Coverage:  lifecycle.Coverage{All: true, Exclude: []string{"x"}},
+		Coverage:  record.Coverage{All: true, Exclude: []string{"x"}},
 		EnforceAt: at, ActivatedAt: at.Add(time.Hour), Versions: []string{"v1", "v2"}, Updated: at,
-		LastTest: &lifecycle.Report{SettingsHash: "abc", KeyID: "k/v1", At: at,
-			Checks: []lifecycle.Check{{Name: "uri", Outcome: lifecycle.Pass, Detail: "ok", Duration: time.Millisecond}}},
+		LastTest: &record.Report{SettingsHash: "abc", KeyID: "k/v1", At: at,
+			Checks: []record.Check{{Name: "uri", Outcome: record.Pass, Detail: "ok", Duration: time.Millisecond}}},
 	}
 
 	t.Run("KeyRecordRoundTripAndCAS", func(t *testing.T) {
@@ -47,18 +49,18 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		if _, err := st.KeyRecord(ctx, "t1"); !errors.Is(err, byok.ErrNotFound) {
 			t.Fatalf("KeyRecord before any write: %v", err)
 		}
-		if err := st.PutKeyRecord(ctx, record); err != nil {
+		if err := st.PutKeyRecord(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 		got, err := st.KeyRecord(ctx, "t1")
-		if err != nil || !reflect.DeepEqual(got, record) {
-			t.Fatalf("KeyRecord:\n got %+v, %v\nwant %+v", got, err, record)
+		if err != nil || !reflect.DeepEqual(got, rec) {
+			t.Fatalf("KeyRecord:\n got %+v, %v\nwant %+v", got, err, rec)
 		}
-		if err := st.PutKeyRecord(ctx, record); !errors.Is(err, store.ErrConflict) {
+		if err := st.PutKeyRecord(ctx, rec); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("second insert of version 1: %v", err)
 		}
-		next := record
-		next.Version, next.State = 2, lifecycle.StateActive
+		next := rec
+		next.Version, next.State = 2, record.StateActive
 		if err := st.PutKeyRecord(ctx, next); err != nil {
 			t.Fatal(err)
 		}
@@ -67,27 +69,22 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		if err := st.PutKeyRecord(ctx, skip); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("write of version 4 over 2: %v", err)
 		}
-		none := record
+		none := rec
 		none.Tenant = "ghost"
 		if err := st.PutKeyRecord(ctx, none); !errors.Is(err, byok.ErrNotFound) {
 			t.Fatalf("record of an unknown tenant: %v", err)
 		}
-		bad := record
-		bad.Tenant, bad.Settings.Secret = "t2", lifecycle.NewSecret("plain")
-		if err := st.PutKeyRecord(ctx, bad); !errors.Is(err, byok.ErrInvalidInput) {
-			t.Fatalf("record with a plain secret: %v", err)
-		}
-		bad = record
-		bad.Tenant, bad.State = "t2", lifecycle.StateNone
+		bad := rec
+		bad.Tenant, bad.State = "t2", record.StateNone
 		if err := st.PutKeyRecord(ctx, bad); !errors.Is(err, byok.ErrInvalidInput) {
 			t.Fatalf("record in state none: %v", err)
 		}
-		r2 := record
-		r2.Tenant, r2.State, r2.LastTest = "t2", lifecycle.StateDraft, nil
+		r2 := rec
+		r2.Tenant, r2.State, r2.LastTest = "t2", record.StateDraft, nil
 		if err := st.PutKeyRecord(ctx, r2); err != nil {
 			t.Fatal(err)
 		}
-		list, err := st.ListKeyRecords(ctx, "", 10, lifecycle.StateActive)
+		list, err := st.ListKeyRecords(ctx, "", 10, record.StateActive)
 		if err != nil || len(list) != 1 || list[0].Tenant != "t1" {
 			t.Fatalf("ListKeyRecords(active) = %+v, %v", list, err)
 		}
@@ -106,10 +103,10 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		if err := st.PutTenantKey(ctx, byok.TenantKeyRecord{Tenant: "t1", Kind: byok.CustomerManaged, Epoch: 1, CustomerShare: cm, PlatformShare: cm, Created: at}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.PutKeyRecord(ctx, record); err != nil {
+		if err := st.PutKeyRecord(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
-		next := record
+		next := rec
 		next.Version, next.Settings.KeyID = 2, "fake:cmk/v2"
 		v2 := kms.Wrapped{KeyID: "fake:cmk/v2", Algorithm: "A256GCM", Ciphertext: []byte{5}}
 		// Wrong old key id: neither write happens.
@@ -119,7 +116,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		if got, _ := st.KeyRecord(ctx, "t1"); got.Version != 1 {
 			t.Fatalf("record written by a failed rotation: version %d", got.Version)
 		}
-		// Stale record: the share is not replaced either.
+		// Stale rec: the share is not replaced either.
 		stale := next
 		stale.Version = 3
 		if err := st.CommitRotation(ctx, stale, byok.CustomerManaged, 1, "fake:cmk/v1", v2); !errors.Is(err, store.ErrConflict) {
@@ -143,7 +140,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 
 	t.Run("JobsAndBatches", func(t *testing.T) {
 		st := setup(t)
-		j := lifecycle.JobRecord{Job: lifecycle.Job{ID: "j1", Tenant: "t1", Kind: lifecycle.JobRekey, State: lifecycle.JobPending,
+		j := record.JobRecord{Job: record.Job{ID: "j1", Tenant: "t1", Kind: record.JobRekey, State: record.JobPending,
 			Total: 3, Actor: audit.Actor{Kind: audit.TenantAdmin, ID: "a"}, Created: at, Updated: at}, Epoch: 1, Walk: 1}
 		if err := st.PutJob(ctx, j); err != nil {
 			t.Fatal(err)
@@ -155,7 +152,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 			t.Fatalf("missing job: %v", err)
 		}
 		j2 := j
-		j2.ID, j2.Tenant, j2.State = "j2", "t2", lifecycle.JobDone
+		j2.ID, j2.Tenant, j2.State = "j2", "t2", record.JobDone
 		if err := st.PutJob(ctx, j2); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +185,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		if n, err := st.CountDEKs(ctx, "t1", byok.PlatformManaged, 2, "other"); err != nil || n != 0 {
 			t.Fatalf("CountDEKs of another scope = %d, %v", n, err)
 		}
-		j.Done, j.Cursor, j.State = 1, d.ID, lifecycle.JobRunning
+		j.Done, j.Cursor, j.State = 1, d.ID, record.JobRunning
 		missing := d
 		missing.ID = byok.DEKID{2}
 		if err := st.RewrapBatch(ctx, nil, []byok.DEKRecord{d, missing}, j); !errors.Is(err, byok.ErrNotFound) {
@@ -202,7 +199,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		if err := st.RewrapBatch(ctx, &scope, []byok.DEKRecord{d}, j); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := st.JobRecord(ctx, "j1"); got.Done != 1 || got.Cursor != d.ID || got.State != lifecycle.JobRunning {
+		if got, _ := st.JobRecord(ctx, "j1"); got.Done != 1 || got.Cursor != d.ID || got.State != record.JobRunning {
 			t.Fatalf("job after a batch: %+v", got)
 		}
 		if got, _ := st.DEK(ctx, d.ID); !reflect.DeepEqual(got.Wrapped, []byte{8}) {
@@ -220,7 +217,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 	t.Run("JobLeases", func(t *testing.T) {
 		st := setup(t)
 		lease := 2 * time.Minute
-		j := lifecycle.JobRecord{Job: lifecycle.Job{ID: "j1", Tenant: "t1", Kind: lifecycle.JobRekey, State: lifecycle.JobPending,
+		j := record.JobRecord{Job: record.Job{ID: "j1", Tenant: "t1", Kind: record.JobRekey, State: record.JobPending,
 			Total: 1, Actor: audit.Actor{Kind: audit.TenantAdmin, ID: "a"}, Created: at, Updated: at}, Epoch: 2, Walk: 1}
 		if err := st.PutJob(ctx, j); err != nil {
 			t.Fatal(err)
@@ -230,7 +227,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 			t.Fatal(err)
 		}
 
-		// A free job: claimed, and the returned record is the stored one.
+		// A free job: claimed, and the returned rec is the stored one.
 		got, ok, err := st.ClaimJob(ctx, "j1", "a", at, at.Add(lease))
 		want := j
 		want.Owner, want.LeaseUntil = "a", at.Add(lease)
@@ -258,7 +255,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 			}
 		}
 		mine := want
-		mine.State, mine.Done, mine.Cursor, mine.LeaseUntil = lifecycle.JobRunning, 1, d.ID, at.Add(3*time.Minute+lease)
+		mine.State, mine.Done, mine.Cursor, mine.LeaseUntil = record.JobRunning, 1, d.ID, at.Add(3*time.Minute+lease)
 		d.Wrapped = []byte{8}
 		if err := st.RewrapBatch(ctx, nil, []byok.DEKRecord{d}, mine); err != nil {
 			t.Fatalf("a's batch: %v", err)
@@ -306,12 +303,12 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 
 		// A finished job is never claimed, not even by its owner.
 		done := got
-		done.State, done.LeaseUntil = lifecycle.JobDone, time.Time{}
+		done.State, done.LeaseUntil = record.JobDone, time.Time{}
 		if err := st.PutJob(ctx, done); err != nil {
 			t.Fatal(err)
 		}
 		for _, owner := range []string{"a", "b"} {
-			if got, ok, err := st.ClaimJob(ctx, "j1", owner, end.Add(time.Hour), end.Add(2*time.Hour)); err != nil || ok || got.State != lifecycle.JobDone {
+			if got, ok, err := st.ClaimJob(ctx, "j1", owner, end.Add(time.Hour), end.Add(2*time.Hour)); err != nil || ok || got.State != record.JobDone {
 				t.Fatalf("claim of a done job by %s = %+v, %v, %v", owner, got, ok, err)
 			}
 		}
@@ -325,12 +322,12 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 
 	t.Run("StartJob", func(t *testing.T) {
 		st := setup(t)
-		if err := st.PutKeyRecord(ctx, record); err != nil {
+		if err := st.PutKeyRecord(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
-		j := lifecycle.JobRecord{Job: lifecycle.Job{ID: "j1", Tenant: "t1", Kind: lifecycle.JobActivate, State: lifecycle.JobPending,
+		j := record.JobRecord{Job: record.Job{ID: "j1", Tenant: "t1", Kind: record.JobActivate, State: record.JobPending,
 			Actor: audit.Actor{Kind: audit.System, ID: "scheduler"}, Created: at, Updated: at}}
-		next := record
+		next := rec
 		next.Version = 2
 		if err := st.StartJob(ctx, next, j); err != nil {
 			t.Fatal(err)
@@ -350,7 +347,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 		if _, err := st.JobRecord(ctx, "j2"); !errors.Is(err, byok.ErrNotFound) {
 			t.Fatalf("job stored by a refused StartJob: %v", err)
 		}
-		// An existing job id: the record is not written either.
+		// An existing job id: the rec is not written either.
 		third := next
 		third.Version = 3
 		if err := st.StartJob(ctx, third, j); !errors.Is(err, byok.ErrExists) {
@@ -368,24 +365,24 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) lifecycle.Store) {
 
 	t.Run("HealthEvents", func(t *testing.T) {
 		st := setup(t)
-		e1 := lifecycle.HealthEvent{Tenant: "t1", Kind: lifecycle.HealthRevoked, Reason: kms.ReasonDenied, DetectedAt: at, EnforcedAt: at.Add(time.Second), Replica: "r1"}
-		e2 := lifecycle.HealthEvent{Tenant: "t1", Kind: lifecycle.HealthRestored, DetectedAt: at.Add(time.Minute), EnforcedAt: at.Add(time.Minute), Replica: "r1"}
-		for _, e := range []lifecycle.HealthEvent{e1, e2} {
+		e1 := record.HealthEvent{Tenant: "t1", Kind: record.HealthRevoked, Reason: kms.ReasonDenied, DetectedAt: at, EnforcedAt: at.Add(time.Second), Replica: "r1"}
+		e2 := record.HealthEvent{Tenant: "t1", Kind: record.HealthRestored, DetectedAt: at.Add(time.Minute), EnforcedAt: at.Add(time.Minute), Replica: "r1"}
+		for _, e := range []record.HealthEvent{e1, e2} {
 			if err := st.AddHealthEvent(ctx, e); err != nil {
 				t.Fatal(err)
 			}
 		}
 		got, err := st.HealthEvents(ctx, "t1", 10)
-		if err != nil || !reflect.DeepEqual(got, []lifecycle.HealthEvent{e2, e1}) {
+		if err != nil || !reflect.DeepEqual(got, []record.HealthEvent{e2, e1}) {
 			t.Fatalf("HealthEvents = %+v, %v", got, err)
 		}
 		if got, err := st.HealthEvents(ctx, "t2", 10); err != nil || len(got) != 0 {
 			t.Fatalf("HealthEvents of t2 = %+v, %v", got, err)
 		}
-		if err := st.AddHealthEvent(ctx, lifecycle.HealthEvent{Tenant: "ghost", Kind: lifecycle.HealthRevoked}); !errors.Is(err, byok.ErrNotFound) {
+		if err := st.AddHealthEvent(ctx, record.HealthEvent{Tenant: "ghost", Kind: record.HealthRevoked}); !errors.Is(err, byok.ErrNotFound) {
 			t.Fatalf("event of an unknown tenant: %v", err)
 		}
-		if err := st.AddHealthEvent(ctx, lifecycle.HealthEvent{Tenant: "t1"}); !errors.Is(err, byok.ErrInvalidInput) {
+		if err := st.AddHealthEvent(ctx, record.HealthEvent{Tenant: "t1"}); !errors.Is(err, byok.ErrInvalidInput) {
 			t.Fatalf("event without a kind: %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package lifecycle
+package azure
 
 import (
 	"context"
@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/openbyok/byok/kms/azurekv"
+	"github.com/openbyok/byok/lifecycle"
 )
 
 // notOffered returns why the connector does not offer mode (one of the
 // platform's identity modes), or "" if it does.
-func (c *AzureConnector) notOffered(mode CredentialMode) string {
+func (c *Connector) notOffered(mode CredentialMode) string {
 	switch mode {
 	case CredentialManagedIdentity:
 		switch {
@@ -44,7 +45,7 @@ type principalCache struct {
 // one token request the first time (the identity endpoint is local to the
 // host), then from memory; after a failure, nothing until principalRetry
 // has passed.
-func (c *AzureConnector) principal(ctx context.Context) (azurekv.Principal, bool) {
+func (c *Connector) principal(ctx context.Context) (azurekv.Principal, bool) {
 	pc := &c.principals
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
@@ -56,7 +57,7 @@ func (c *AzureConnector) principal(ctx context.Context) (azurekv.Principal, bool
 	if err != nil {
 		pc.failed = time.Now()
 		if c.Logger != nil {
-			c.Logger.WarnContext(ctx, "lifecycle: the platform's managed identity did not say who it is", "err", err)
+			c.Logger.WarnContext(ctx, "azure: the platform's managed identity did not say who it is", "err", err)
 		}
 		return azurekv.Principal{}, false
 	}
@@ -64,11 +65,14 @@ func (c *AzureConnector) principal(ctx context.Context) (azurekv.Principal, bool
 	return p, true
 }
 
-// PlatformIdentities implements [IdentityOfferer]: the managed identity
-// with its directory, object id (learned from a token, once) and name;
+// PlatformIdentities describes the identities the connector offers: the
+// managed identity with its directory, object id (learned from a token, once) and name;
 // the workload's issuer, subject and audience (from the configuration,
-// else from the token file).
-func (c *AzureConnector) PlatformIdentities(ctx context.Context) PlatformIdentities {
+// else from the token file). It may ask the identity endpoint who the
+// managed identity is (a local call, made once); it never fails: what it
+// could not learn is left empty, and each mode not offered has its reason
+// in NotOffered.
+func (c *Connector) PlatformIdentities(ctx context.Context) PlatformIdentities {
 	var ids PlatformIdentities
 	for _, m := range []CredentialMode{CredentialManagedIdentity, CredentialWorkloadIdentity} {
 		if why := c.notOffered(m); why != "" {
@@ -119,7 +123,7 @@ func (c *AzureConnector) PlatformIdentities(ctx context.Context) PlatformIdentit
 // federated credential that trusts the platform's workload. Each is ""
 // when its mode is not offered, or when the identity's principal is not
 // known.
-func (p PlatformIdentities) SetupCommands(s KeySettings) (role, federated string) {
+func (p PlatformIdentities) SetupCommands(s lifecycle.KeySettings) (role, federated string) {
 	id, err := azurekv.ParseKeyID(s.KeyID)
 	if err != nil {
 		id = azurekv.KeyID{Vault: "<vault>", Name: "<key>"}
@@ -129,8 +133,8 @@ func (p PlatformIdentities) SetupCommands(s KeySettings) (role, federated string
 	}
 	if w := p.Workload; w != nil {
 		app := "<your-app-id>"
-		if s.Credential == CredentialWorkloadIdentity && s.ClientID != "" {
-			app = s.ClientID
+		if o, _ := OptionsOf(s); o.Credential == CredentialWorkloadIdentity && o.ClientID != "" {
+			app = o.ClientID
 		}
 		federated = azurekv.FederatedCredentialCommand(app, w.Issuer, w.Subject, w.Audience)
 	}
