@@ -14,6 +14,7 @@ import (
 
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/kvemu"
+	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/lifecycle/azure"
 )
 
@@ -109,7 +110,7 @@ func TestSetupIdentitySteps(t *testing.T) {
 		t.Fatalf("saving with the managed identity: %d %s", res.StatusCode, body)
 	}
 	k, err := f.lc.Status(f.ctx, contoso)
-	if err != nil || k.Settings.Credential != azure.CredentialManagedIdentity || k.Settings.DirectoryID != directory || k.Settings.ClientID != "" {
+	if err != nil || opts(k.Settings).Credential != azure.CredentialManagedIdentity || opts(k.Settings).DirectoryID != directory || opts(k.Settings).ClientID != "" {
 		t.Fatalf("saved settings %+v, %v", k.Settings, err)
 	}
 	_, body = u.get("/t/contoso/setup")
@@ -121,7 +122,7 @@ func TestSetupIdentitySteps(t *testing.T) {
 	if res.StatusCode != 303 {
 		t.Fatalf("saving with the workload identity: %d %s", res.StatusCode, body)
 	}
-	if k, err := f.lc.Status(f.ctx, contoso); err != nil || k.Settings.Credential != azure.CredentialWorkloadIdentity || k.Settings.ClientID != f.app.ClientID || k.SecretSet {
+	if k, err := f.lc.Status(f.ctx, contoso); err != nil || opts(k.Settings).Credential != azure.CredentialWorkloadIdentity || opts(k.Settings).ClientID != f.app.ClientID || k.SecretSet {
 		t.Fatalf("saved settings %+v, secret set %v, %v", k.Settings, k.SecretSet, err)
 	}
 	_, body = u.get("/t/contoso/setup")
@@ -187,4 +188,10 @@ func TestBrowserManagedIdentityJourney(t *testing.T) {
 	if pt, err := f.lc.Keyring().Decrypt(f.ctx, contoso, "chat", ct, nil); err != nil || string(pt) != "reached by the platform's managed identity" {
 		t.Fatalf("decrypt under the managed identity: %q, %v", pt, err)
 	}
+}
+
+// opts returns the Azure options of s.
+func opts(s lifecycle.KeySettings) azure.Options {
+	o, _ := azure.OptionsOf(s)
+	return o
 }
