@@ -289,9 +289,13 @@ func TestIdentitySettingsRefused(t *testing.T) {
 			"managed-identity is not offered by this platform: its operator has not configured azure.managed_identity"},
 		{"workload identity not configured", bare, wi, "credential",
 			"workload-identity is not offered by this platform: its operator has not configured azure.workload_identity"},
-		{"managed identity, vault of another directory", full, with(mi, func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.DirectoryID = e.contoso }) }), "directory_id",
+		{"managed identity, vault of another directory", full, with(mi, func(s *lifecycle.KeySettings) {
+			*s = withOptions(*s, func(o *azure.Options) { o.DirectoryID = e.contoso })
+		}), "directory_id",
 			"a managed identity only reaches vaults in its own directory; use platform-app consent or workload identity"},
-		{"managed identity with a client id", full, with(mi, func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.ClientID = e.app.ClientID }) }), "client_id", "must be empty"},
+		{"managed identity with a client id", full, with(mi, func(s *lifecycle.KeySettings) {
+			*s = withOptions(*s, func(o *azure.Options) { o.ClientID = e.app.ClientID })
+		}), "client_id", "must be empty"},
 		{"managed identity with a secret", full, with(mi, func(s *lifecycle.KeySettings) { s.Secret = lifecycle.NewSecret("s3cret") }), "secret", "must be empty"},
 		{"workload identity without a client id", full, with(wi, func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.ClientID = "" }) }), "client_id", "is empty"},
 		{"workload identity with a secret", full, with(wi, func(s *lifecycle.KeySettings) { s.Secret = lifecycle.NewSecret("s3cret") }), "secret", "must be empty"},

@@ -198,7 +198,7 @@ func TestSecretWriteOnly(t *testing.T) {
 	f.createTenant()
 	s := f.settings()
 	s = withOptions(s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
-		s.Secret = lifecycle.NewSecret("hunter2-very-secret")
+	s.Secret = lifecycle.NewSecret("hunter2-very-secret")
 	ck := f.must(f.svc.Configure(ctx, admin, "t1", s))
 	if !ck.SecretSet || ck.Settings.Secret.IsSet() {
 		t.Fatalf("status shows secret %v / set %v", ck.Settings.Secret.IsSet(), ck.SecretSet)
@@ -256,11 +256,17 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"empty key id", mod(func(s *lifecycle.KeySettings) { s.KeyID = "" }), "key_id"},
 		{"space in key id", mod(func(s *lifecycle.KeySettings) { s.KeyID = "fake:a b" }), "key_id"},
-		{"oversized client id", mod(func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.ClientID = strings.Repeat("x", 2000) }) }), "client_id"},
+		{"oversized client id", mod(func(s *lifecycle.KeySettings) {
+			*s = withOptions(*s, func(o *azure.Options) { o.ClientID = strings.Repeat("x", 2000) })
+		}), "client_id"},
 		{"no directory", mod(func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.DirectoryID = "" }) }), "directory_id"},
 		{"unknown provider", mod(func(s *lifecycle.KeySettings) { s.Provider = "aws" }), "provider"},
-		{"unknown credential", mod(func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.Credential = "password" }) }), "credential"},
-		{"secret missing", mod(func(s *lifecycle.KeySettings) { *s = withOptions(*s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret }) }), "secret"},
+		{"unknown credential", mod(func(s *lifecycle.KeySettings) {
+			*s = withOptions(*s, func(o *azure.Options) { o.Credential = "password" })
+		}), "credential"},
+		{"secret missing", mod(func(s *lifecycle.KeySettings) {
+			*s = withOptions(*s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
+		}), "secret"},
 		{"secret with platform app", mod(func(s *lifecycle.KeySettings) { s.Secret = lifecycle.NewSecret("x") }), "secret"},
 		{"oversized secret", mod(func(s *lifecycle.KeySettings) {
 			*s = withOptions(*s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
@@ -626,7 +632,7 @@ func TestSealedSecretBoundToTenant(t *testing.T) {
 	for _, tenant := range []string{"t1", "t2"} {
 		s := f.settings()
 		s = withOptions(s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
-		s.Secret = lifecycle.NewSecret("secret of "+tenant)
+		s.Secret = lifecycle.NewSecret("secret of " + tenant)
 		if _, err := f.svc.Configure(ctx, admin, tenant, s); err != nil {
 			t.Fatal(err)
 		}

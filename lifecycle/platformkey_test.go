@@ -61,7 +61,7 @@ func TestPlatformRekey(t *testing.T) {
 	}
 	s := f.settings()
 	s = withOptions(s, func(o *azure.Options) { o.Credential = azure.CredentialClientSecret })
-		s.Secret = lifecycle.NewSecret("a-client-secret-value")
+	s.Secret = lifecycle.NewSecret("a-client-secret-value")
 	f.must(f.svc.Configure(ctx, admin, "t2", s))
 
 	v2 := f.platform.Rotate("fake:prk")

@@ -329,4 +329,3 @@ type JobRecord struct {
 	// released. Another replica may claim the job when it has passed.
 	LeaseUntil time.Time
 }
-

@@ -23,24 +23,24 @@ import (
 // provider's block of the settings, kept as it is (migration 0007 moved
 // the Azure fields of older documents into it).
 type recordData struct {
-	Provider     string                   `json:"provider"`
-	KeyID        string                   `json:"key_id"`
-	Options      json.RawMessage          `json:"options,omitempty"`
-	SettingsHash string                   `json:"settings_hash"`
-	SealedSecret kms.Wrapped              `json:"sealed_secret"`
-	Coverage     record.Coverage       `json:"coverage"`
-	ActivatedAt  int64                    `json:"activated_at,omitempty"`
-	LastTest     *reportData              `json:"last_test,omitempty"`
-	Versions     []string                 `json:"versions,omitempty"`
-	Updated      int64                    `json:"updated,omitempty"`
+	Provider     string          `json:"provider"`
+	KeyID        string          `json:"key_id"`
+	Options      json.RawMessage `json:"options,omitempty"`
+	SettingsHash string          `json:"settings_hash"`
+	SealedSecret kms.Wrapped     `json:"sealed_secret"`
+	Coverage     record.Coverage `json:"coverage"`
+	ActivatedAt  int64           `json:"activated_at,omitempty"`
+	LastTest     *reportData     `json:"last_test,omitempty"`
+	Versions     []string        `json:"versions,omitempty"`
+	Updated      int64           `json:"updated,omitempty"`
 }
 
 // reportData is the document of a [record.Report], within recordData.
 type reportData struct {
-	SettingsHash string            `json:"settings_hash"`
-	KeyID        string            `json:"key_id"`
+	SettingsHash string         `json:"settings_hash"`
+	KeyID        string         `json:"key_id"`
 	Checks       []record.Check `json:"checks"`
-	At           int64             `json:"at,omitempty"`
+	At           int64          `json:"at,omitempty"`
 }
 
 // encodeRecord returns the document of r.
@@ -80,17 +80,17 @@ func decodeRecord(data string, r *record.Record) error {
 // jobData is the document of a [record.JobRecord].
 type jobData struct {
 	Kind     record.JobKind `json:"kind"`
-	Done     int64             `json:"done"`
-	Total    int64             `json:"total"`
-	Attempts int               `json:"attempts"`
-	Error    string            `json:"error,omitempty"`
-	Actor    audit.Actor       `json:"actor"`
-	Created  int64             `json:"created,omitempty"`
-	Updated  int64             `json:"updated,omitempty"`
-	Epoch    uint32            `json:"epoch,omitempty"`
-	Scope    string            `json:"scope,omitempty"`
-	Cursor   byok.DEKID        `json:"cursor"`
-	Walk     uint32            `json:"walk,omitempty"`
+	Done     int64          `json:"done"`
+	Total    int64          `json:"total"`
+	Attempts int            `json:"attempts"`
+	Error    string         `json:"error,omitempty"`
+	Actor    audit.Actor    `json:"actor"`
+	Created  int64          `json:"created,omitempty"`
+	Updated  int64          `json:"updated,omitempty"`
+	Epoch    uint32         `json:"epoch,omitempty"`
+	Scope    string         `json:"scope,omitempty"`
+	Cursor   byok.DEKID     `json:"cursor"`
+	Walk     uint32         `json:"walk,omitempty"`
 }
 
 // encodeJob returns the document of j.

@@ -102,7 +102,7 @@ type DB struct {
 var (
 	_ store.Store        = (*DB)(nil)
 	_ store.SessionStore = (*DB)(nil)
-	_ record.Store    = (*DB)(nil)
+	_ record.Store       = (*DB)(nil)
 	_ audit.Store        = (*DB)(nil)
 	_ token.Store        = (*DB)(nil)
 )
