@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,5 +230,43 @@ func TestPrefetch(t *testing.T) {
 	}
 	if c, p := f.customer.Calls(), f.platform.Calls(); c.Unwrap+c.Wrap != 0 || p.Unwrap != 0 {
 		t.Fatalf("data calls after the warm-up made %d customer and %d platform unwraps", c.Unwrap+c.Wrap, p.Unwrap)
+	}
+}
+
+// failingRecords is a store whose KeyRecord fails once armed, after
+// letting pass the reads it was told to.
+type failingRecords struct {
+	lifecycle.Store
+	armed atomic.Bool
+	pass  atomic.Int32
+}
+
+func (s *failingRecords) KeyRecord(ctx context.Context, tenant string) (lifecycle.Record, error) {
+	if s.armed.Load() && s.pass.Add(-1) < 0 {
+		return lifecycle.Record{}, errors.New("the store is down")
+	}
+	return s.Store.KeyRecord(ctx, tenant)
+}
+
+// TestTickErrorNamesTheTenant: when the record of a tenant whose health
+// just changed cannot be read again, the Tick's error names that tenant
+// (it once named "", the tenant of the zero record the failed read
+// returned).
+func TestTickErrorNamesTheTenant(t *testing.T) {
+	var st *failingRecords
+	f := newFixture(t, func(c *lifecycle.Config) {
+		st = &failingRecords{Store: c.Store}
+		c.Store = st
+	})
+	f.activate(nil)
+	f.customer.Fail(kms.Authoritative, kms.ReasonDenied)
+	f.clock.Advance(2 * time.Minute)
+	// The check resolves the tenant's provider (one read), finds the key
+	// revoked and records it; the read of the record after that fails.
+	st.pass.Store(1)
+	st.armed.Store(true)
+	err := f.svc.Tick(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `tenant "t1"`) {
+		t.Fatalf("Tick with the store down after a revocation: %v, want an error that names tenant \"t1\"", err)
 	}
 }

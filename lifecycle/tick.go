@@ -135,11 +135,11 @@ func (s *Service) tickTenant(ctx context.Context, rec Record, withMonitor bool) 
 			return s.tickActive(ctx, rec) // the record as listed is current
 		}
 	}
-	rec, err := s.cfg.Store.KeyRecord(ctx, rec.Tenant)
+	current, err := s.cfg.Store.KeyRecord(ctx, rec.Tenant)
 	if err != nil {
 		return fmt.Errorf("lifecycle: reading the key record of tenant %q: %w", rec.Tenant, err)
 	}
-	return s.tickActive(ctx, rec)
+	return s.tickActive(ctx, current)
 }
 
 // tickActive runs the scheduler's work for a tenant past activation:

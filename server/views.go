@@ -53,10 +53,10 @@ type tenantView struct {
 // Options, empty ones left out) beside the provider, the key id and
 // whether a secret is set.
 type settingsView struct {
-	Provider  string
-	KeyID     string
-	Options   json.RawMessage
-	SecretSet bool
+	Provider  string          `json:"provider"`
+	KeyID     string          `json:"key_id"`
+	Options   json.RawMessage `json:"-"`
+	SecretSet bool            `json:"secret_set"`
 }
 
 // MarshalJSON implements json.Marshaler.
