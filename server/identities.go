@@ -30,7 +30,7 @@ type workloadView struct {
 }
 
 func (s *server) identities(c *call) (any, error) {
-	k, err := s.cfg.Lifecycle.Status(c.ctx, c.tenant())
+	k, err := s.keys.Status(c.ctx, c.tenant())
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func (s *server) createTenant(c *call) (any, error) {
 			return nil, err
 		}
 	}
-	if err := s.cfg.Lifecycle.CreateTenant(c.ctx, c.actor(), *req.ID, policy, req.Scopes); err != nil {
+	if err := s.tenants.CreateTenant(c.ctx, c.actor(), *req.ID, policy, req.Scopes); err != nil {
 		return nil, err
 	}
 	c.status = http.StatusCreated
@@ -92,7 +92,7 @@ func (s *server) tenantView(c *call, id string) (tenantView, error) {
 	if err != nil {
 		return tenantView{}, err
 	}
-	k, err := s.cfg.Lifecycle.Status(c.ctx, id)
+	k, err := s.keys.Status(c.ctx, id)
 	if err != nil {
 		return tenantView{}, err
 	}
@@ -104,7 +104,7 @@ func (s *server) listTenants(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := s.cfg.Lifecycle.ListTenants(c.ctx, c.r.URL.Query().Get("after"), n)
+	ts, err := s.tenants.ListTenants(c.ctx, c.r.URL.Query().Get("after"), n)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +137,7 @@ func (s *server) setPolicy(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.cfg.Lifecycle.SetPolicy(c.ctx, c.actor(), c.tenant(), p); err != nil {
+	if err := s.tenants.SetPolicy(c.ctx, c.actor(), c.tenant(), p); err != nil {
 		return nil, err
 	}
 	return s.tenantView(c, c.tenant())
@@ -300,7 +300,7 @@ func (s *server) platformInventory(c *call) (any, error) {
 // shares and sealed credentials under each; a version nothing depends on
 // is safe to retire.
 func (s *server) platformVersions(c *call) ([]versionView, error) {
-	inv, err := s.cfg.Lifecycle.PlatformInventory(c.ctx)
+	inv, err := s.platform.PlatformInventory(c.ctx)
 	if err != nil {
 		var ke *kms.Error
 		if errors.As(err, &ke) {
@@ -341,7 +341,7 @@ func (s *server) startPlatformRekey(c *call) (any, error) {
 	if err := noBody(c); err != nil {
 		return nil, err
 	}
-	run, err := s.cfg.Lifecycle.StartPlatformRekey(c.ctx, c.actor())
+	run, err := s.platform.StartPlatformRekey(c.ctx, c.actor())
 	if err != nil {
 		return nil, platformKeyError(err)
 	}
@@ -350,7 +350,7 @@ func (s *server) startPlatformRekey(c *call) (any, error) {
 }
 
 func (s *server) platformRekey(c *call) (any, error) {
-	run, err := s.cfg.Lifecycle.PlatformRekeyStatus("")
+	run, err := s.platform.PlatformRekeyStatus("")
 	switch {
 	case errors.Is(err, byok.ErrNotFound):
 		return s.platformRekeyState(c, nil)

@@ -57,14 +57,19 @@ import (
 	"github.com/openbyok/byok/server/token"
 )
 
-// Lifecycle is what the server calls on the tenant-key lifecycle;
-// *lifecycle.Service implements it. Its methods' contracts are those of
-// lifecycle.Service.
-type Lifecycle interface {
-	Keyring() *byok.Keyring
+// The server's handlers each consume one role of the tenant-key
+// lifecycle; *lifecycle.Service has them all, and their methods' contracts
+// are those of lifecycle.Service.
+
+// Tenants creates, lists and sets the policy of tenants (operator routes).
+type Tenants interface {
 	CreateTenant(ctx context.Context, actor audit.Actor, tenant string, policy byok.Policy, scopes []string) error
 	ListTenants(ctx context.Context, after string, limit int) ([]lifecycle.TenantSummary, error)
 	SetPolicy(ctx context.Context, actor audit.Actor, tenant string, policy byok.Policy) error
+}
+
+// KeyAdmin changes a tenant's customer key (tenant admin routes).
+type KeyAdmin interface {
 	Configure(ctx context.Context, actor audit.Actor, tenant string, settings lifecycle.KeySettings) (lifecycle.CustomerKey, error)
 	Test(ctx context.Context, actor audit.Actor, tenant string) (lifecycle.Report, error)
 	Proceed(ctx context.Context, actor audit.Actor, tenant string, enforceAt time.Time, coverage *lifecycle.Coverage) (lifecycle.CustomerKey, error)
@@ -72,13 +77,33 @@ type Lifecycle interface {
 	Rotate(ctx context.Context, actor audit.Actor, tenant string, req lifecycle.RotateRequest) (lifecycle.Job, error)
 	Rekey(ctx context.Context, actor audit.Actor, tenant string) (lifecycle.Job, error)
 	Disable(ctx context.Context, actor audit.Actor, tenant string) (lifecycle.Job, error)
+}
+
+// KeyStatus reads a tenant's customer key: its status, inventory, jobs
+// and revocation timeline.
+type KeyStatus interface {
 	Status(ctx context.Context, tenant string) (lifecycle.CustomerKey, error)
 	Inventory(ctx context.Context, tenant string) ([]lifecycle.VersionCount, error)
 	Job(ctx context.Context, tenant, id string) (lifecycle.Job, error)
 	Timeline(ctx context.Context, tenant string, limit int) ([]lifecycle.HealthEvent, error)
+}
+
+// PlatformKeys reads the platform root key's inventory and re-keys its
+// shares.
+type PlatformKeys interface {
 	PlatformInventory(ctx context.Context) ([]lifecycle.PlatformVersion, error)
 	StartPlatformRekey(ctx context.Context, actor audit.Actor) (lifecycle.PlatformRekey, error)
 	PlatformRekeyStatus(id string) (lifecycle.PlatformRekey, error)
+}
+
+// Lifecycle is every role, and the keyring that serves the data routes:
+// what [Config] takes.
+type Lifecycle interface {
+	Keyring() *byok.Keyring
+	Tenants
+	KeyAdmin
+	KeyStatus
+	PlatformKeys
 }
 
 var _ Lifecycle = (*lifecycle.Service)(nil)
@@ -143,13 +168,18 @@ const DefaultMaxBatch = 256
 
 // server holds a configured API.
 type server struct {
-	cfg    Config
-	tokens Tokens // cfg.Store, cached unless Config.TokenCacheTTL < 0
-	kr     *byok.Keyring
-	log    *slog.Logger
-	m      *Metrics
-	ready  readiness
-	routes []route
+	cfg Config
+	// The roles of cfg.Lifecycle, each consumed by its routes.
+	tenants  Tenants
+	admin    KeyAdmin
+	keys     KeyStatus
+	platform PlatformKeys
+	tokens   Tokens // cfg.Store, cached unless Config.TokenCacheTTL < 0
+	kr       *byok.Keyring
+	log      *slog.Logger
+	m        *Metrics
+	ready    readiness
+	routes   []route
 }
 
 // UsageCounter counts data operations; *audit.Counter implements it.
@@ -183,7 +213,8 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &server{cfg: cfg, tokens: cfg.Store, kr: cfg.Keyring, log: cfg.Logger, m: cfg.Metrics}
+	lc := cfg.Lifecycle
+	s := &server{cfg: cfg, tenants: lc, admin: lc, keys: lc, platform: lc, tokens: cfg.Store, kr: cfg.Keyring, log: cfg.Logger, m: cfg.Metrics}
 	if cfg.TokenCacheTTL >= 0 {
 		cs := token.NewCachedStore(cfg.Store, cfg.TokenCacheTTL, 0)
 		cs.SetClock(cfg.Now)

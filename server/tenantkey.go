@@ -89,7 +89,7 @@ func (r coverageRequest) coverage(field string) (lifecycle.Coverage, error) {
 }
 
 func (s *server) keyStatus(c *call) (any, error) {
-	k, err := s.cfg.Lifecycle.Status(c.ctx, c.tenant())
+	k, err := s.keys.Status(c.ctx, c.tenant())
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func (s *server) configure(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.cfg.Lifecycle.Configure(c.ctx, c.actor(), c.tenant(), st)
+	k, err := s.admin.Configure(c.ctx, c.actor(), c.tenant(), st)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (s *server) test(c *call) (any, error) {
 	if err := noBody(c); err != nil {
 		return nil, err
 	}
-	r, err := s.cfg.Lifecycle.Test(c.ctx, c.actor(), c.tenant())
+	r, err := s.admin.Test(c.ctx, c.actor(), c.tenant())
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func (s *server) proceed(c *call) (any, error) {
 		}
 		cov = &v
 	}
-	k, err := s.cfg.Lifecycle.Proceed(c.ctx, c.actor(), c.tenant(), when, cov)
+	k, err := s.admin.Proceed(c.ctx, c.actor(), c.tenant(), when, cov)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func (s *server) setScopes(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.cfg.Lifecycle.SetScopes(c.ctx, c.actor(), c.tenant(), cov)
+	k, err := s.admin.SetScopes(c.ctx, c.actor(), c.tenant(), cov)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (s *server) rotate(c *call) (any, error) {
 		}
 		rr.Settings = &st
 	}
-	j, err := s.cfg.Lifecycle.Rotate(c.ctx, c.actor(), c.tenant(), rr)
+	j, err := s.admin.Rotate(c.ctx, c.actor(), c.tenant(), rr)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func (s *server) rekey(c *call) (any, error) {
 	if err := noBody(c); err != nil {
 		return nil, err
 	}
-	j, err := s.cfg.Lifecycle.Rekey(c.ctx, c.actor(), c.tenant())
+	j, err := s.admin.Rekey(c.ctx, c.actor(), c.tenant())
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (s *server) disable(c *call) (any, error) {
 	if err := noBody(c); err != nil {
 		return nil, err
 	}
-	j, err := s.cfg.Lifecycle.Disable(c.ctx, c.actor(), c.tenant())
+	j, err := s.admin.Disable(c.ctx, c.actor(), c.tenant())
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func (s *server) disable(c *call) (any, error) {
 }
 
 func (s *server) inventory(c *call) (any, error) {
-	vs, err := s.cfg.Lifecycle.Inventory(c.ctx, c.tenant())
+	vs, err := s.keys.Inventory(c.ctx, c.tenant())
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +247,7 @@ func (s *server) timeline(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	es, err := s.cfg.Lifecycle.Timeline(c.ctx, c.tenant(), n)
+	es, err := s.keys.Timeline(c.ctx, c.tenant(), n)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +266,7 @@ func (s *server) job(c *call) (any, error) {
 	if err := checkID("job", id); err != nil {
 		return nil, err
 	}
-	j, err := s.cfg.Lifecycle.Job(c.ctx, c.tenant(), id)
+	j, err := s.keys.Job(c.ctx, c.tenant(), id)
 	if err != nil {
 		return nil, err
 	}

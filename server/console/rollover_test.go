@@ -76,7 +76,7 @@ func TestCertificateRolloverPages(t *testing.T) {
 	// Not uploaded yet: Finish refuses and says why.
 	u.post("/t/contoso/certificate/rollover/finish", url.Values{"csrf": {u.csrf("/t/contoso/")}})
 	_, body = u.get("/t/contoso/")
-	mustContain(t, "status page after an early Finish", body, "next certificate alone failed", `id="finish-rollover"`)
+	mustContain(t, "status page after an early Finish", body, "next credential alone failed", `id="finish-rollover"`)
 
 	if _, err := f.emu.AddCertificate(f.app.ClientID, []byte(der)); err != nil {
 		t.Fatal(err)
