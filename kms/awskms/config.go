@@ -1,6 +1,8 @@
 package awskms
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -130,6 +132,15 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("awskms: Config.Timeout %v is negative", c.Timeout))
 	}
 	return errors.Join(errs...)
+}
+
+// NewExternalID returns a new external id for a tenant's role trust
+// policy: "byok-" and 26 random base32 characters (130 bits), which the
+// console shows the customer and the tenant's settings keep.
+func NewExternalID() string {
+	b := make([]byte, 17)
+	rand.Read(b)
+	return "byok-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:26]
 }
 
 // sessionName returns the role session name.

@@ -265,3 +265,28 @@ func TestRevokeByTrustPolicy(t *testing.T) {
 		t.Errorf("Unwrap after the trust is restored: %v", err)
 	}
 }
+
+func TestNewExternalID(t *testing.T) {
+	a, b := NewExternalID(), NewExternalID()
+	if a == b || len(a) != 31 || !strings.HasPrefix(a, "byok-") {
+		t.Errorf("NewExternalID() = %q, %q", a, b)
+	}
+	cfg := Config{Tenant: "t", RoleARN: roleARN, ExternalID: a}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a new external id does not validate: %v", err)
+	}
+}
+
+func TestProgressSeesEveryCheck(t *testing.T) {
+	e := newEnv(t)
+	var seen []Check
+	r := TestConfigurationProgress(context.Background(), e.config(), func(c Check) { seen = append(seen, c) })
+	if len(seen) != len(r.Checks) || len(seen) == 0 {
+		t.Fatalf("progress saw %d checks; the report has %d", len(seen), len(r.Checks))
+	}
+	for i := range seen {
+		if seen[i] != r.Checks[i] {
+			t.Errorf("check %d: progress saw %+v, the report has %+v", i, seen[i], r.Checks[i])
+		}
+	}
+}

@@ -102,7 +102,17 @@ func (r Report) Check(name string) (Check, bool) {
 // carries the key policy statements or the trust policy to paste. It never
 // reports secrets, and changes nothing in the customer's account.
 func TestConfiguration(ctx context.Context, cfg Config) Report {
-	t := &tester{cfg: cfg, status: map[string]Status{}}
+	return TestConfigurationProgress(ctx, cfg, nil)
+}
+
+// TestConfigurationProgress runs [TestConfiguration] and calls progress
+// with each check as soon as it is decided, in report order, from the
+// calling goroutine, before the next check starts. The checks progress
+// sees are exactly those of the returned report, skipped ones included.
+// A nil progress makes it TestConfiguration. progress must not block for
+// long: the AWS calls of the next check wait for it.
+func TestConfigurationProgress(ctx context.Context, cfg Config, progress func(Check)) Report {
+	t := &tester{cfg: cfg, status: map[string]Status{}, progress: progress}
 	ctx, t.log = WithRequestLog(ctx)
 	t.run(ctx)
 	for _, r := range t.log.Requests() {
@@ -119,7 +129,9 @@ type tester struct {
 	report Report
 	status map[string]Status
 	log    *RequestLog
-	stsIDs []string
+	// progress, if set, is called with each check as it is added.
+	progress func(Check)
+	stsIDs   []string
 
 	arn      KeyARN
 	p        *Provider
@@ -131,6 +143,9 @@ type tester struct {
 func (t *tester) add(c Check) Status {
 	t.report.Checks = append(t.report.Checks, c)
 	t.status[c.Name] = c.Status
+	if t.progress != nil {
+		t.progress(c)
+	}
 	return c.Status
 }
 
