@@ -35,7 +35,7 @@ func RunOptionsMigration(t *testing.T, st record.Store, legacy func(t *testing.T
 	saved := record.Record{Tenant: "t1", Version: 1, State: record.StateDraft,
 		Settings:     record.Settings{Provider: "azure-key-vault", KeyID: "https://v.vault.azure.net/keys/k"},
 		SettingsHash: "hash-of-v1", SealedSecret: kms.Wrapped{KeyID: "fake:prk/v1", Algorithm: "A256GCM", Ciphertext: []byte{9}},
-		Coverage:     record.AllScopes, LastTest: &record.Report{SettingsHash: "hash-of-v1", KeyID: "https://v.vault.azure.net/keys/k/v1",
+		Coverage: record.AllScopes, LastTest: &record.Report{SettingsHash: "hash-of-v1", KeyID: "https://v.vault.azure.net/keys/k/v1",
 			Checks: []record.Check{{Name: "round-trip", Outcome: record.Pass}}, At: at}, Updated: at}
 	if err := st.PutKeyRecord(ctx, saved); err != nil {
 		t.Fatal(err)
