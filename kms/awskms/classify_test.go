@@ -146,13 +146,13 @@ func checkClass(t *testing.T, err error, class kms.Class, reason kms.Reason) {
 // the call fails as transient/timeout, and the held request is released.
 func TestTimeout(t *testing.T) {
 	e := newEnv(t)
-	cfg := e.config()
-	cfg.Timeout = 200 * time.Millisecond
-	p := e.provider(t, cfg)
-	w, err := p.Wrap(context.Background(), e.cmk.ARN, []byte("share"))
+	w, err := e.provider(t, e.config()).Wrap(context.Background(), e.cmk.ARN, []byte("share"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := e.config()
+	cfg.Timeout = 200 * time.Millisecond
+	p := e.provider(t, cfg)
 	release := e.emu.Hold("Decrypt")
 	defer release()
 	_, err = p.Unwrap(context.Background(), w)
