@@ -60,8 +60,9 @@ func newEnv(t testing.TB) *env {
 	m := NewMetrics(nil)
 	e.lc, err = lifecycle.New(lifecycle.Config{
 		Store: db, PlatformKMS: m.InstrumentProvider("platform", e.platform), PlatformKeyID: prk,
-		Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: e.customer}}, Instrument: m.InstrumentProvider,
-		Audit: e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
+		Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: e.customer}},
+		Instrument: m.InstrumentProvider,
+		Audit:      e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
 		Keyring: byok.Config{CheckInterval: 10 * time.Second, MaxStaleness: time.Minute},
 	})
 	if err != nil {

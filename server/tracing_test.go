@@ -112,8 +112,9 @@ func newTracedEnv(t *testing.T) *tracedEnv {
 	m.TraceWith(tp)
 	e.lc, err = lifecycle.New(lifecycle.Config{
 		Store: db, PlatformKMS: m.InstrumentProvider("platform", recordingProvider{e.platform, keys}), PlatformKeyID: prk,
-		Connectors: []lifecycle.Connector{recordingConnector{lifecycletest.Connector{KMS: e.customer}, keys}}, Instrument: m.InstrumentProvider,
-		Audit: e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
+		Connectors: []lifecycle.Connector{recordingConnector{lifecycletest.Connector{KMS: e.customer}, keys}},
+		Instrument: m.InstrumentProvider,
+		Audit:      e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
 		Keyring: byok.Config{CheckInterval: 10 * time.Second, MaxStaleness: time.Minute, Trace: m.KeyringTrace()},
 	})
 	if err != nil {

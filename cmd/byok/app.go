@@ -121,9 +121,10 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 		Store:         a.db,
 		PlatformKMS:   metrics.InstrumentProvider("platform", a.prk.kms),
 		PlatformKeyID: a.prk.id,
-		Connectors:    []lifecycle.Connector{connector}, Instrument: metrics.InstrumentProvider,
-		Audit:  a.audit,
-		Logger: logger,
+		Connectors:    []lifecycle.Connector{connector},
+		Instrument:    metrics.InstrumentProvider,
+		Audit:         a.audit,
+		Logger:        logger,
 		Keyring: byok.Config{
 			CheckInterval:        cfg.Keyring.CheckInterval,
 			MaxStaleness:         cfg.Keyring.MaxStaleness,

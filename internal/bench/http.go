@@ -72,8 +72,9 @@ func NewHTTPEnv(dir string) (*HTTPEnv, error) {
 	prk := platform.AddKey("platform")
 	e.Service, err = lifecycle.New(lifecycle.Config{
 		Store: e.db, PlatformKMS: metrics.InstrumentProvider("platform", platform), PlatformKeyID: prk,
-		Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: customer}}, Instrument: metrics.InstrumentProvider,
-		Audit: log, Logger: logger,
+		Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: customer}},
+		Instrument: metrics.InstrumentProvider,
+		Audit:      log, Logger: logger,
 	})
 	if err != nil {
 		e.Close()
