@@ -69,7 +69,7 @@ type CredentialRoller interface {
 
 // ProgressTester is a [Connector] that reports each check of Test
 // configuration as soon as it is decided. [Service.TestWithProgress] uses
-// it when the connector implements it; [AzureConnector] does.
+// it when the connector implements it; the Azure connector does.
 type ProgressTester interface {
 	// TestProgress is [Connector.Test] that calls progress with each
 	// check, in report order, before the next check starts; the checks
@@ -79,7 +79,7 @@ type ProgressTester interface {
 
 // KeyLister is a [Connector] that lists the keys of a vault with the
 // credential of saved settings, for the console's key picker.
-// [Service.ListVaultKeys] uses it; [AzureConnector] implements it.
+// [Service.ListVaultKeys] uses it; the Azure connector implements it.
 type KeyLister interface {
 	// ListKeys lists the keys of the vault at vaultURL (a vault URL or a
 	// key identifier in the vault) that s's principal can see, by name,

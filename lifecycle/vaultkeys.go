@@ -26,7 +26,7 @@ func (s *Service) ListVaultKeys(ctx context.Context, actor audit.Actor, tenant, 
 	}
 	if rec.Version == 0 {
 		return nil, &StateError{Tenant: tenant, State: rec.State, Op: "list-keys",
-			Reason: "save the key settings (directory and credential) first: the vault is listed with them", Allowed: []Op{OpConfigure}}
+			Reason: "save the key settings (and their credential) first: the vault is listed with them", Allowed: []Op{OpConfigure}}
 	}
 	conn, err := s.connector(rec.Settings.Provider)
 	if err != nil {
