@@ -200,3 +200,16 @@ func TestDataDir(t *testing.T) {
 		t.Errorf("PutAlias after a restart: %v", err)
 	}
 }
+
+// TestLatency delays answers past the client's deadline.
+func TestLatency(t *testing.T) {
+	e := newEnv(t)
+	e.emu.SetLatency(time.Minute)
+	defer e.emu.ClearFaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := e.kms.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(e.cmk.ARN)})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("DescribeKey with a minute of latency and a 100 ms deadline: %v", err)
+	}
+}
