@@ -23,19 +23,18 @@ func (db *DB) PutDEK(ctx context.Context, d byok.DEKRecord) error {
 		SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (
 			SELECT 1 FROM tenant_keys WHERE tenant = $2 AND kind = $4 AND epoch = $5)`,
 		d.ID[:], d.Tenant, d.Scope, int64(d.Kind), int64(d.Epoch), d.Wrapped, nanos(d.Created))
-	missing := db.errorf("put DEK %x: %s does not exist: %w", d.ID, KeyName(d.Tenant, d.Kind, d.Epoch), byok.ErrNotFound)
-	switch {
-	case db.class(err) == Duplicate:
+	switch class := db.class(err); {
+	case class == Duplicate:
 		return db.errorf("DEK %x already exists: %w", d.ID, byok.ErrExists)
-	case db.class(err) == MissingParent:
-		return missing
-	case err != nil:
+	case err != nil && class != MissingParent:
 		return db.wrap(err, "put DEK %x", d.ID)
+	case err == nil:
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return nil
+		}
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return missing
-	}
-	return nil
+	// No row inserted, or a foreign key violation: no such tenant key.
+	return db.errorf("put DEK %x: %s does not exist: %w", d.ID, KeyName(d.Tenant, d.Kind, d.Epoch), byok.ErrNotFound)
 }
 
 // DEK implements [byok.Store].
@@ -141,7 +140,7 @@ func (db *DB) rewrap(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) err
 	return db.d.Rewrap(ctx, tx, recs)
 }
 
-// CountDEKs implements [lifecycle.Store].
+// CountDEKs implements [record.Store].
 func (db *DB) CountDEKs(ctx context.Context, tenant string, kind byok.KeyKind, belowEpoch uint32, scope string) (int64, error) {
 	var n int64
 	var err error
