@@ -24,8 +24,8 @@ type AccessKey struct {
 	Secret string `yaml:"secret"`
 }
 
-// Credentials are temporary credentials issued by AssumeRole.
-type Credentials struct {
+// sessionCreds are temporary credentials issued by AssumeRole.
+type sessionCreds struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	SessionToken    string
@@ -141,7 +141,7 @@ func (e *Emulator) ExpireSessions() {
 
 // assumeRole checks the trust policy of roleARN for caller and issues a
 // session; the error is an STS error code and message.
-func (e *Emulator) assumeRole(caller *identity, roleARN, session, externalID string, d time.Duration) (*Credentials, *identity, *apiError) {
+func (e *Emulator) assumeRole(caller *identity, roleARN, session, externalID string, d time.Duration) (*sessionCreds, *identity, *apiError) {
 	denied := &apiError{status: 403, code: "AccessDenied",
 		msg: fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", caller.arn, roleARN)}
 	if !sessionNameRE.MatchString(session) {
@@ -169,7 +169,7 @@ func (e *Emulator) assumeRole(caller *identity, roleARN, session, externalID str
 		arn:     fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", r.account, r.name, session),
 		account: r.account, roleARN: r.arn, userID: r.id + ":" + session,
 	}
-	c := &Credentials{AccessKeyID: "ASIA" + randomID(16), SecretAccessKey: randomSecret(30),
+	c := &sessionCreds{AccessKeyID: "ASIA" + randomID(16), SecretAccessKey: randomSecret(30),
 		SessionToken: "IQoJb3JpZ2luX2VjE" + randomSecret(120), Expires: e.now().Add(d).UTC().Truncate(time.Second)}
 	e.creds[c.AccessKeyID] = &credential{secret: c.SecretAccessKey, token: c.SessionToken, expires: c.Expires, who: who}
 	return c, who, nil
