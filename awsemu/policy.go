@@ -13,17 +13,16 @@ type policy struct {
 	Version   string     `json:"Version"`
 	ID        string     `json:"Id,omitempty"`
 	Statement statements `json:"Statement"`
-	raw       json.RawMessage
 }
 
 type statement struct {
-	Sid       string                         `json:"Sid,omitempty"`
-	Effect    string                         `json:"Effect"`
-	Principal *principals                    `json:"Principal,omitempty"`
-	Action    strings_                       `json:"Action,omitempty"`
-	NotAction strings_                       `json:"NotAction,omitempty"`
-	Resource  strings_                       `json:"Resource,omitempty"`
-	Condition map[string]map[string]strings_ `json:"Condition,omitempty"`
+	Sid       string                           `json:"Sid,omitempty"`
+	Effect    string                           `json:"Effect"`
+	Principal *principals                      `json:"Principal,omitempty"`
+	Action    stringList                       `json:"Action,omitempty"`
+	NotAction stringList                       `json:"NotAction,omitempty"`
+	Resource  stringList                       `json:"Resource,omitempty"`
+	Condition map[string]map[string]stringList `json:"Condition,omitempty"`
 }
 
 // statements accepts one statement object or an array of them.
@@ -44,16 +43,16 @@ func (s *statements) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// strings_ accepts a string or an array of strings.
-type strings_ []string
+// stringList accepts a string or an array of strings.
+type stringList []string
 
-func (s *strings_) UnmarshalJSON(b []byte) error {
+func (s *stringList) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		var one string
 		if err := json.Unmarshal(b, &one); err != nil {
 			return err
 		}
-		*s = strings_{one}
+		*s = stringList{one}
 		return nil
 	}
 	var many []string
@@ -78,7 +77,7 @@ func (p *principals) UnmarshalJSON(b []byte) error {
 		p.Any = true
 		return nil
 	}
-	var m map[string]strings_
+	var m map[string]stringList
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
 	}
@@ -130,7 +129,6 @@ func parsePolicy(doc string) (*policy, error) {
 			return nil, fmt.Errorf("statement %d has no Action", i+1)
 		}
 	}
-	p.raw = json.RawMessage(doc)
 	return &p, nil
 }
 
