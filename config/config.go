@@ -43,6 +43,7 @@ type Config struct {
 	PlatformKey PlatformKey `yaml:"platform_key"`
 	Keyring     Keyring     `yaml:"keyring"`
 	Azure       Azure       `yaml:"azure"`
+	AWS         *AWS        `yaml:"aws"` // when present, customer keys in AWS KMS are offered (aws.go)
 	Jobs        Jobs        `yaml:"jobs"`
 	Console     Console     `yaml:"console"`
 	Log         Log         `yaml:"log"`
@@ -331,6 +332,7 @@ func (c *Config) Validate() error {
 		bad("jobs.batch_size", "is %d; use 1 to 100000 (default 1000)", c.Jobs.BatchSize)
 	}
 	c.validateAzure(bad)
+	c.validateAWS(bad)
 	c.validateConsole(bad)
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
