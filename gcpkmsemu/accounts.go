@@ -28,6 +28,7 @@ type serviceAccount struct {
 	email, project, uniqueID string
 	disabled                 bool
 	keys                     []*accountKey
+	impersonators            []string // members that may get its tokens
 }
 
 // accountKey is a public key of a service account; id is the key file's
@@ -268,6 +269,6 @@ func (e *Emulator) grant(r *http.Request) (tok, email, code, desc string) {
 	}
 	e.log.Debug("token request", "kind", "JWT bearer grant", "iss", c.Iss, "aud", c.Aud, "scope", c.Scope)
 	tok = newTokenValue()
-	e.tokens[tok] = issuedToken{email: sa.email, expires: now.Add(e.opts.TokenLifetime)}
+	e.tokens[tok] = issuedToken{p: accountPrincipal(sa.email), email: sa.email, expires: now.Add(e.opts.TokenLifetime)}
 	return tok, sa.email, "", ""
 }

@@ -30,11 +30,16 @@ const (
 	clockSkew = 5 * time.Minute
 )
 
-// principal is the authenticated caller of a call.
-type principal struct{ email string }
+// principal is the authenticated caller of a call: a service account
+// (id its email) or a federated identity (id its principal:// name).
+type principal struct{ id, iamMember string }
+
+func accountPrincipal(email string) principal {
+	return principal{id: email, iamMember: "serviceAccount:" + email}
+}
 
 // member is the principal as an IAM member.
-func (p principal) member() string { return "serviceAccount:" + p.email }
+func (p principal) member() string { return p.iamMember }
 
 type principalKey struct{}
 
@@ -44,8 +49,10 @@ func principalFrom(ctx context.Context) principal {
 	return p
 }
 
-// issuedToken is an access token the token endpoint issued.
+// issuedToken is an access token the emulator issued (token endpoint,
+// STS or generateAccessToken); email is set for a service account's.
 type issuedToken struct {
+	p       principal
 	email   string
 	expires time.Time
 }
@@ -75,7 +82,7 @@ func (e *Emulator) authenticate(ctx context.Context, req any, info *grpc.UnarySe
 		return nil, unauthenticated(reason, method, extra)
 	}
 	if c, ok := ctx.Value(callKey{}).(*callInfo); ok {
-		c.principal = p.email
+		c.principal = p.id
 	}
 	return handler(context.WithValue(ctx, principalKey{}, p), req)
 }
@@ -90,10 +97,10 @@ func (e *Emulator) verifyBearer(raw string) (p principal, reason, email string) 
 		if !now.Before(t.expires) {
 			return principal{}, "ACCESS_TOKEN_EXPIRED", ""
 		}
-		if sa := e.accounts[t.email]; sa == nil || sa.disabled {
+		if sa := e.accounts[t.email]; t.email != "" && (sa == nil || sa.disabled) {
 			return principal{}, "ACCOUNT_STATE_INVALID", t.email
 		}
-		return principal{email: t.email}, "", ""
+		return t.p, "", ""
 	}
 	c, sa, err := e.verifyJWT(raw, now)
 	switch {
@@ -112,7 +119,7 @@ func (e *Emulator) verifyBearer(raw string) (p principal, reason, email string) 
 	if sa.disabled {
 		return principal{}, "ACCOUNT_STATE_INVALID", sa.email
 	}
-	return principal{email: sa.email}, "", ""
+	return accountPrincipal(sa.email), "", ""
 }
 
 // audienceOK reports whether a self-signed JWT is meant for Cloud KMS:

@@ -83,6 +83,7 @@ type Emulator struct {
 	keys     map[string]*cryptoKey
 	accounts map[string]*serviceAccount
 	tokens   map[string]issuedToken
+	wif      map[string]*wifProvider // by audience
 	faults   []*faultEntry
 	calls    map[Call]int
 	conns    map[string]net.Conn
@@ -143,6 +144,8 @@ func Start(opts Options) (*Emulator, error) {
 	iampb.RegisterIAMPolicyServer(e.grpcSrv, &iamServer{e: e})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", e.serveToken)
+	mux.HandleFunc("POST /v1/token", e.serveSTS)
+	mux.HandleFunc("POST /v1/projects/{project}/serviceAccounts/{account}", e.serveGenerateAccessToken)
 	e.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

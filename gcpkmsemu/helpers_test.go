@@ -105,6 +105,9 @@ var (
 	testKeyNext  atomic.Int64
 )
 
+// testRSAKey returns the test key no key file uses (an OIDC issuer's).
+func testRSAKey() *rsa.PrivateKey { return testKeys[len(testKeys)-1] }
+
 // testKeyFile uploads one of a few RSA keys made once per test binary and
 // returns the key file, as the console would give it.
 func testKeyFile(t testing.TB, emu *gcpkmsemu.Emulator, email string) []byte {
@@ -118,7 +121,7 @@ func testKeyFile(t testing.TB, emu *gcpkmsemu.Emulator, email string) []byte {
 			testKeys = append(testKeys, k)
 		}
 	})
-	key := testKeys[testKeyNext.Add(1)%int64(len(testKeys))]
+	key := testKeys[testKeyNext.Add(1)%int64(len(testKeys)-1)]
 	pubDER, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	id, err := emu.UploadServiceAccountKey(email, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))
 	if err != nil {

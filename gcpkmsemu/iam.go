@@ -88,7 +88,14 @@ func (e *Emulator) hasPermission(member, perm string, n resourceName) bool {
 	return false
 }
 
+// memberMatches reports whether a binding's member covers the caller's:
+// the same member (emails case-insensitively), allUsers,
+// allAuthenticatedUsers, or a workload identity pool's principalSet
+// ".../workloadIdentityPools/P/*" for a principal of that pool.
 func memberMatches(binding, member string) bool {
+	if set, ok := strings.CutPrefix(binding, "principalSet://"); ok && strings.HasSuffix(set, "/*") {
+		return strings.HasPrefix(member, "principal://"+strings.TrimSuffix(set, "*")+"subject/")
+	}
 	return binding == "allUsers" || binding == "allAuthenticatedUsers" || strings.EqualFold(binding, member)
 }
 

@@ -21,13 +21,17 @@ var ErrSeed = errors.New("gcpkmsemu: invalid seed")
 
 // Seed is the declarative starting state of an emulator, read from YAML by
 // [ParseSeed] and applied by [Emulator.ApplySeed] in this order: projects,
-// service accounts (with their keys), key rings with their keys, then the
+// workload identity providers, service accounts (with their keys and
+// impersonators), key rings with their keys, then the
 // IAM bindings of projects, key rings and keys. docs/gcpkmsemu.md has an
 // example.
 type Seed struct {
 	Projects        []SeedProject        `yaml:"projects"`
 	ServiceAccounts []SeedServiceAccount `yaml:"serviceAccounts"`
 	KeyRings        []SeedKeyRing        `yaml:"keyRings"`
+	// WorkloadIdentityProviders are OIDC providers of workload identity
+	// pools (docs/gcpkmsemu.md, "Workload identity federation").
+	WorkloadIdentityProviders []WorkloadIdentityProvider `yaml:"workloadIdentityProviders"`
 }
 
 // SeedProject is a project: its id, number (0: derived) and project-level
@@ -53,6 +57,9 @@ type SeedServiceAccount struct {
 	Disabled   bool     `yaml:"disabled"`
 	PublicKeys []string `yaml:"publicKeys"`
 	KeyFile    string   `yaml:"keyFile"`
+	// Impersonators may get the account's tokens at generateAccessToken
+	// (roles/iam.workloadIdentityUser): principal://…, principalSet://…/*.
+	Impersonators []string `yaml:"impersonators"`
 }
 
 // SeedKeyRing is a key ring by full name with its keys and bindings.
@@ -124,6 +131,11 @@ func (e *Emulator) ApplySeed(s Seed) error {
 			return fmt.Errorf("%w: project %q: %v", ErrSeed, p.ID, err)
 		}
 	}
+	for _, p := range s.WorkloadIdentityProviders {
+		if _, err := e.AddWorkloadIdentityProvider(p); err != nil {
+			return fmt.Errorf("%w: workload identity provider %s/%s: %v", ErrSeed, p.Pool, p.Provider, err)
+		}
+	}
 	for _, a := range s.ServiceAccounts {
 		if err := e.seedAccount(a); err != nil {
 			return fmt.Errorf("%w: service account %s@%s: %v", ErrSeed, a.AccountID, a.Project, err)
@@ -174,6 +186,11 @@ func (e *Emulator) seedAccount(a SeedServiceAccount) error {
 	}
 	if a.KeyFile != "" {
 		if err := e.WriteServiceAccountKeyFile(email, a.KeyFile); err != nil {
+			return err
+		}
+	}
+	for _, m := range a.Impersonators {
+		if err := e.AllowImpersonation(email, m); err != nil {
 			return err
 		}
 	}
