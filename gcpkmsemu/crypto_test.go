@@ -131,3 +131,14 @@ func TestEncryptLimitsAndNames(t *testing.T) {
 	_, err = f.user.Decrypt(ctx, &kmspb.DecryptRequest{Name: keyName + "/cryptoKeyVersions/1", Ciphertext: ct})
 	wantStatus(t, err, codes.InvalidArgument, "")
 }
+
+// Methods the emulator does not serve answer UNIMPLEMENTED, so a test
+// never mistakes them for real behaviour.
+func TestUnemulatedMethodsAreUnimplemented(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, err := f.admin.AsymmetricSign(ctx, &kmspb.AsymmetricSignRequest{Name: keyName + "/cryptoKeyVersions/1"}, noRetry)
+	wantStatus(t, err, codes.Unimplemented, "")
+	_, err = f.admin.GenerateRandomBytes(ctx, &kmspb.GenerateRandomBytesRequest{Location: "projects/customer/locations/global", LengthBytes: 32}, noRetry)
+	wantStatus(t, err, codes.Unimplemented, "")
+}

@@ -141,3 +141,53 @@ func TestWorkloadIdentityFederation(t *testing.T) {
 		}
 	})
 }
+
+func TestSeededWorkloadIdentityProvider(t *testing.T) {
+	f := newFixture(t) // makes the test keys
+	key := testRSAKey()
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pubPEM := strings.ReplaceAll(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), "\n", "\n          ")
+	seed, err := gcpkmsemu.ParseSeed([]byte(`
+projects:
+  - id: platform
+    number: 123456789012
+workloadIdentityProviders:
+  - project: platform
+    pool: byok-pool
+    provider: platform-oidc
+    issuer: ` + issuer + `
+    audiences: [byok-gcp]
+    publicKeys:
+      - |
+          ` + pubPEM + `
+serviceAccounts:
+  - project: platform
+    accountId: byok-platform
+    impersonators:
+      - principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/byok-pool/subject/` + subject + `
+keyRings:
+  - name: ` + ring + `
+    cryptoKeys:
+      - id: tenant-a
+        bindings:
+          - role: roles/cloudkms.cryptoKeyEncrypterDecrypter
+            members: [serviceAccount:byok-platform@platform.iam.gserviceaccount.com]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := gcpkmsemu.Start(gcpkmsemu.Options{Seed: &seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	audience := "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/byok-pool/providers/platform-oidc"
+	now := time.Now()
+	token := signJWT(t, key, map[string]any{"iss": issuer, "sub": subject, "aud": []string{"other", "byok-gcp"}, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	c := federatedClient(t, &fixture{emu: emu}, audience, token, "byok-platform@platform.iam.gserviceaccount.com")
+	ct := encrypt(t, c, keyName, []byte("dek"), nil).Ciphertext
+	if pt := decrypt(t, c, keyName, ct, nil); string(pt) != "dek" {
+		t.Fatalf("round trip %q", pt)
+	}
+	_ = f
+}
