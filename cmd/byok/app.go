@@ -50,6 +50,9 @@ type appOptions struct {
 	// azureTransport, if set, carries every call to Azure (the demo
 	// passes the emulator's client).
 	azureTransport policy.Transporter
+	// awsHTTPClient, if set, carries every call to AWS (the demo and
+	// tests pass awsemu's client).
+	awsHTTPClient *http.Client
 	// getenv reads the environment (platform key variable, Azure secret).
 	getenv func(string) string
 	// replicaID names this process in health events ("" means
@@ -99,6 +102,14 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 	if err != nil {
 		return nil, err
 	}
+	connectors := []lifecycle.Connector{connector}
+	if cfg.AWS != nil {
+		ac, err := awsConnector(ctx, *cfg.AWS, opts, logger)
+		if err != nil {
+			return nil, err
+		}
+		connectors = append(connectors, ac)
+	}
 	if cfg.Store.Postgres != "" {
 		if a.pg, err = postgres.Open(ctx, cfg.Store.Postgres); err != nil {
 			return nil, err
@@ -121,7 +132,7 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 		Store:         a.db,
 		PlatformKMS:   metrics.InstrumentProvider("platform", a.prk.kms),
 		PlatformKeyID: a.prk.id,
-		Connectors:    []lifecycle.Connector{connector},
+		Connectors:    connectors,
 		Instrument:    metrics.InstrumentProvider,
 		Audit:         a.audit,
 		Logger:        logger,

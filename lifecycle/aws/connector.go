@@ -31,6 +31,10 @@ type Config struct {
 	// GetCallerIdentity returns for Credentials (for a role session, the
 	// role's ARN without its path).
 	PlatformPrincipal string
+	// Region is the region of the platform's own STS call that learns
+	// its principal; empty means us-east-1. Customer keys are reached in
+	// the region of their ARN.
+	Region string
 	// Endpoint and STSEndpoint override the KMS and STS endpoints (a VPC
 	// endpoint, an emulator): https:// URLs; empty: the SDK's.
 	Endpoint, STSEndpoint string

@@ -68,7 +68,11 @@ func (c *Connector) Platform(ctx context.Context) Platform {
 	if c.cfg.STSEndpoint != "" {
 		base = &c.cfg.STSEndpoint
 	}
-	client := sts.New(sts.Options{Region: "us-east-1", Credentials: c.cfg.Credentials, HTTPClient: c.cfg.HTTPClient, BaseEndpoint: base, AppID: "byok"})
+	region := c.cfg.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	client := sts.New(sts.Options{Region: region, Credentials: c.cfg.Credentials, HTTPClient: c.cfg.HTTPClient, BaseEndpoint: base, AppID: "byok"})
 	out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		pc.failed = time.Now()
