@@ -362,3 +362,81 @@ func TestEndToEndAWS(t *testing.T) {
 	t.Logf("revocation enforced %v after the key was disabled, %v after the statement was removed; restored %v after enabling, %v after the statement came back (check interval %v)",
 		revokedDisable.Round(time.Millisecond), revokedPolicy.Round(time.Millisecond), restoredEnable.Round(time.Millisecond), restoredPolicy.Round(time.Millisecond), e2eCheckInterval)
 }
+
+// TestEndToEndAWSRole runs the AssumeRole path through the API: the
+// tenant's settings name a role in the customer's account and the
+// external id byok generated; a trust policy with another external id, or
+// none, fails Test configuration with the trust policy to paste; the right
+// one passes, and the key serves the tenant.
+func TestEndToEndAWSRole(t *testing.T) {
+	j := startAWSJourney(t)
+	emu := j.emu
+	const role = "arn:aws:iam::" + awsCustomer + ":role/byok-access"
+	key, err := emu.CreateKey(awsemu.KeySpec{Account: awsCustomer, Region: awsRegion, Rotation: true,
+		Policy: awsPolicy(t, awsCustomer, awskms.KeyPolicyStatement(role, "globex"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extID := awskms.NewExternalID()
+	if err := emu.PutRole(role, awskms.TrustPolicy(awsPlatform, "byok-pasted-from-another-tenant")); err != nil {
+		t.Fatal(err)
+	}
+	c, admin, service := j.tenant("globex")
+	d := data{t: t, c: c, service: service}
+	c.must(admin, "PUT", "/v1/tenants/globex/key", map[string]any{"provider": "aws-kms", "key_id": key.ARN, "role_arn": role, "external_id": extID}, nil)
+	var view struct {
+		Settings map[string]any
+	}
+	c.must(admin, "GET", "/v1/tenants/globex/key", nil, &view)
+	if view.Settings["role_arn"] != role || view.Settings["external_id"] != extID || view.Settings["provider"] != "aws-kms" {
+		t.Fatalf("settings read back: %v", view.Settings)
+	}
+
+	trust := awskms.TrustPolicy(awsPlatform, extID)
+	var rep awsReport
+	c.must(admin, "POST", "/v1/tenants/globex/key/test", nil, &rep)
+	if name, remedy := rep.firstFailure(); rep.Passed || name != awskms.CheckAssumeRole || !strings.Contains(remedy, trust) {
+		t.Fatalf("Test with another external id in the trust policy: passed %v, first failure %s with remedy %q; want %s with the trust policy:\n%s",
+			rep.Passed, name, remedy, awskms.CheckAssumeRole, trust)
+	}
+	// A trust policy without the external id condition lets anyone who
+	// knows the role in (the confused deputy): refused too.
+	if err := emu.PutRole(role, strings.Replace(trust, `"sts:ExternalId"`, `"aws:PrincipalArn"`, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.must(admin, "POST", "/v1/tenants/globex/key/test", nil, &rep)
+	if name, _ := rep.firstFailure(); rep.Passed || name == "" {
+		t.Fatalf("Test with a trust policy that does not require the external id: passed %v, checks %+v", rep.Passed, rep.Checks)
+	}
+	if err := emu.PutRole(role, trust); err != nil {
+		t.Fatal(err)
+	}
+	c.must(admin, "POST", "/v1/tenants/globex/key/test", nil, &rep)
+	if !rep.Passed {
+		t.Fatalf("Test with the trust policy pasted: %+v", rep.Checks)
+	}
+
+	c.must(admin, "POST", "/v1/tenants/globex/key/proceed", map[string]any{"enforce_at": time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)}, nil)
+	waitFor(t, "activation", 30*time.Second, func() bool { return c.status(admin).State == "active" })
+	chat := d.encrypt("chat", "through the customer's role")
+	d.mustDecrypt("chat", chat, "through the customer's role")
+	assumed := false
+	for _, call := range emu.Calls() {
+		if call.Service == "kms" && call.ErrorCode == "" && call.Op == "Encrypt" && strings.Contains(call.Principal, ":assumed-role/byok-access/") {
+			assumed = true
+		}
+	}
+	if !assumed {
+		t.Fatal("no KMS call was made as a session of the customer's role")
+	}
+
+	// A key policy that no longer lets the role in revokes at once (a role
+	// session outlives a trust policy change, not a key policy change).
+	// AWS's default policy would not do: it delegates to the account's
+	// IAM policies, and the role is the customer's own.
+	adminOnly := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + awsCustomer + `:user/admin"},"Action":"kms:*","Resource":"*"}]}`
+	if err := emu.PutKeyPolicy(key.ARN, adminOnly); err != nil {
+		t.Fatal(err)
+	}
+	d.failsClosed("the role's statement was removed", "chat", chat)
+}
