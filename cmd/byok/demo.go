@@ -17,6 +17,7 @@ import (
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/awsemu"
 	"github.com/openbyok/byok/config"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
@@ -48,6 +49,11 @@ type demo struct {
 	tokens   map[token.Kind]string
 	fresh    bool
 	testedOK bool
+
+	// The AWS customer (demoaws.go).
+	awsEmu      *awsemu.Emulator
+	awsTokens   map[token.Kind]string
+	awsTestedOK bool
 }
 
 // startDemo starts the emulator and the service in dir (created if
@@ -57,7 +63,7 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger, progr
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	d := &demo{dir: dir, tokens: map[token.Kind]string{}}
+	d := &demo{dir: dir, tokens: map[token.Kind]string{}, awsTokens: map[token.Kind]string{}}
 	_, err := os.Stat(filepath.Join(dir, "byok.db"))
 	d.fresh = errors.Is(err, os.ErrNotExist)
 
@@ -66,14 +72,28 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger, progr
 		return nil, fmt.Errorf("starting the Key Vault emulator: %w", err)
 	}
 	fmt.Fprintf(progress, "  Key Vault emulator   up on https://%s\n", d.emu.Addr())
+	awsCfg, awsEnv, err := d.startAWS(logger)
+	if err != nil {
+		d.emu.Close()
+		return nil, err
+	}
+	fmt.Fprintf(progress, "  AWS KMS emulator     up on %s\n", d.awsEmu.Endpoint())
 	cfg := config.Default()
 	cfg.Store.SQLite = filepath.Join(dir, "byok.db")
 	cfg.PlatformKey.File = filepath.Join(dir, "platform.key")
 	cfg.Keyring.CheckInterval = 5 * time.Second // revocations show within seconds
 	cfg.Keyring.MaxStaleness = time.Minute
-	d.app, err = openApp(ctx, cfg, appOptions{azureTransport: d.emu.HTTPClient(), getenv: os.Getenv}, logger)
+	cfg.AWS = awsCfg
+	getenv := func(k string) string {
+		if v, ok := awsEnv[k]; ok {
+			return v
+		}
+		return os.Getenv(k)
+	}
+	d.app, err = openApp(ctx, cfg, appOptions{azureTransport: d.emu.HTTPClient(), awsHTTPClient: d.awsEmu.HTTPClient(), getenv: getenv}, logger)
 	if err != nil {
 		d.emu.Close()
+		d.awsEmu.Close()
 		return nil, err
 	}
 	fmt.Fprintf(progress, "  store                open: %s (SQLite), platform key %s\n", cfg.Store.SQLite, cfg.PlatformKey.File)
@@ -94,8 +114,12 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger, progr
 			verdict = "FAILED"
 		}
 		fmt.Fprintf(progress, "  demo tenant          %q ready (Test configuration %s)\n", demoTenant, verdict)
+		if verdict = "passed"; !d.awsTestedOK {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(progress, "  demo tenant          %q ready on AWS KMS (Test configuration %s)\n", demoAWSTenant, verdict)
 	} else {
-		fmt.Fprintf(progress, "  demo tenant          %q reused from %s\n", demoTenant, dir)
+		fmt.Fprintf(progress, "  demo tenants         %q and %q reused from %s\n", demoTenant, demoAWSTenant, dir)
 	}
 	return d, nil
 }
@@ -141,6 +165,9 @@ func (d *demo) seed(ctx context.Context) error {
 		return err
 	}
 	d.testedOK = report.Passed()
+	if err := d.seedAWS(ctx); err != nil {
+		return fmt.Errorf("the AWS tenant: %w", err)
+	}
 
 	for _, k := range []token.Kind{token.Operator, token.TenantAdmin, token.Service} {
 		var tenants []string
@@ -154,7 +181,7 @@ func (d *demo) seed(ctx context.Context) error {
 		d.tokens[k] = text
 	}
 	env := fmt.Sprintf("export BYOK_SERVER=%s\nexport BYOK_TENANT=%s\nexport BYOK_TOKEN=%s\nexport BYOK_OPERATOR_TOKEN=%s\nexport BYOK_SERVICE_TOKEN=%s\n",
-		d.url, demoTenant, d.tokens[token.TenantAdmin], d.tokens[token.Operator], d.tokens[token.Service])
+		d.url, demoTenant, d.tokens[token.TenantAdmin], d.tokens[token.Operator], d.tokens[token.Service]) + d.awsEnv()
 	return os.WriteFile(filepath.Join(d.dir, "demo.env"), []byte(env), 0o600)
 }
 
@@ -164,6 +191,7 @@ func (d *demo) close() {
 	}
 	d.app.close()
 	d.emu.Close()
+	d.awsEmu.Close()
 }
 
 var demoBanner = template.Must(template.New("banner").Parse(`
@@ -196,6 +224,21 @@ within 5 s (the check interval); restore it and they come back by themselves:
 
   curl -s --cacert {{.Dir}}/kvemu/ca.pem -X POST https://{{.Emu}}/control/vaults/{{.Vault}}/roles/{{.Role}}/revoke
   curl -s --cacert {{.Dir}}/kvemu/ca.pem -X POST https://{{.Emu}}/control/vaults/{{.Vault}}/roles/{{.Role}}/restore
+
+Tenant "{{.AWSTenant}}" keeps its customer key in AWS KMS (emulated: awsemu on {{.AWSEndpoint}}):
+{{.AWSAlias}} → {{.AWSKey}}, whose key policy names the platform's principal {{.AWSPlatform}}
+(Test configuration {{if .AWSTested}}passed{{else}}FAILED{{end}}; docs/aws-setup.md). Its tokens:
+
+  tenant admin   {{.AWSAdmin}}
+  service        {{.AWSService}}
+
+  BYOK_TENANT=$BYOK_AWS_TENANT BYOK_TOKEN=$BYOK_AWS_TOKEN go run ./cmd/byok key proceed --in 10s
+
+Revoke as the customer would, with the aws CLI against the emulator (the customer's admin key):
+
+  export AWS_ACCESS_KEY_ID={{.AWSAdminKey}} AWS_SECRET_ACCESS_KEY={{.AWSSecret}} AWS_CA_BUNDLE={{.Dir}}/awsemu/ca.pem
+  aws kms disable-key --region {{.AWSRegion}} --endpoint-url {{.AWSEndpoint}} --key-id {{.AWSKey}}
+  aws kms enable-key  --region {{.AWSRegion}} --endpoint-url {{.AWSEndpoint}} --key-id {{.AWSKey}}
 {{else}}
 Reusing the state in {{.Dir}}: the tokens are in {{.Dir}}/demo.env.
 {{end}}
@@ -207,6 +250,9 @@ func (d *demo) printBanner(w io.Writer) error {
 		"URL": d.url, "Vault": demoVault, "Key": demoKey, "Emu": d.emu.Addr(), "Dir": d.dir, "Fresh": d.fresh,
 		"Tenant": demoTenant, "Scopes": strings.Join(demoScopes, ", "), "Tested": d.testedOK, "Role": d.roleID,
 		"Operator": d.tokens[token.Operator], "Admin": d.tokens[token.TenantAdmin], "Service": d.tokens[token.Service],
+		"AWSTenant": demoAWSTenant, "AWSEndpoint": d.awsEmu.Endpoint(), "AWSAlias": demoAWSAlias, "AWSKey": demoAWSKeyARN,
+		"AWSPlatform": demoAWSPlatform, "AWSTested": d.awsTestedOK, "AWSAdmin": d.awsTokens[token.TenantAdmin],
+		"AWSService": d.awsTokens[token.Service], "AWSAdminKey": demoAWSAdminK, "AWSSecret": demoAWSSecret, "AWSRegion": demoAWSRegion,
 	})
 }
 
@@ -214,8 +260,9 @@ func demoCmd() *cobra.Command {
 	var dir, addr string
 	c := &cobra.Command{
 		Use:   "demo [--dir DIR] [--addr HOST:PORT]",
-		Short: "run byok with a Key Vault emulator and a demo tenant",
-		Long: `Starts a Key Vault emulator, a SQLite-backed byok server and a demo tenant,
+		Short: "run byok with Key Vault and AWS KMS emulators and two demo tenants",
+		Long: `Starts a Key Vault emulator, an AWS KMS emulator, a SQLite-backed byok server
+and two demo tenants (one with its key in Azure Key Vault, one in AWS KMS),
 and prints where to look.`,
 		Example: `  byok demo
   byok demo --dir ./demo-state --addr 127.0.0.1:9090`,
