@@ -69,6 +69,13 @@ func newFixture(t *testing.T, tlsServer bool) *fixture {
 // wrap (nil: the service itself).
 func newFixtureWith(t *testing.T, tlsServer bool, wrap func(*lifecycle.Service) server.Lifecycle) *fixture {
 	t.Helper()
+	return newFixtureConnectors(t, tlsServer, wrap, nil)
+}
+
+// newFixtureConnectors is newFixtureWith with the connectors more returns
+// (called once, before the lifecycle is made) beside the Azure one.
+func newFixtureConnectors(t *testing.T, tlsServer bool, wrap func(*lifecycle.Service) server.Lifecycle, more func(*fixture) []lifecycle.Connector) *fixture {
+	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
 	f := &fixture{t: t, ctx: ctx, clock: fakeclock.New(time.Now().UTC().Truncate(time.Second)), tokens: map[string]string{}}
@@ -89,8 +96,12 @@ func newFixtureWith(t *testing.T, tlsServer bool, wrap func(*lifecycle.Service) 
 	connector.Transport = f.emu.HTTPClient()
 	f.conn = connector
 	log := audit.New(f.db, nil)
+	connectors := []lifecycle.Connector{connector}
+	if more != nil {
+		connectors = append(connectors, more(f)...)
+	}
 	f.lc, err = lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: prk, PlatformKeyID: prk.KeyID(),
-		Connectors: []lifecycle.Connector{connector}, Audit: log, Now: f.clock.Now})
+		Connectors: connectors, Audit: log, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/kms/azurekv"
 	"github.com/openbyok/byok/lifecycle"
+	"github.com/openbyok/byok/lifecycle/aws"
 	"github.com/openbyok/byok/lifecycle/azure"
 )
 
@@ -184,6 +185,7 @@ type setupView struct {
 	FederatedCommand string
 	// MINotOffered and WINotOffered say why a mode is not offered.
 	MINotOffered, WINotOffered string
+	providerView
 }
 
 // identitySteps fills v's platform identities and their commands for the
@@ -213,6 +215,7 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 	v.Rollover = c.certificates(r.Context(), s, k)
 	v.OwnerTag = s.tenant
 	c.identitySteps(r.Context(), &v)
+	c.providerSteps(r, s, &v)
 	if c.cfg.PlatformAppID != "" {
 		dir := azureOptions(k.Settings).DirectoryID
 		if dir == "" {
@@ -229,10 +232,15 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 // dateTimeLocal is the value format of <input type="datetime-local">.
 const dateTimeLocal = "2006-01-02T15:04"
 
-// configure saves the Create key form through Lifecycle.Configure. With
+// configure saves the Create key form through Lifecycle.Configure: the
+// AWS form (provider aws-kms) by configureAWS, else the Azure one. With
 // the certificate credential and no pasted PEM, the certificate generated
 // in this session is used.
 func (c *console) configure(w http.ResponseWriter, r *http.Request, s *session) {
+	if r.PostFormValue("provider") == aws.Provider {
+		c.configureAWS(w, r, s)
+		return
+	}
 	o := azure.Options{DirectoryID: strings.TrimSpace(r.PostFormValue("directory_id")),
 		ClientID: strings.TrimSpace(r.PostFormValue("client_id")), Credential: azure.CredentialMode(r.PostFormValue("credential"))}
 	var secret lifecycle.Secret

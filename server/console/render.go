@@ -48,6 +48,8 @@ var funcs = template.FuncMap{
 	"lower":     strings.ToLower,
 	"thumb":     thumb,
 	"azure":     azureOptions,
+	"provider":  providerLabel,
+	"awsaccess": awsAccess,
 }
 
 // azureOptions are the Azure options of settings (zero when they are not
@@ -63,10 +65,15 @@ func thumb(c *x509.Certificate) string {
 	return (&azurekv.Certificate{Cert: c}).ThumbprintSHA256()[:16]
 }
 
+// pageParts are the further templates/*.html files a page is parsed with:
+// the setup page's provider forms.
+var pageParts = map[string][]string{"setup": {"templates/setup_aws.html"}}
+
 func parsePages() (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		files := append([]string{"templates/layout.html", "templates/" + name + ".html"}, pageParts[name]...)
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, files...)
 		if err != nil {
 			return nil, fmt.Errorf("console: parsing template %s: %w", name, err)
 		}

@@ -48,9 +48,9 @@ type session struct {
 	csrf    string // derived from id
 	expires time.Time
 
-	// data is the session's sealed part: a flash message and a generated
-	// certificate (with its private key) kept until the settings are
-	// saved.
+	// data is the session's sealed part: a flash message, and a generated
+	// certificate (with its private key) or AWS external id kept until the
+	// settings are saved.
 	data sessionData
 }
 
@@ -61,6 +61,9 @@ type sessionData struct {
 	Flash   *flash `json:"flash,omitempty"`
 	CertDER []byte `json:"cert,omitempty"`
 	KeyDER  []byte `json:"key,omitempty"` // PKCS #8
+	// ExternalID is the AWS external id generated for the tenant's
+	// setup, until settings are saved with it (aws.go).
+	ExternalID string `json:"external_id,omitempty"`
 }
 
 // flash is a one-time message shown on the next page.
@@ -211,7 +214,7 @@ func (st *sessions) drop(ctx context.Context, h [32]byte) {
 // seal encrypts the session's data under its derived key, bound to its
 // hash.
 func (s *session) seal() ([]byte, error) {
-	if s.data.Flash == nil && s.data.CertDER == nil {
+	if s.data.Flash == nil && s.data.CertDER == nil && s.data.ExternalID == "" {
 		return nil, nil
 	}
 	plain, err := json.Marshal(s.data)

@@ -2,18 +2,40 @@
 (function () {
   "use strict";
 
-  // Show only the credential panels of the chosen sign-in mode.
-  function syncCredential() {
-    var chosen = document.querySelector('input[name="credential"]:checked');
-    var mode = chosen ? chosen.value : "";
-    document.querySelectorAll(".panel[data-credential]").forEach(function (p) {
-      p.hidden = p.getAttribute("data-credential").split(" ").indexOf(mode) < 0;
+  // Show only the panels of the chosen mode: Azure's credential, AWS's
+  // access (radio buttons named NAME, panels marked data-NAME).
+  ["credential", "access"].forEach(function (name) {
+    function sync() {
+      var chosen = document.querySelector('input[name="' + name + '"]:checked');
+      var mode = chosen ? chosen.value : "";
+      document.querySelectorAll(".panel[data-" + name + "]").forEach(function (p) {
+        p.hidden = p.getAttribute("data-" + name).split(" ").indexOf(mode) < 0;
+      });
+    }
+    document.querySelectorAll('input[name="' + name + '"]').forEach(function (r) {
+      r.addEventListener("change", sync);
     });
-  }
-  document.querySelectorAll('input[name="credential"]').forEach(function (r) {
-    r.addEventListener("change", syncCredential);
+    sync();
   });
-  syncCredential();
+
+  // Copy buttons (hidden without this script): copy the text of the
+  // element they name, and say whether it worked.
+  document.querySelectorAll("button.copy[data-copy]").forEach(function (b) {
+    var label = b.textContent;
+    b.hidden = false;
+    b.addEventListener("click", function () {
+      var el = document.getElementById(b.getAttribute("data-copy"));
+      var done = function (text) {
+        b.textContent = text;
+        setTimeout(function () { b.textContent = label; }, 2000);
+      };
+      if (!el || !navigator.clipboard) {
+        done("Select the text to copy it");
+        return;
+      }
+      navigator.clipboard.writeText(el.textContent).then(function () { done("Copied"); }, function () { done("Select the text to copy it"); });
+    });
+  });
 
   // Long-running forms say that they are working.
   document.querySelectorAll("form[data-busy]").forEach(function (f) {
