@@ -39,6 +39,16 @@ type accountKey struct {
 	disabled bool
 }
 
+// key returns the account's key id, or nil.
+func (sa *serviceAccount) key(id string) *accountKey {
+	for _, k := range sa.keys {
+		if k.id == id {
+			return k
+		}
+	}
+	return nil
+}
+
 // ServiceAccount describes a service account ([Emulator.ServiceAccounts]).
 type ServiceAccount struct {
 	Email, Project, UniqueID string
@@ -252,7 +262,7 @@ func (e *Emulator) grant(r *http.Request) (tok, email, code, desc string) {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c, sa, err := e.verifyJWT(r.PostForm.Get("assertion"), now)
+	c, sa, _, err := e.verifyJWT(r.PostForm.Get("assertion"), now)
 	switch {
 	case errors.Is(err, errAccount):
 		return "", "", "invalid_grant", "Invalid grant: account not found"

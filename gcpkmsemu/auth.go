@@ -102,7 +102,18 @@ func (e *Emulator) verifyBearer(raw string) (p principal, reason, email string) 
 		}
 		return t.p, "", ""
 	}
-	c, sa, err := e.verifyJWT(raw, now)
+	if v, ok := e.jwtCache[raw]; ok {
+		if sa := e.accounts[v.email]; sa != nil && sa.key(v.keyID) != nil && !sa.key(v.keyID).disabled {
+			switch {
+			case !inWindow(now, v.iat, v.exp):
+				return principal{}, "ACCESS_TOKEN_EXPIRED", ""
+			case sa.disabled:
+				return principal{}, "ACCOUNT_STATE_INVALID", sa.email
+			}
+			return accountPrincipal(sa.email), "", ""
+		}
+	}
+	c, sa, keyID, err := e.verifyJWT(raw, now)
 	switch {
 	case errors.Is(err, errExpired):
 		return principal{}, "ACCESS_TOKEN_EXPIRED", ""
@@ -116,10 +127,31 @@ func (e *Emulator) verifyBearer(raw string) (p principal, reason, email string) 
 	if !audienceOK(c.Aud, c.Scope) {
 		return principal{}, "ACCESS_TOKEN_TYPE_UNSUPPORTED", ""
 	}
+	if len(e.jwtCache) >= maxJWTCache {
+		clear(e.jwtCache)
+	}
+	e.jwtCache[raw] = verifiedJWT{email: sa.email, keyID: keyID, iat: time.Unix(c.Iat, 0), exp: time.Unix(c.Exp, 0)}
 	if sa.disabled {
 		return principal{}, "ACCOUNT_STATE_INVALID", sa.email
 	}
 	return accountPrincipal(sa.email), "", ""
+}
+
+// verifiedJWT is a self-signed JWT whose signature, audience and subject
+// were checked: the client sends the same JWT for an hour, and later calls
+// skip the RSA verification but still check the time, the account and the
+// key.
+type verifiedJWT struct {
+	email, keyID string
+	iat, exp     time.Time
+}
+
+// maxJWTCache bounds the cache of verified JWTs (it is emptied when full).
+const maxJWTCache = 4096
+
+// inWindow reports whether now is within a token's lifetime, with skew.
+func inWindow(now, iat, exp time.Time) bool {
+	return !now.Add(clockSkew).Before(iat) && now.Add(-clockSkew).Before(exp)
 }
 
 // audienceOK reports whether a self-signed JWT is meant for Cloud KMS:
@@ -159,53 +191,52 @@ var (
 // header's kid names the key (no kid: any enabled key of the account);
 // iss is the account; the signature verifies; iat and exp are in range
 // (5 minutes of skew, at most one hour apart). It does not check the
-// audience or the account's state. e.mu is held.
-func (e *Emulator) verifyJWT(raw string, now time.Time) (jwtClaims, *serviceAccount, error) {
-	var c jwtClaims
+// audience or the account's state. It returns the id of the key that
+// verified. e.mu is held.
+func (e *Emulator) verifyJWT(raw string, now time.Time) (c jwtClaims, sa *serviceAccount, keyID string, err error) {
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
-		return c, nil, errBadToken
+		return c, nil, "", errBadToken
 	}
 	var h struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 	}
 	if err := decodeSegment(parts[0], &h); err != nil || h.Alg != "RS256" {
-		return c, nil, errBadToken
+		return c, nil, "", errBadToken
 	}
 	if err := decodeSegment(parts[1], &c); err != nil {
-		return c, nil, errBadToken
+		return c, nil, "", errBadToken
 	}
-	sa := e.accounts[strings.ToLower(c.Iss)]
+	sa = e.accounts[strings.ToLower(c.Iss)]
 	if sa == nil {
-		return c, nil, errAccount
+		return c, nil, "", errAccount
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return c, sa, errBadToken
+	sig, derr := base64.RawURLEncoding.DecodeString(parts[2])
+	if derr != nil {
+		return c, sa, "", errBadToken
 	}
 	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	verified := false
 	for _, k := range sa.keys {
 		if k.disabled || (h.Kid != "" && k.id != h.Kid) {
 			continue
 		}
 		if rsa.VerifyPKCS1v15(k.pub, crypto.SHA256, digest[:], sig) == nil {
-			verified = true
+			keyID = k.id
 			break
 		}
 	}
-	if !verified {
-		return c, sa, errSig
+	if keyID == "" {
+		return c, sa, "", errSig
 	}
 	iat, exp := time.Unix(c.Iat, 0), time.Unix(c.Exp, 0)
 	if c.Exp == 0 || exp.Sub(iat) > maxJWTLifetime+time.Minute {
-		return c, sa, errLifetime
+		return c, sa, "", errLifetime
 	}
-	if now.Add(clockSkew).Before(iat) || !now.Add(-clockSkew).Before(exp) {
-		return c, sa, errExpired
+	if !inWindow(now, iat, exp) {
+		return c, sa, "", errExpired
 	}
-	return c, sa, nil
+	return c, sa, keyID, nil
 }
 
 func decodeSegment(s string, v any) error {

@@ -83,6 +83,7 @@ type Emulator struct {
 	keys     map[string]*cryptoKey
 	accounts map[string]*serviceAccount
 	tokens   map[string]issuedToken
+	jwtCache map[string]verifiedJWT
 	wif      map[string]*wifProvider // by audience
 	faults   []*faultEntry
 	calls    map[Call]int
@@ -101,7 +102,7 @@ func Start(opts Options) (*Emulator, error) {
 	e := &Emulator{
 		opts: opts, now: opts.Now, log: opts.Logger,
 		projects: map[string]*project{}, rings: map[string]*keyRing{}, keys: map[string]*cryptoKey{},
-		accounts: map[string]*serviceAccount{}, tokens: map[string]issuedToken{},
+		accounts: map[string]*serviceAccount{}, tokens: map[string]issuedToken{}, jwtCache: map[string]verifiedJWT{},
 		calls: map[Call]int{}, conns: map[string]net.Conn{},
 	}
 	if e.now == nil {
