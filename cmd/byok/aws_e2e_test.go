@@ -401,12 +401,14 @@ func TestEndToEndAWSRole(t *testing.T) {
 	}
 	// A trust policy without the external id condition lets anyone who
 	// knows the role in (the confused deputy): refused too.
-	if err := emu.PutRole(role, strings.Replace(trust, `"sts:ExternalId"`, `"aws:PrincipalArn"`, 1)); err != nil {
+	open := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + awsPlatform + `"},"Action":"sts:AssumeRole"}]}`
+	if err := emu.PutRole(role, open); err != nil {
 		t.Fatal(err)
 	}
 	c.must(admin, "POST", "/v1/tenants/globex/key/test", nil, &rep)
-	if name, _ := rep.firstFailure(); rep.Passed || name == "" {
-		t.Fatalf("Test with a trust policy that does not require the external id: passed %v, checks %+v", rep.Passed, rep.Checks)
+	if name, remedy := rep.firstFailure(); rep.Passed || name != awskms.CheckExternalID || !strings.Contains(remedy, trust) {
+		t.Fatalf("Test with a trust policy that does not require the external id: passed %v, first failure %s with remedy %q; want %s with the trust policy",
+			rep.Passed, name, remedy, awskms.CheckExternalID)
 	}
 	if err := emu.PutRole(role, trust); err != nil {
 		t.Fatal(err)
