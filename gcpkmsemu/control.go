@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"cloud.google.com/go/kms/apiv1/kmspb"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,6 +19,11 @@ type Fault struct {
 	// Methods limits the fault to these gRPC methods, by short name
 	// ("Encrypt", "GetIamPolicy"); empty means every method.
 	Methods []string
+	// Resource limits the fault to calls on this resource or under it (the
+	// request's name, parent or resource field is Resource or starts with
+	// Resource + "/": one tenant's key and its versions); empty means every
+	// resource.
+	Resource string
 	// Latency delays the call before anything else happens (the call's
 	// deadline still applies: a deadline shorter than the latency ends in
 	// DEADLINE_EXCEEDED). Alone, the call then proceeds.
@@ -117,7 +123,7 @@ func (e *Emulator) observe(ctx context.Context, req any, info *grpc.UnaryServerI
 	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
 	ci := &callInfo{}
 	start := time.Now()
-	resp, err := e.applyFault(ctx, method)
+	resp, err := e.applyFault(ctx, method, resourceOf(req))
 	if err == nil {
 		resp, err = handler(context.WithValue(ctx, callKey{}, ci), req)
 	}
@@ -131,11 +137,11 @@ func (e *Emulator) observe(ctx context.Context, req any, info *grpc.UnaryServerI
 
 // applyFault runs the first matching fault: nil, nil means "serve the
 // call".
-func (e *Emulator) applyFault(ctx context.Context, method string) (any, error) {
+func (e *Emulator) applyFault(ctx context.Context, method, resource string) (any, error) {
 	e.mu.Lock()
 	var f *Fault
 	for i, fe := range e.faults {
-		if !matches(fe.Methods, method) {
+		if !matches(fe.Methods, method) || !under(resource, fe.Resource) {
 			continue
 		}
 		ff := fe.Fault
@@ -180,6 +186,31 @@ func (e *Emulator) applyFault(ctx context.Context, method string) (any, error) {
 		return nil, faultStatus(f.Code, f.Message)
 	}
 	return nil, nil
+}
+
+// under reports whether resource is prefix or below it ("" is above all).
+func under(resource, prefix string) bool {
+	return prefix == "" || resource == prefix || strings.HasPrefix(resource, strings.TrimSuffix(prefix, "/")+"/")
+}
+
+// resourceOf returns the resource a request names: its name, parent or
+// (IAM) resource field.
+func resourceOf(req any) string {
+	switch r := req.(type) {
+	case interface{ GetName() string }:
+		return r.GetName()
+	case interface{ GetParent() string }:
+		return r.GetParent()
+	case interface{ GetResource() string }:
+		return r.GetResource()
+	case interface{ GetCryptoKey() *kmspb.CryptoKey }:
+		return r.GetCryptoKey().GetName()
+	case interface {
+		GetCryptoKeyVersion() *kmspb.CryptoKeyVersion
+	}:
+		return r.GetCryptoKeyVersion().GetName()
+	}
+	return ""
 }
 
 func matches(methods []string, method string) bool {

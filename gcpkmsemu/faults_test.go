@@ -101,3 +101,23 @@ func TestCallCounters(t *testing.T) {
 		t.Fatalf("after ResetCalls: %d", n)
 	}
 }
+
+// A fault can hit one tenant's key and leave the others alone.
+func TestFaultOnOneResource(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	other := ring + "/cryptoKeys/tenant-b"
+	if _, err := f.admin.CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{Parent: ring, CryptoKeyId: "tenant-b",
+		CryptoKey: &kmspb.CryptoKey{Purpose: kmspb.CryptoKey_ENCRYPT_DECRYPT}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.emu.AddBinding(other, "roles/cloudkms.cryptoKeyEncrypterDecrypter", "serviceAccount:"+f.userSA); err != nil {
+		t.Fatal(err)
+	}
+	f.emu.InjectFault(gcpkmsemu.Fault{Resource: keyName, Code: codes.ResourceExhausted})
+	_, err := f.user.Encrypt(ctx, &kmspb.EncryptRequest{Name: keyName, Plaintext: []byte("x")})
+	wantStatus(t, err, codes.ResourceExhausted, "")
+	_, err = f.viewer.GetCryptoKeyVersion(ctx, &kmspb.GetCryptoKeyVersionRequest{Name: keyName + "/cryptoKeyVersions/1"})
+	wantStatus(t, err, codes.ResourceExhausted, "") // under the key
+	encrypt(t, f.user, other, []byte("x"), nil)
+}
