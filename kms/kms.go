@@ -72,21 +72,17 @@ type Wrapped struct {
 	Ciphertext []byte
 }
 
-// KeyInfo describes one version of a key.
+// KeyInfo describes one version of a key, in the facts every provider
+// has. What only one provider knows (Azure Key Vault's recovery level and
+// key tags, say) stays in that provider's package, behind its own checks.
 type KeyInfo struct {
-	KeyID           string    // versioned id of the version described
-	Type            string    // "RSA", "RSA-HSM", "oct", ...
-	Size            int       // bits; 0 if the provider does not say
-	Ops             []string  // permitted operations, e.g. "wrapKey", "unwrapKey"
-	Enabled         bool      // false: every crypto operation is refused
-	NotBefore       time.Time // zero: no lower bound
-	Expires         time.Time // zero: no expiry
-	RecoveryLevel   string    // e.g. "Recoverable" (soft delete + purge protection)
-	RecoverableDays int       // soft-delete retention in days
-	// Tags are the version's tags (Azure Key Vault key tags); nil when it
-	// has none or the provider has no tags. The customer's tag
-	// byok-tenant=<tenant id> proves that it owns the key.
-	Tags map[string]string
+	KeyID     string    // versioned id of the version described
+	Type      string    // "RSA", "RSA-HSM", "oct", ...
+	Size      int       // bits; 0 if the provider does not say
+	Ops       []string  // permitted operations, e.g. "wrapKey", "unwrapKey"
+	Enabled   bool      // false: every crypto operation is refused
+	NotBefore time.Time // zero: no lower bound
+	Expires   time.Time // zero: no expiry
 }
 
 // Class tells how the caller should react to a failed provider call.

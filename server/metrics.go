@@ -195,7 +195,8 @@ func (m *Metrics) providerCalls() int64 { return m.calls.Load() }
 // provider role name ("platform", "customer"). Give the wrapped provider
 // to the lifecycle so that vault calls show in the metrics.
 // A p that lists its versions (lifecycle.VersionLister) gives a result
-// that does too.
+// that does too; the result's RecoveryLevel (recoveryReporter) passes on
+// p's, or is "" for a p without one.
 func (m *Metrics) InstrumentProvider(name string, p kms.Provider) kms.Provider {
 	ip := &instrumented{p: p, name: name, m: m}
 	if l, ok := p.(lifecycle.VersionLister); ok {
@@ -212,6 +213,23 @@ type instrumentedLister struct {
 
 func (i instrumentedLister) Versions(ctx context.Context, keyID string) ([]string, error) {
 	return i.l.Versions(ctx, keyID)
+}
+
+// RecoveryLevel passes on the recovery level of keyID's key, counted and
+// timed as a describe, when the wrapped provider reports one
+// (recoveryReporter); else it returns "" and makes no call.
+func (i *instrumented) RecoveryLevel(ctx context.Context, keyID string) (string, error) {
+	r, ok := i.p.(recoveryReporter)
+	if !ok {
+		return "", nil
+	}
+	i.m.calls.Add(1)
+	ctx, span := i.startKMS(ctx, "describe", keyID)
+	start := time.Now()
+	level, err := r.RecoveryLevel(ctx, keyID)
+	i.observe("describe", start, err)
+	endKMS(span, err)
+	return level, err
 }
 
 type instrumented struct {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -271,10 +272,26 @@ type platformKeyView struct {
 	Shares        int        `json:"shares"`
 }
 
+// recoveryReporter is the optional interface of a platform key provider
+// that reports how its keys survive deletion: azurekv's Provider gives Key
+// Vault's recovery level ("Recoverable" is soft delete with purge
+// protection), which GET /v1/platform-key shows as recovery_level. The
+// instrumented provider of [Metrics.InstrumentProvider] has it too, and
+// returns "" when the provider it wraps does not.
+type recoveryReporter interface {
+	RecoveryLevel(ctx context.Context, keyID string) (string, error)
+}
+
 func (s *server) platformKey(c *call) (any, error) {
 	info, err := s.cfg.PlatformKMS.Describe(c.ctx, s.cfg.PlatformKeyID)
 	if err != nil {
 		return nil, platformKeyError(err)
+	}
+	var level string
+	if r, ok := s.cfg.PlatformKMS.(recoveryReporter); ok {
+		if level, err = r.RecoveryLevel(c.ctx, s.cfg.PlatformKeyID); err != nil {
+			return nil, platformKeyError(err)
+		}
 	}
 	inv, err := s.platformVersions(c)
 	if err != nil {
@@ -285,7 +302,7 @@ func (s *server) platformKey(c *call) (any, error) {
 		n += v.Shares
 	}
 	return platformKeyView{KeyID: s.cfg.PlatformKeyID, Version: info.KeyID, Type: info.Type, Size: info.Size, Enabled: info.Enabled,
-		NotBefore: at(info.NotBefore), Expires: at(info.Expires), RecoveryLevel: info.RecoveryLevel, Shares: n}, nil
+		NotBefore: at(info.NotBefore), Expires: at(info.Expires), RecoveryLevel: level, Shares: n}, nil
 }
 
 func (s *server) platformInventory(c *call) (any, error) {

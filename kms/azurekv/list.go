@@ -121,7 +121,7 @@ func ListKeys(ctx context.Context, cfg Config, vaultURL string) ([]VaultKey, err
 				return err
 			}
 			for _, kp := range page.Value {
-				if kp == nil || kp.KID == nil || !cfg.owns(kms.KeyInfo{Tags: tags(kp.Tags)}) {
+				if kp == nil || kp.KID == nil || !cfg.owns(tags(kp.Tags)) {
 					continue
 				}
 				if len(keys) == MaxListedKeys {

@@ -48,11 +48,11 @@ func (c Config) sharedWhy() string {
 	return fmt.Sprintf("byok signs in with the platform's own identity (%s), which other byok tenants use too", c.Credential)
 }
 
-// owns reports whether info's key may be used with c: always with the
-// customer's own credential; with a shared identity only if the key
-// carries [OwnerTagName]=c.OwnerTag.
-func (c Config) owns(info kms.KeyInfo) bool {
-	return !c.sharedIdentity() || (c.OwnerTag != "" && info.Tags[OwnerTagName] == c.OwnerTag)
+// owns reports whether a key with these tags may be used with c: always
+// with the customer's own credential; with a shared identity only if the
+// key carries [OwnerTagName]=c.OwnerTag.
+func (c Config) owns(tags map[string]string) bool {
+	return !c.sharedIdentity() || (c.OwnerTag != "" && tags[OwnerTagName] == c.OwnerTag)
 }
 
 // ownerRemedy tells the key's owner how to tag the key id names.
@@ -73,7 +73,7 @@ func (p *Provider) checkOwner(ctx context.Context, op, keyID string, id KeyID) e
 	if _, ok := p.owned.Load(keyID); ok {
 		return nil
 	}
-	info, err := p.Describe(ctx, keyID)
+	d, err := p.describe(ctx, keyID)
 	var ke *kms.Error
 	if errors.As(err, &ke) {
 		e := *ke
@@ -83,7 +83,7 @@ func (p *Provider) checkOwner(ctx context.Context, op, keyID string, id KeyID) e
 	if err != nil {
 		return err
 	}
-	if p.cfg.owns(info) {
+	if p.cfg.owns(d.Tags) {
 		return nil
 	}
 	return &kms.Error{Op: op, KeyID: keyID, Class: kms.Authoritative, Reason: kms.ReasonNotOwned,

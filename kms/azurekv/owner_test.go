@@ -152,12 +152,13 @@ func TestWrapRefusesKeyNotOwned(t *testing.T) {
 	}
 }
 
-// TestDescribeTags: Describe reports the version's tags.
+// TestDescribeTags: the package's describe reports the version's tags,
+// which the owner check reads.
 func TestDescribeTags(t *testing.T) {
 	e := newEnv(t)
-	info, err := e.provider(t, e.config(contoso+"/keys/cmk")).Describe(bg, contoso+"/keys/cmk")
+	info, err := e.provider(t, e.config(contoso+"/keys/cmk")).describe(bg, contoso+"/keys/cmk")
 	if err != nil || len(info.Tags) != 1 || info.Tags[OwnerTagName] != owner {
-		t.Fatalf("Describe: tags %v, %v; want %s=%s", info.Tags, err, OwnerTagName, owner)
+		t.Fatalf("describe: tags %v, %v; want %s=%s", info.Tags, err, OwnerTagName, owner)
 	}
 }
 

@@ -300,12 +300,41 @@ func (p *Provider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
 }
 
 // Describe returns the properties of keyID's version, or of the current
-// version for a versionless id (so a new version shows at once), tags
-// included.
+// version for a versionless id (so a new version shows at once).
 func (p *Provider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
+	d, err := p.describe(ctx, keyID)
+	return d.KeyInfo, err
+}
+
+// RecoveryLevel returns the recovery level Key Vault reports for the key
+// keyID names, the vault's soft-delete setting: e.g. "Recoverable" with
+// purge protection, "Recoverable+Purgeable" without. It makes the one vault
+// call of Describe and fails as Describe does.
+func (p *Provider) RecoveryLevel(ctx context.Context, keyID string) (string, error) {
+	d, err := p.describe(ctx, keyID)
+	return d.RecoveryLevel, err
+}
+
+// keyDetails is what Key Vault reports of a key version: the
+// provider-neutral [kms.KeyInfo] that Describe returns, and the facts only
+// Key Vault has, which this package's own checks read (the owner tag,
+// Test configuration's recovery check, the root-key checks).
+type keyDetails struct {
+	kms.KeyInfo
+	RecoveryLevel   string // e.g. "Recoverable" (soft delete + purge protection)
+	RecoverableDays int    // soft-delete retention in days
+	// Tags are the version's tags; nil when it has none. The customer's
+	// tag [OwnerTagName]=<tenant id> proves that it owns the key.
+	Tags map[string]string
+}
+
+// describe gets keyID's version (the current one for a versionless id),
+// tags included, and remembers its type and cost, and, with a shared
+// identity, that it carries the owner tag.
+func (p *Provider) describe(ctx context.Context, keyID string) (keyDetails, error) {
 	id, err := ParseKeyID(keyID)
 	if err != nil {
-		return kms.KeyInfo{}, Classify("describe", keyID, err)
+		return keyDetails{}, Classify("describe", keyID, err)
 	}
 	var b azkeys.KeyBundle
 	err = p.call(ctx, "describe", keyID, id, func(ctx context.Context, c *azkeys.Client) error {
@@ -314,7 +343,7 @@ func (p *Provider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, err
 		return err
 	})
 	if err != nil {
-		return kms.KeyInfo{}, err
+		return keyDetails{}, err
 	}
 	var kid *azkeys.ID
 	if b.Key != nil {
@@ -322,48 +351,48 @@ func (p *Provider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, err
 	}
 	used, err := versionedID(kid, id)
 	if err != nil {
-		return kms.KeyInfo{}, &kms.Error{Op: "describe", KeyID: keyID, Class: kms.Transient, Reason: kms.ReasonUnavailable, Err: err}
+		return keyDetails{}, &kms.Error{Op: "describe", KeyID: keyID, Class: kms.Transient, Reason: kms.ReasonUnavailable, Err: err}
 	}
-	info := keyInfo(used, b)
-	p.costs.Store(id.Versionless().String(), opCost(info.Type, info.Size))
-	p.recordKind(id, info.Type)
-	if p.cfg.sharedIdentity() && p.cfg.owns(info) {
+	d := details(used, b)
+	p.costs.Store(id.Versionless().String(), opCost(d.Type, d.Size))
+	p.recordKind(id, d.Type)
+	if p.cfg.sharedIdentity() && p.cfg.owns(d.Tags) {
 		p.owned.Store(keyID, struct{}{})
 	}
-	return info, nil
+	return d, nil
 }
 
-// keyInfo maps a KeyBundle to kms.KeyInfo.
-func keyInfo(id KeyID, b azkeys.KeyBundle) kms.KeyInfo {
-	info := kms.KeyInfo{KeyID: id.String()}
+// details maps a KeyBundle to keyDetails.
+func details(id KeyID, b azkeys.KeyBundle) keyDetails {
+	d := keyDetails{KeyInfo: kms.KeyInfo{KeyID: id.String()}}
 	if k := b.Key; k != nil {
 		if k.Kty != nil {
-			info.Type = string(*k.Kty)
+			d.Type = string(*k.Kty)
 		}
 		if len(k.N) > 0 {
-			info.Size = new(big.Int).SetBytes(k.N).BitLen()
+			d.Size = new(big.Int).SetBytes(k.N).BitLen()
 		}
 		for _, op := range k.KeyOps {
 			if op != nil {
-				info.Ops = append(info.Ops, string(*op))
+				d.Ops = append(d.Ops, string(*op))
 			}
 		}
 	}
-	info.Tags = tags(b.Tags)
+	d.Tags = tags(b.Tags)
 	if a := b.Attributes; a != nil {
-		info.Enabled = a.Enabled != nil && *a.Enabled
+		d.Enabled = a.Enabled != nil && *a.Enabled
 		if a.NotBefore != nil {
-			info.NotBefore = a.NotBefore.UTC()
+			d.NotBefore = a.NotBefore.UTC()
 		}
 		if a.Expires != nil {
-			info.Expires = a.Expires.UTC()
+			d.Expires = a.Expires.UTC()
 		}
 		if a.RecoveryLevel != nil {
-			info.RecoveryLevel = *a.RecoveryLevel
+			d.RecoveryLevel = *a.RecoveryLevel
 		}
 		if a.RecoverableDays != nil {
-			info.RecoverableDays = int(*a.RecoverableDays)
+			d.RecoverableDays = int(*a.RecoverableDays)
 		}
 	}
-	return info
+	return d
 }

@@ -141,18 +141,25 @@ func (c clockOn429) Do(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// TestDescribe checks the mapping to kms.KeyInfo and that a versionless
-// id follows a new version.
+// TestDescribe checks the mapping to kms.KeyInfo, the vault's recovery
+// settings beside it (describe, RecoveryLevel), and that a versionless id
+// follows a new version.
 func TestDescribe(t *testing.T) {
 	e := newEnv(t)
 	nbf, exp := time.Unix(1_700_000_000, 0).UTC(), time.Unix(2_000_000_000, 0).UTC()
 	k := must(e.emu.CreateKey("contoso", "hsm", kvemu.KeySpec{Type: "RSA-HSM", Size: 3072, NotBefore: nbf, Expires: exp}))
 	p := e.provider(t, e.config(contoso+"/keys/hsm"))
 	info := must(p.Describe(bg, contoso+"/keys/hsm"))
-	want := kms.KeyInfo{KeyID: k.ID, Type: "RSA-HSM", Size: 3072, Ops: k.Ops, Enabled: true, NotBefore: nbf, Expires: exp,
-		RecoveryLevel: "Recoverable", RecoverableDays: 90}
+	want := kms.KeyInfo{KeyID: k.ID, Type: "RSA-HSM", Size: 3072, Ops: k.Ops, Enabled: true, NotBefore: nbf, Expires: exp}
 	if !reflect.DeepEqual(info, want) {
 		t.Errorf("Describe = %+v\nwant       %+v", info, want)
+	}
+	d := must(p.describe(bg, contoso+"/keys/hsm"))
+	if wantD := (keyDetails{KeyInfo: want, RecoveryLevel: "Recoverable", RecoverableDays: 90}); !reflect.DeepEqual(d, wantD) {
+		t.Errorf("describe = %+v\nwant       %+v", d, wantD)
+	}
+	if lvl := must(p.RecoveryLevel(bg, contoso+"/keys/hsm")); lvl != "Recoverable" {
+		t.Errorf("RecoveryLevel = %q, want Recoverable", lvl)
 	}
 	if c := p.cost(must(ParseKeyID(contoso + "/keys/hsm"))); c != 8 {
 		t.Errorf("budget cost of an RSA-HSM 3072 operation = %v, want 8 (500 of 4000 per 10 s)", c)

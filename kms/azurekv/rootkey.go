@@ -138,7 +138,7 @@ func (p *Provider) CheckRootKey(ctx context.Context, keyID string) (RootKeyInfo,
 		return RootKeyInfo{}, &RootKeyError{KeyID: keyID, Check: check, Reason: reason, Remedy: remedy}
 	}
 
-	info, err := p.Describe(ctx, keyID)
+	info, err := p.describe(ctx, keyID)
 	if err != nil {
 		return RootKeyInfo{}, p.rootCallError(keyID, id, "reading the key", err)
 	}
@@ -167,7 +167,7 @@ func (p *Provider) CheckRootKey(ctx context.Context, keyID string) (RootKeyInfo,
 			purgeRemedy(id))
 	}
 
-	if reason, remedy := rootKeyType(id, info); reason != "" {
+	if reason, remedy := rootKeyType(id, info.KeyInfo); reason != "" {
 		return fail(RootCheckKeyType, reason, remedy)
 	}
 

@@ -119,7 +119,7 @@ type tester struct {
 	id        KeyID
 	p         *Provider
 	probe     probeResult
-	info      kms.KeyInfo
+	info      keyDetails
 	ops       map[string]opResult
 	wrapped   kms.Wrapped
 	throttled int

@@ -45,7 +45,7 @@ func (t *tester) checkKeyRead(ctx context.Context) {
 	if !t.needs(CheckKeyRead, CheckAuthentication) {
 		return
 	}
-	info, err := t.p.Describe(ctx, t.id.String())
+	info, err := t.p.describe(ctx, t.id.String())
 	if err == nil {
 		t.info = info
 		t.add(Check{Name: CheckKeyRead, Status: Pass, Value: info.KeyID, Reason: "the principal can read the key (get)"})
@@ -85,7 +85,7 @@ func (t *tester) checkOwnership() {
 		return
 	}
 	tag := OwnerTagName + "=" + t.cfg.OwnerTag
-	if t.cfg.owns(t.info) {
+	if t.cfg.owns(t.info.Tags) {
 		t.add(Check{Name: CheckOwnership, Status: Pass, Value: tag, Reason: "the key carries the tag that proves this byok tenant owns it"})
 		return
 	}
