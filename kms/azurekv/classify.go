@@ -33,7 +33,8 @@ func (e *callError) Unwrap() error { return e.err }
 // op on keyID to a [*kms.Error] with its class and reason:
 //
 //   - Authoritative: 401 and Entra ID refusals (wrong secret, app not
-//     consented, unknown tenant, expired certificate: AADSTS codes),
+//     consented, unknown tenant, expired certificate: AADSTS codes), a
+//     vault whose challenge names another tenant than the credential's,
 //     403 (role or access policy missing, firewall, key disabled, expired or
 //     not yet valid, operation not in the key's key_ops), 404 (key, version
 //     or vault gone);
@@ -71,13 +72,39 @@ func Classify(op, keyID string, err error) *kms.Error {
 		classifyAuth(e, afe)
 	case errors.Is(err, errNoValidCertificate):
 		e.Class, e.Reason = kms.Authoritative, kms.ReasonUnauthenticated
-	case strings.Contains(err.Error(), "isn't configured to acquire tokens for tenant"):
-		// azidentity: the vault's challenge names another tenant than the
-		// credential's.
+	case isForeignTenant(err):
 		e.Class, e.Reason = kms.Authoritative, kms.ReasonUnauthenticated
 		e.Err = &callError{msg: "the vault belongs to another tenant than the configured one: " + firstLine(err.Error()), err: err}
 	}
 	return e
+}
+
+// foreignTenantText is the part of azidentity's error that says a
+// credential was asked for a token of a tenant it is not configured for.
+// The Key Vault challenge policy of azkeys (sdk/security/keyvault/internal
+// v1.2.0) asks for the tenant the vault's 401 challenge names, so the
+// error means that the vault belongs to another directory than
+// [Config.TenantID] (byok's credentials set no AdditionallyAllowedTenants).
+//
+// The SDK offers no type, sentinel or code to match: resolveTenant in
+// azidentity.go of github.com/Azure/azure-sdk-for-go/sdk/azidentity
+// v1.15.0 returns a plain
+//
+//	fmt.Errorf(`%s isn't configured to acquire tokens for tenant %q. To enable acquiring tokens for this tenant add it to the AdditionallyAllowedTenants on the credential options, or add "*" to allow acquiring tokens for any tenant`, credName, specified)
+//
+// which azcore's BearerTokenPolicy passes on wrapped only in
+// errorinfo.NonRetriableError (no request reached Entra ID, so it is no
+// *azidentity.AuthenticationFailedError). TestForeignTenantSDKText drives
+// the SDK into it through kvemu and fails if a new version words it
+// otherwise.
+const foreignTenantText = "isn't configured to acquire tokens for tenant"
+
+// isForeignTenant reports whether err is azidentity's refusal to get a
+// token for another tenant than the credential's (see foreignTenantText):
+// the one classification made on an error's text, for want of anything
+// else in the SDK.
+func isForeignTenant(err error) bool {
+	return strings.Contains(err.Error(), foreignTenantText)
 }
 
 // vaultError is Key Vault's error envelope.

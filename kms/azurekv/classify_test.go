@@ -3,6 +3,7 @@ package azurekv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -61,6 +62,10 @@ func TestClassifyAgainstKvemu(t *testing.T) {
 		}, kms.Authoritative, kms.ReasonUnauthenticated},
 		{"wrong secret", func(t *testing.T, e *env, cfg *Config) result {
 			cfg.Credential = ClientSecret{ClientID: e.app.ClientID, Secret: "wrong-secret-value"}
+			return wrapWith(e.provider(t, *cfg), cmk)
+		}, kms.Authoritative, kms.ReasonUnauthenticated},
+		{"vault of another tenant", func(t *testing.T, e *env, cfg *Config) result {
+			cfg.TenantID = must(e.emu.CreateTenant(kvemu.Tenant{Name: "fabrikam"})).ID
 			return wrapWith(e.provider(t, *cfg), cmk)
 		}, kms.Authoritative, kms.ReasonUnauthenticated},
 		{"firewall", func(t *testing.T, e *env, cfg *Config) result {
@@ -190,5 +195,47 @@ func TestUnwrapAfterExpiry(t *testing.T) {
 	must(0, e.emu.UpdateKey("contoso", "cmk", "", kvemu.KeyUpdate{Expires: &exp}))
 	if got, err := p.Unwrap(bg, w); err != nil || string(got) != "share" {
 		t.Fatalf("Unwrap after expiry: %q, %v", got, err)
+	}
+}
+
+// TestForeignTenantSDKText: a vault whose challenge names another tenant
+// than the credential's makes azidentity refuse the token with the text
+// that isForeignTenant matches (the SDK has no type for it), for each kind
+// of azidentity credential byok builds; Classify makes it authoritative
+// and says so. If a new SDK version words the refusal otherwise, this test
+// fails: update foreignTenantText and its comment.
+func TestForeignTenantSDKText(t *testing.T) {
+	e := newEnv(t)
+	cmk := contoso + "/keys/cmk"
+	other := must(e.emu.CreateTenant(kvemu.Tenant{Name: "fabrikam"})).ID
+	cert := must(GenerateCertificate(other, 30*24*time.Hour))
+	for _, cred := range []Credential{
+		ClientSecret{ClientID: e.app.ClientID, Secret: e.secret},
+		ClientCertificate{ClientID: e.app.ClientID, Certificates: CertificateSet{Current: cert}},
+		PlatformApp{ClientID: e.platform.ClientID, Secret: e.platSec},
+	} {
+		t.Run(cred.Kind(), func(t *testing.T) {
+			cfg := e.config(cmk)
+			cfg.TenantID, cfg.Credential = other, cred
+			_, err := e.provider(t, cfg).Wrap(bg, cmk, make([]byte, 32))
+			var ce *callError
+			if !errors.As(err, &ce) || ce.err == nil {
+				t.Fatalf("Wrap with a credential of tenant %s on a vault of tenant %s: %v; want the SDK's refusal classified (if the SDK words it otherwise now, update foreignTenantText)", other, e.customer, err)
+			}
+			sdk := ce.err.Error()
+			if !isForeignTenant(ce.err) || !strings.Contains(sdk, fmt.Sprintf("tenant %q", e.customer)) {
+				t.Fatalf("azidentity's refusal reads %q: it no longer contains %q and the vault's tenant; update foreignTenantText", sdk, foreignTenantText)
+			}
+			if kms.ClassOf(err) != kms.Authoritative || kms.ReasonOf(err) != kms.ReasonUnauthenticated ||
+				!strings.Contains(err.Error(), "the vault belongs to another tenant than the configured one") {
+				t.Errorf("Classify: %v; want authoritative authentication-failed, the vault of another tenant", err)
+			}
+		})
+	}
+	// Any other error is not taken for it.
+	for _, err := range []error{errors.New("connection refused"), context.DeadlineExceeded, errNoValidCertificate} {
+		if isForeignTenant(err) {
+			t.Errorf("isForeignTenant(%v) = true", err)
+		}
 	}
 }
