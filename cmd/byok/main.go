@@ -79,6 +79,7 @@ func newRoot() *cobra.Command {
 		serveCmd(),
 		demoCmd(),
 		kvEmulatorCmd(),
+		awsEmulatorCmd(),
 		auditCmd(),
 		tenantCmd(),
 		tokenCmd(),
