@@ -42,6 +42,7 @@ import (
 
 	"github.com/nsmithuk/local-kms/src/config"
 	"github.com/nsmithuk/local-kms/src/data"
+	"github.com/openbyok/byok/internal/emuca"
 	"github.com/sirupsen/logrus"
 )
 
@@ -83,7 +84,7 @@ type Emulator struct {
 	now     func() time.Time
 	log     *slog.Logger
 	kmsLog  *logrus.Logger
-	ca      *authority
+	ca      *emuca.Authority
 	db      *data.Database
 	dataDir string
 	tempDir bool
@@ -146,7 +147,7 @@ func Start(opts Options) (*Emulator, error) {
 		e.removeTemp()
 		return nil, err
 	}
-	if e.ca, _, err = loadOrCreateCA("", e.now()); err != nil {
+	if e.ca, err = emuca.New("awsemu", e.now()); err != nil {
 		e.closeStore()
 		return nil, err
 	}
@@ -156,7 +157,7 @@ func Start(opts Options) (*Emulator, error) {
 			return nil, fmt.Errorf("awsemu: the seed was not applied, nothing started: %w", err)
 		}
 	}
-	leaf, err := e.ca.leaf(certificateNames(append(DefaultRegions, opts.Regions...)), e.now())
+	leaf, err := e.ca.Leaf(certificateNames(append(DefaultRegions, opts.Regions...)), e.now())
 	if err != nil {
 		e.closeStore()
 		return nil, err
@@ -215,12 +216,12 @@ func (e *Emulator) Endpoint() string {
 }
 
 // CACertPEM returns the emulator's CA certificate in PEM.
-func (e *Emulator) CACertPEM() []byte { return bytes.Clone(e.ca.certPEM) }
+func (e *Emulator) CACertPEM() []byte { return bytes.Clone(e.ca.PEM) }
 
 // CAPool returns a pool holding the emulator's CA.
 func (e *Emulator) CAPool() *x509.CertPool {
 	p := x509.NewCertPool()
-	p.AddCert(e.ca.cert)
+	p.AddCert(e.ca.Cert)
 	return p
 }
 

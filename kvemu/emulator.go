@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openbyok/byok/internal/emuca"
 	"github.com/openbyok/byok/kvemu/internal/entra"
 	"github.com/openbyok/byok/kvemu/internal/vault"
 )
@@ -80,7 +81,7 @@ type Emulator struct {
 	opts   Options
 	now    func() time.Time
 	log    *slog.Logger
-	ca     *authority
+	ca     *emuca.Authority
 	entra  *entra.Service
 	vaults *vault.Service
 
@@ -112,7 +113,7 @@ func Start(opts Options) (*Emulator, error) {
 	}
 	var err error
 	var newCA bool
-	if e.ca, newCA, err = loadOrCreateCA(opts.StateDir, e.now()); err != nil {
+	if e.ca, newCA, err = emuca.LoadOrCreate("kvemu", opts.StateDir, e.now()); err != nil {
 		return nil, err
 	}
 	if e.entra, err = entra.New(entra.Options{Now: e.now, TokenLifetime: opts.TokenLifetime}); err != nil {
@@ -127,7 +128,7 @@ func Start(opts Options) (*Emulator, error) {
 			return nil, fmt.Errorf("kvemu: the seed was not applied, nothing started: %w", err)
 		}
 	}
-	leaf, err := e.ca.leaf(CertificateNames, e.now())
+	leaf, err := e.ca.Leaf(CertificateNames, e.now())
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +157,7 @@ func Start(opts Options) (*Emulator, error) {
 	go e.miSrv.Serve(e.miLn)
 	e.client = e.newHTTPClient()
 	if newCA && opts.StateDir != "" {
-		if err := e.ca.store(opts.StateDir); err != nil {
+		if err := e.ca.Store(opts.StateDir); err != nil {
 			e.Close()
 			return nil, err
 		}
@@ -189,12 +190,12 @@ func (e *Emulator) ManagedIdentityAddr() string { return e.miLn.Addr().String() 
 
 // CACertPEM returns the emulator's CA certificate in PEM, for clients that
 // do not use [Emulator.HTTPClient] (SSL_CERT_FILE).
-func (e *Emulator) CACertPEM() []byte { return append([]byte(nil), e.ca.certPEM...) }
+func (e *Emulator) CACertPEM() []byte { return append([]byte(nil), e.ca.PEM...) }
 
 // CAPool returns a pool holding the emulator's CA.
 func (e *Emulator) CAPool() *x509.CertPool {
 	p := x509.NewCertPool()
-	p.AddCert(e.ca.cert)
+	p.AddCert(e.ca.Cert)
 	return p
 }
 
@@ -344,9 +345,12 @@ func (e *Emulator) Save() error {
 	if err != nil {
 		return fmt.Errorf("kvemu: snapshot vaults: %w", err)
 	}
-	return errors.Join(
-		writeFileAtomic(filepath.Join(e.opts.StateDir, entraStateFile), es),
-		writeFileAtomic(filepath.Join(e.opts.StateDir, vaultStateFile), vs))
+	if err := errors.Join(
+		emuca.WriteFileAtomic(filepath.Join(e.opts.StateDir, entraStateFile), es),
+		emuca.WriteFileAtomic(filepath.Join(e.opts.StateDir, vaultStateFile), vs)); err != nil {
+		return fmt.Errorf("kvemu: %w", err)
+	}
+	return nil
 }
 
 // load restores the state from the state directory, if there is any.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/openbyok/byok/internal/emuca"
 	"github.com/openbyok/byok/kvemu/internal/entra"
 )
 
@@ -76,7 +77,7 @@ func (e *Emulator) CreateCertificate(clientID string, notAfter time.Time) (*x509
 	}
 	now := e.now()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
+		SerialNumber: emuca.Serial(),
 		Subject:      pkix.Name{CommonName: "kvemu client " + clientID},
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     notAfter,

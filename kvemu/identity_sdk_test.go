@@ -25,6 +25,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
+	"github.com/openbyok/byok/internal/emuca"
 	"github.com/openbyok/byok/kvemu/internal/entra"
 )
 
@@ -342,7 +343,7 @@ func selfSigned(t *testing.T, notAfter time.Time) (*x509.Certificate, *rsa.Priva
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
+	tmpl := &x509.Certificate{SerialNumber: emuca.Serial(), NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -687,11 +688,11 @@ func TestStartRejectsBrokenState(t *testing.T) {
 	if _, err := Start(Options{StateDir: dir}); err == nil || !strings.Contains(err.Error(), "remove it") {
 		t.Fatalf("Start with a broken state file: %v, want an error that says how to fix it", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, caCertFile), []byte("garbage"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, emuca.CertFile), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Start(Options{StateDir: dir}); err == nil || !strings.Contains(err.Error(), caCertFile) {
-		t.Fatalf("Start with a CA certificate but no key: %v, want an error naming %s", err, caCertFile)
+	if _, err := Start(Options{StateDir: dir}); err == nil || !strings.Contains(err.Error(), emuca.CertFile) {
+		t.Fatalf("Start with a CA certificate but no key: %v, want an error naming %s", err, emuca.CertFile)
 	}
 }
 
