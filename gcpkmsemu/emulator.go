@@ -147,6 +147,7 @@ func Start(opts Options) (*Emulator, error) {
 	mux.HandleFunc("POST /token", e.serveToken)
 	mux.HandleFunc("POST /v1/token", e.serveSTS)
 	mux.HandleFunc("POST /v1/projects/{project}/serviceAccounts/{account}", e.serveGenerateAccessToken)
+	e.controlRoutes(mux)
 	e.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
