@@ -314,8 +314,8 @@ func (p *Provider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
 // KeyID its key ARN, Type its key spec (SYMMETRIC_DEFAULT), Size 256 for a
 // symmetric key, Ops from its key usage (ENCRYPT_DECRYPT: encrypt, decrypt,
 // wrapKey, unwrapKey), Enabled its state Enabled, Expires the expiry of
-// imported key material. RecoveryLevel is "" (KMS always waits 7 to 30
-// days before deleting a key, and Test configuration reports that).
+// imported key material. (KMS always waits 7 to 30 days before deleting
+// a key; Test configuration reports a key pending deletion.)
 func (p *Provider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
 	md, err := p.describe(ctx, "describe", keyID)
 	if err != nil {
