@@ -148,8 +148,9 @@ func (e *Emulator) createKey(n resourceName, spec *kmspb.CryptoKey, skipVersion 
 }
 
 // setRotation applies the rotation fields of spec that the mask names:
-// a period of at least one day, and a next_rotation_time (required with a
-// period on a new key, as it is not inferred here).
+// a period of 24 to 876,000 hours, ENCRYPT_DECRYPT keys only, and a
+// next_rotation_time in the future, which a period needs (as the API
+// requires; the seed fills it in).
 func (k *cryptoKey) setRotation(spec *kmspb.CryptoKey, now time.Time, period, next bool) error {
 	if period {
 		k.rotationPeriod = 0
@@ -157,8 +158,8 @@ func (k *cryptoKey) setRotation(spec *kmspb.CryptoKey, now time.Time, period, ne
 			if k.purpose != kmspb.CryptoKey_ENCRYPT_DECRYPT {
 				return invalidArgument("Automatic rotation is only supported for keys with purpose ENCRYPT_DECRYPT.")
 			}
-			if p.AsDuration() < minRotationPeriod {
-				return invalidArgument("rotation_period must be at least 24 hours.")
+			if p.AsDuration() < minRotationPeriod || p.AsDuration() > 876000*time.Hour {
+				return invalidArgument("rotation_period must be at least 24 hours and at most 876,000 hours.")
 			}
 			k.rotationPeriod = p.AsDuration()
 		}
@@ -173,7 +174,7 @@ func (k *cryptoKey) setRotation(spec *kmspb.CryptoKey, now time.Time, period, ne
 		}
 	}
 	if k.rotationPeriod > 0 && k.nextRotation.IsZero() {
-		k.nextRotation = now.Add(k.rotationPeriod)
+		return invalidArgument("next_rotation_time must be set when rotation_period is set.")
 	}
 	return nil
 }

@@ -218,7 +218,12 @@ func TestRotationPeriodOnTheEmulatorClock(t *testing.T) {
 		CryptoKey: &kmspb.CryptoKey{Name: keyName,
 			RotationSchedule: &kmspb.CryptoKey_RotationPeriod{RotationPeriod: durationpb.New(time.Hour)}},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"rotation_period"}}})
-	wantStatus(t, err, codes.InvalidArgument, "rotation_period must be at least 24 hours.")
+	wantStatus(t, err, codes.InvalidArgument, "rotation_period must be at least 24 hours and at most 876,000 hours.")
+	_, err = f.admin.UpdateCryptoKey(ctx, &kmspb.UpdateCryptoKeyRequest{
+		CryptoKey: &kmspb.CryptoKey{Name: keyName,
+			RotationSchedule: &kmspb.CryptoKey_RotationPeriod{RotationPeriod: durationpb.New(48 * time.Hour)}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"rotation_period"}}})
+	wantStatus(t, err, codes.InvalidArgument, "next_rotation_time must be set when rotation_period is set.")
 	k, err := f.admin.UpdateCryptoKey(ctx, &kmspb.UpdateCryptoKeyRequest{
 		CryptoKey: &kmspb.CryptoKey{Name: keyName,
 			RotationSchedule: &kmspb.CryptoKey_RotationPeriod{RotationPeriod: durationpb.New(30 * 24 * time.Hour)},

@@ -234,6 +234,7 @@ func (e *Emulator) seedKey(ring resourceName, sk SeedCryptoKey) error {
 	}{
 		{sk.RotationPeriod, func(d time.Duration) {
 			spec.RotationSchedule = &kmspb.CryptoKey_RotationPeriod{RotationPeriod: durationpb.New(d)}
+			spec.NextRotationTime = timestamppb.New(e.keyNow().Add(d)) // the default; nextRotationTime overrides it
 		}},
 		{sk.DestroyScheduledDuration, func(d time.Duration) { spec.DestroyScheduledDuration = durationpb.New(d) }},
 	} {
