@@ -20,10 +20,11 @@
 //
 // ([Emulator.ClientOptions] returns those three.) Projects, key rings,
 // keys, service accounts and IAM bindings are made through the Go control
-// methods, the API itself, or a YAML seed ([ParseSeed]). Faults and call
-// counters are in control.go. Key lifecycle (rotation, scheduled
-// destruction) runs on the emulator's clock, which tests move with
-// [Emulator.Advance].
+// methods, the API itself, a YAML seed ([ParseSeed]) or the HTTPS control
+// API (controlhttp.go). Faults and call counters are in control.go;
+// workload identity federation (STS, generateAccessToken) in wif.go. Key
+// lifecycle (rotation, scheduled destruction) runs on the emulator's
+// clock, which tests move with [Emulator.Advance].
 package gcpkmsemu
 
 import (
