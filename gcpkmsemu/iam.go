@@ -35,10 +35,13 @@ var viewerPermissions = []string{
 	"cloudkms.cryptoKeyVersions.get", "cloudkms.cryptoKeyVersions.list",
 }
 
-// Roles maps each role the emulator knows to its Cloud KMS permissions
-// (the predefined roles' cloudkms.* permissions; the basic roles cover
-// Cloud KMS only). Bindings of other roles are refused.
-var Roles = map[string][]string{
+// RolePermissions returns the Cloud KMS permissions of a role the emulator
+// knows (the predefined roles' cloudkms.* permissions; the basic roles
+// cover Cloud KMS only), or nil: bindings of other roles are refused.
+func RolePermissions(role string) []string { return slices.Clone(roles[role]) }
+
+// roles maps each role the emulator knows to its permissions.
+var roles = map[string][]string{
 	"roles/cloudkms.admin":                       adminPermissions,
 	"roles/cloudkms.cryptoKeyEncrypterDecrypter": {PermUseToEncrypt, PermUseToDecrypt},
 	"roles/cloudkms.cryptoKeyEncrypter":          {PermUseToEncrypt},
@@ -80,7 +83,7 @@ func (e *Emulator) policiesFor(n resourceName) []*iampb.Policy {
 func (e *Emulator) hasPermission(member, perm string, n resourceName) bool {
 	for _, pol := range e.policiesFor(n) {
 		for _, b := range pol.Bindings {
-			if slices.Contains(Roles[b.Role], perm) && slices.ContainsFunc(b.Members, func(m string) bool { return memberMatches(m, member) }) {
+			if slices.Contains(roles[b.Role], perm) && slices.ContainsFunc(b.Members, func(m string) bool { return memberMatches(m, member) }) {
 				return true
 			}
 		}
@@ -195,7 +198,7 @@ func (e *Emulator) validPolicy(in *iampb.Policy) (*iampb.Policy, error) {
 		if b.Condition != nil {
 			return nil, invalidArgument("gcpkmsemu: conditional role bindings are not emulated.")
 		}
-		if _, ok := Roles[b.Role]; !ok {
+		if _, ok := roles[b.Role]; !ok {
 			return nil, invalidArgument("Role %s is not supported for this resource.", b.Role)
 		}
 		for _, m := range b.Members {
