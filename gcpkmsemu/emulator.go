@@ -42,6 +42,7 @@ import (
 
 	"cloud.google.com/go/iam/apiv1/iampb"
 	"cloud.google.com/go/kms/apiv1/kmspb"
+	"github.com/openbyok/byok/internal/emuca"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -75,7 +76,7 @@ type Emulator struct {
 	opts Options
 	now  func() time.Time
 	log  *slog.Logger
-	ca   *authority
+	ca   *emuca.Authority
 
 	mu       sync.Mutex // guards everything below
 	offset   time.Duration
@@ -116,10 +117,10 @@ func Start(opts Options) (*Emulator, error) {
 		e.opts.TokenLifetime = time.Hour
 	}
 	var err error
-	if e.ca, err = newAuthority(e.now()); err != nil {
+	if e.ca, err = emuca.New("gcpkmsemu", e.now()); err != nil {
 		return nil, err
 	}
-	leaf, err := e.ca.leaf(CertificateNames, e.now())
+	leaf, err := e.ca.Leaf(CertificateNames, e.now())
 	if err != nil {
 		return nil, err
 	}
@@ -196,12 +197,12 @@ func (e *Emulator) Addr() string { return e.grpcLn.Addr().String() }
 func (e *Emulator) TokenURI() string { return "https://" + e.tokenLn.Addr().String() + "/token" }
 
 // CACertPEM returns the emulator's CA certificate in PEM.
-func (e *Emulator) CACertPEM() []byte { return append([]byte(nil), e.ca.certPEM...) }
+func (e *Emulator) CACertPEM() []byte { return append([]byte(nil), e.ca.PEM...) }
 
 // CAPool returns a pool holding the emulator's CA.
 func (e *Emulator) CAPool() *x509.CertPool {
 	p := x509.NewCertPool()
-	p.AddCert(e.ca.cert)
+	p.AddCert(e.ca.Cert)
 	return p
 }
 
