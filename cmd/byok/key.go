@@ -77,7 +77,9 @@ var credentials = []string{"platform-app", "client-secret", "certificate", "mana
 // settings returns the settings of keyID with the flags'; stdin is read
 // for --secret-file -.
 func (s *settingsFlags) settings(keyID string, stdin io.Reader) (client.Settings, error) {
-	st := client.Settings{KeyID: keyID, DirectoryID: s.directoryID, ClientID: s.clientID, Credential: s.credential}
+	// The flags are Azure's: name the provider, which a platform that
+	// also offers AWS KMS (an aws: block) requires.
+	st := client.Settings{Provider: "azure-key-vault", KeyID: keyID, DirectoryID: s.directoryID, ClientID: s.clientID, Credential: s.credential}
 	var b []byte
 	var err error
 	switch s.secretFile {
