@@ -211,8 +211,24 @@ func TestAWSForm(t *testing.T) {
 	if strings.Contains(rolePolicy, awsPlatform) {
 		t.Error("with AssumeRole the key policy statement names the platform instead of the role")
 	}
+	// The customer creates the role with the trust policy shown and adds
+	// the statements naming the role to the key's policy: Test
+	// configuration passes through AssumeRole with the external id.
+	trust = html.UnescapeString(preOf("aws-trust-policy").FindStringSubmatch(body)[1])
+	if err := f.emu.PutRole(awsRole, trust); err != nil {
+		t.Fatal(err)
+	}
+	f.grantPolicy(rolePolicy)
+	res, body := other.post("/t/contoso/test", url.Values{"csrf": {other.csrf("/t/contoso/setup")}})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `id="test-result">passed`) {
+		t.Fatalf("Test configuration through AssumeRole: %d\n%s", res.StatusCode, body)
+	}
+	mustContain(t, "AssumeRole report", body, `<tr class="check-pass"><th scope="row">assume-role</th>`)
 	_, body = other.get("/t/contoso/")
 	mustContain(t, "status page", body, `id="provider">AWS KMS`, `id="key-id">`+f.key.ARN, "by assuming your role "+awsRole+" with the external id "+ext)
+
+	_, body = other.get("/t/contoso/rotate")
+	mustContain(t, "rotate confirmation of an AWS key", body, "Another key ARN", `placeholder="arn:aws:kms:`)
 
 	// Another tenant gets its own external id.
 	fab := f.newUser()

@@ -34,6 +34,17 @@ func TestBrowserAWSJourney(t *testing.T) {
 		chromedp.WaitNotVisible(chromedp.CSS("#aws-trust-policy")))
 	statements := p.text("#aws-key-policy")
 	mustContain(t, "key policy statement", statements, awsPlatform, "kms:Encrypt", `"kms:EncryptionContext:byok:tenant": "contoso"`)
+	// The copy button puts the statements on the clipboard (its promise
+	// resolved: the button says so; reading the clipboard back needs a
+	// permission headless chromium does not give).
+	p.do("copy the statements", chromedp.Click(chromedp.CSS(`button[data-copy="aws-key-policy"]`)))
+	copied, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`new Promise(r => {
+		const b = document.querySelector('button[data-copy="aws-key-policy"]'), t0 = Date.now();
+		(function poll() { if (b.textContent === "Copied" || Date.now() - t0 > 1500) r(b.textContent); else setTimeout(poll, 20); })();
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil || copied != "Copied" {
+		t.Errorf("copy button after a click: %q (%v), want Copied", copied, err)
+	}
 	p.do("enter the key ARN", chromedp.SendKeys(chromedp.CSS("#aws-key-arn"), f.key.ARN))
 	p.scroll("#aws-access")
 	p.shot("aws-create-key")
