@@ -45,6 +45,16 @@ func TestBrowserAWSJourney(t *testing.T) {
 	if err != nil || copied != "Copied" {
 		t.Errorf("copy button after a click: %q (%v), want Copied", copied, err)
 	}
+	// Choosing AssumeRole shows the role's steps: the trust policy with
+	// the external id, which cannot be edited.
+	p.do("look at AssumeRole", chromedp.Click(chromedp.CSS("#access-assume-role")), chromedp.WaitVisible(chromedp.CSS("#aws-trust-policy")),
+		chromedp.WaitVisible(chromedp.CSS("#aws-role-arn")), chromedp.WaitNotVisible(chromedp.CSS("#aws-key-policy")))
+	ext, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById("aws-external-id").readOnly ? document.getElementById("aws-external-id").value : "editable"`))
+	if err != nil || !strings.HasPrefix(ext, "byok-") {
+		t.Errorf("external id field: %q (%v), want a read-only byok-… id", ext, err)
+	}
+	mustContain(t, "trust policy", p.text("#aws-trust-policy"), ext, awsPlatform)
+	p.do("back to the key policy", chromedp.Click(chromedp.CSS("#access-key-policy")), chromedp.WaitVisible(chromedp.CSS("#aws-key-policy")))
 	p.do("enter the key ARN", chromedp.SendKeys(chromedp.CSS("#aws-key-arn"), f.key.ARN))
 	p.scroll("#aws-access")
 	p.shot("aws-create-key")
