@@ -77,7 +77,7 @@ func (k *Keyring) checkShare(ctx context.Context, t *tenantKey, share kms.Wrappe
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, k.cfg.CallTimeout)
 	defer cancel()
-	err := k.unwrapCustomerShare(ctx, t.id.tenant, share)
+	err := k.unwrapCustomerShare(kms.WithBinding(ctx, kms.Binding{Kind: t.id.kind.String(), Epoch: t.id.epoch}), t.id.tenant, share)
 	now := k.cfg.Now()
 
 	t.mu.Lock()
@@ -115,7 +115,7 @@ func (k *Keyring) checkShare(ctx context.Context, t *tenantKey, share kms.Wrappe
 }
 
 // unwrapCustomerShare unwraps a customer share with the provider that
-// holds it and wipes the result.
+// holds it and wipes the result; ctx carries the share's binding.
 func (k *Keyring) unwrapCustomerShare(ctx context.Context, tenant string, share kms.Wrapped) error {
 	p := k.cfg.PlatformKMS
 	if !k.isPlatformKeyID(share.KeyID) {

@@ -328,7 +328,7 @@ func (k *Keyring) derive(ctx context.Context, t *tenantKey) ([]byte, error) {
 		if customerKMS, err = k.cfg.CustomerKMS(ctx, id.tenant); err != nil {
 			return nil, err
 		}
-		c, err = customerKMS.Unwrap(ctx, rec.CustomerShare)
+		c, err = customerKMS.Unwrap(kms.WithBinding(ctx, kms.Binding{Kind: id.kind.String(), Epoch: id.epoch}), rec.CustomerShare)
 	}
 	if err != nil {
 		return nil, err

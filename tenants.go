@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/openbyok/byok/internal/envelope"
+	"github.com/openbyok/byok/kms"
 )
 
 // CreateTenant registers a tenant with a platform-managed tenant key (epoch
@@ -164,7 +165,7 @@ func (k *Keyring) NewTenantKey(ctx context.Context, tenant string, kind KeyKind,
 	rand.Read(p[:])
 	defer clear(c[:])
 	defer clear(p[:])
-	cw, err := customer.Wrap(ctx, keyID, c[:])
+	cw, err := customer.Wrap(kms.WithBinding(ctx, kms.Binding{Kind: kind.String(), Epoch: epoch}), keyID, c[:])
 	if err != nil {
 		return TenantKeyRecord{}, fmt.Errorf("byok: wrapping the customer share of tenant %q under %s: %w", tenant, keyID, err)
 	}

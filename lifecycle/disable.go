@@ -66,7 +66,7 @@ func (s *Service) sharesToPlatform(ctx context.Context, actor audit.Actor, rec R
 		if k.Kind != byok.CustomerManaged || s.isPlatformKeyID(k.CustomerShare.KeyID) {
 			continue
 		}
-		c, err := p.Unwrap(vctx, k.CustomerShare)
+		c, err := p.Unwrap(bound(vctx, k.Epoch), k.CustomerShare)
 		if err != nil {
 			return fmt.Errorf("lifecycle: unwrapping the customer share of tenant %q epoch %d: %w; restore access to the key and disable again", rec.Tenant, k.Epoch, err)
 		}

@@ -154,6 +154,13 @@ func (s *Service) Keyring() *byok.Keyring { return s.kr }
 type purposeKey struct{}
 type actorKey struct{}
 
+// bound returns ctx carrying the binding of the customer share of the
+// tenant's customer-managed key of epoch (kms.Binding), as the keyring's
+// own calls do.
+func bound(ctx context.Context, epoch uint32) context.Context {
+	return kms.WithBinding(ctx, kms.Binding{Kind: byok.CustomerManaged.String(), Epoch: epoch})
+}
+
 func withPurpose(ctx context.Context, p audit.Purpose, a audit.Actor) context.Context {
 	return context.WithValue(context.WithValue(ctx, purposeKey{}, p), actorKey{}, a)
 }

@@ -145,11 +145,11 @@ func (s *Service) rewrapShares(ctx context.Context, actor audit.Actor, rec *Reco
 	}
 	vctx := withPurpose(ctx, audit.PurposeRotationJob, actor)
 	for _, tk := range live {
-		c, err := oldP.Unwrap(vctx, tk.CustomerShare)
+		c, err := oldP.Unwrap(bound(vctx, tk.Epoch), tk.CustomerShare)
 		if err != nil {
 			return fmt.Errorf("lifecycle: unwrapping the customer share of tenant %q under %s: %w", rec.Tenant, tk.CustomerShare.KeyID, err)
 		}
-		w, err := newP.Wrap(vctx, settings.KeyID, c)
+		w, err := newP.Wrap(bound(vctx, tk.Epoch), settings.KeyID, c)
 		clear(c)
 		if err != nil {
 			return fmt.Errorf("lifecycle: wrapping the customer share of tenant %q under %s: %w", rec.Tenant, settings.KeyID, err)

@@ -353,11 +353,31 @@ func TestEndToEndAWS(t *testing.T) {
 
 	// Every KMS call that succeeded carried the tenant in its encryption
 	// context, which the customer sees in CloudTrail (Test configuration's
-	// probe with another tenant's context was refused).
+	// probe with another tenant's context was refused), and what the share
+	// is for: Test configuration's own probe, or the customer-managed key
+	// of an epoch, as the keyring and the lifecycle bind it.
+	shares := 0
 	for _, call := range emu.Calls() {
-		if call.Service == "kms" && call.ErrorCode == "" && (call.Op == "Encrypt" || call.Op == "Decrypt") && call.EncryptionContext[awskms.ContextTenant] != "acme" {
+		if call.Service != "kms" || call.ErrorCode != "" || call.Op != "Encrypt" && call.Op != "Decrypt" {
+			continue
+		}
+		ec := call.EncryptionContext
+		if ec[awskms.ContextTenant] != "acme" {
 			t.Fatalf("%s without the tenant in its encryption context: %+v", call.Op, call)
 		}
+		switch ec[awskms.ContextKind] {
+		case "test-configuration":
+		case "customer-managed":
+			if ec[awskms.ContextEpoch] == "" || ec[awskms.ContextEpoch] == "0" {
+				t.Fatalf("%s of a customer share without its epoch: %+v", call.Op, call)
+			}
+			shares++
+		default:
+			t.Fatalf("%s without the kind of key its share is for: %+v", call.Op, call)
+		}
+	}
+	if shares == 0 {
+		t.Fatal("no KMS call wrapped or unwrapped a customer share")
 	}
 	t.Logf("revocation enforced %v after the key was disabled, %v after the statement was removed; restored %v after enabling, %v after the statement came back (check interval %v)",
 		revokedDisable.Round(time.Millisecond), revokedPolicy.Round(time.Millisecond), restoredEnable.Round(time.Millisecond), restoredPolicy.Round(time.Millisecond), e2eCheckInterval)

@@ -3,6 +3,8 @@ package awskms
 import (
 	"context"
 	"testing"
+
+	"github.com/openbyok/byok/kms"
 )
 
 // BenchmarkRoundTrip measures one Wrap (Encrypt) and one Unwrap (Decrypt)
@@ -17,7 +19,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 				cfg = e.roleConfig(b)
 			}
 			p := e.provider(b, cfg)
-			ctx := WithBinding(context.Background(), Binding{Kind: "customer-managed", Epoch: 1})
+			ctx := kms.WithBinding(context.Background(), Binding{Kind: "customer-managed", Epoch: 1})
 			share := make([]byte, 32)
 			for b.Loop() {
 				w, err := p.Wrap(ctx, aliasARN, share)

@@ -1,12 +1,13 @@
 package awskms
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/openbyok/byok/kms"
 )
 
 // The keys of the encryption context byok sends with every Encrypt and
@@ -27,27 +28,13 @@ const (
 // binding so that Unwrap rebuilds the same encryption context.
 const AlgorithmSymmetric = "SYMMETRIC_DEFAULT"
 
-// Binding names what a wrapped share is for, beyond its tenant: byok's key
-// kind (e.g. "customer-managed") and the tenant key's epoch.
-type Binding struct {
-	Kind  string // letters, digits, '-' and '_'; 1 to 64
-	Epoch uint32
-}
-
-type bindingKey struct{}
-
-// WithBinding returns a ctx under which Wrap binds b into the encryption
-// context, and records it in the wrapped value's Algorithm. Under such a
-// ctx, Unwrap also checks that the wrapped value records b, so a share of
-// another kind or epoch of the same tenant is refused before any call.
-func WithBinding(ctx context.Context, b Binding) context.Context {
-	return context.WithValue(ctx, bindingKey{}, b)
-}
-
-func bindingOf(ctx context.Context) (Binding, bool) {
-	b, ok := ctx.Value(bindingKey{}).(Binding)
-	return b, ok
-}
+// Binding is [kms.Binding]: what a wrapped share is for beyond its
+// tenant. Under a ctx that carries one ([kms.WithBinding]), Wrap binds it
+// into the encryption context and records it in the wrapped value's
+// Algorithm, and Unwrap checks that the wrapped value records it, so a
+// share of another kind or epoch of the same tenant is refused before any
+// call.
+type Binding = kms.Binding
 
 var kindRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 

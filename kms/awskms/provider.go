@@ -13,7 +13,7 @@
 // Wrap is KMS Encrypt, Unwrap is Decrypt (always with KeyId, so KMS
 // refuses a ciphertext of another key), Describe is DescribeKey. Every call
 // carries the encryption context {byok:tenant: Config.Tenant} (plus
-// byok:kind and byok:epoch under [WithBinding]), which the customer sees
+// byok:kind and byok:epoch under [kms.WithBinding]), which the customer sees
 // in CloudTrail and can require in the key policy.
 //
 // # Encryption context
@@ -21,7 +21,7 @@
 // Encrypt and Decrypt carry the encryption context
 //
 //	{"byok:tenant": "<Config.Tenant>"}
-//	{"byok:tenant": "<Config.Tenant>", "byok:kind": "<kind>", "byok:epoch": "<epoch>"}   (with WithBinding)
+//	{"byok:tenant": "<Config.Tenant>", "byok:kind": "<kind>", "byok:epoch": "<epoch>"}   (with kms.WithBinding)
 //
 // KMS authenticates it with the ciphertext (a value decrypts only with the
 // same context), writes it into the customer's CloudTrail events of every
@@ -32,7 +32,7 @@
 // wrapped value alone: the tenant comes from the configuration (never from
 // the stored value, so a share of another tenant fails), kind and epoch
 // from the Algorithm Wrap recorded ("SYMMETRIC_DEFAULT;kind=…;epoch=…",
-// see [EncryptionContext]); under WithBinding, Unwrap also refuses a
+// see [EncryptionContext]); under kms.WithBinding, Unwrap also refuses a
 // value that records another kind or epoch. Wrapped.Ciphertext is KMS's
 // ciphertext blob unchanged, so the customer can check a share with
 // `aws kms decrypt --ciphertext-blob fileb://share --encryption-context
@@ -216,7 +216,7 @@ func (p *Provider) Wrap(ctx context.Context, keyID string, plaintext []byte) (km
 		return kms.Wrapped{}, &kms.Error{Op: "wrap", KeyID: keyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest,
 			Err: fmt.Errorf("awskms: the plaintext has %d bytes; Wrap takes 1 to %d", len(plaintext), kms.MaxPlaintext)}
 	}
-	b, has := bindingOf(ctx)
+	b, has := kms.BindingOf(ctx)
 	alg, err := algorithm(b, has)
 	if err != nil {
 		return kms.Wrapped{}, &kms.Error{Op: "wrap", KeyID: keyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest, Err: err}
@@ -285,7 +285,7 @@ func (p *Provider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
 	if err != nil {
 		return nil, invalid(err)
 	}
-	if b, ok := bindingOf(ctx); ok && (!has || b != got) {
+	if b, ok := kms.BindingOf(ctx); ok && (!has || b != got) {
 		return nil, invalid(fmt.Errorf("%w: the caller expects kind %q epoch %d", errBinding, b.Kind, b.Epoch))
 	}
 	ec, _ := EncryptionContext(p.cfg.Tenant, w.Algorithm)

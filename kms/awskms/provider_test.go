@@ -70,7 +70,7 @@ func TestEncryptionContext(t *testing.T) {
 	e := newEnv(t)
 	p := e.provider(t, e.config())
 	b := Binding{Kind: "customer-managed", Epoch: 3}
-	ctx := WithBinding(context.Background(), b)
+	ctx := kms.WithBinding(context.Background(), b)
 	w, err := p.Wrap(ctx, aliasARN, []byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestEncryptionContext(t *testing.T) {
 		t.Errorf("Unwrap by another tenant: %v, want invalid/unwrap-failed", err)
 	}
 	for _, other := range []Binding{{Kind: "customer-managed", Epoch: 4}, {Kind: "platform-managed", Epoch: 3}} {
-		_, err := p.Unwrap(WithBinding(context.Background(), other), w)
+		_, err := p.Unwrap(kms.WithBinding(context.Background(), other), w)
 		if kms.ClassOf(err) != kms.Invalid {
 			t.Errorf("Unwrap expecting %+v: %v", other, err)
 		}

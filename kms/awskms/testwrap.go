@@ -18,7 +18,7 @@ import (
 var testBinding = Binding{Kind: "test-configuration", Epoch: 0}
 
 // checkPermissions encrypts and decrypts a random share with the tenant's
-// encryption context. A Decrypt that cannot use a real ciphertext (Encrypt
+// encryption context and the test's binding, as byok's own wraps do. A Decrypt that cannot use a real ciphertext (Encrypt
 // was refused) uses random bytes: KMS checks the policy first, so
 // InvalidCiphertextException means allowed.
 func (t *tester) checkPermissions(ctx context.Context) {
@@ -28,12 +28,14 @@ func (t *tester) checkPermissions(ctx context.Context) {
 	key := deref(t.md.Arn)
 	pt := make([]byte, 32)
 	rand.Read(pt)
-	w, encErr := t.p.Wrap(ctx, key, pt)
+	bctx := kms.WithBinding(ctx, testBinding)
+	w, encErr := t.p.Wrap(bctx, key, pt)
 	if encErr != nil {
-		w = kms.Wrapped{KeyID: key, Algorithm: AlgorithmSymmetric, Ciphertext: make([]byte, 200)}
+		alg, _ := algorithm(testBinding, true) // a valid kind: never fails
+		w = kms.Wrapped{KeyID: key, Algorithm: alg, Ciphertext: make([]byte, 200)}
 		rand.Read(w.Ciphertext)
 	}
-	_, decErr := t.p.Unwrap(ctx, w)
+	_, decErr := t.p.Unwrap(bctx, w)
 	if decErr != nil && kms.ClassOf(decErr) == kms.Invalid && encErr != nil {
 		decErr = nil // got past the key policy
 	}
@@ -107,7 +109,7 @@ func (t *tester) checkRoundTrip(ctx context.Context) {
 	}
 	pt := make([]byte, 32)
 	rand.Read(pt)
-	bctx := WithBinding(ctx, testBinding)
+	bctx := kms.WithBinding(ctx, testBinding)
 	w, err := t.p.Wrap(bctx, t.arn.String(), pt)
 	if err == nil {
 		var got []byte
@@ -130,7 +132,7 @@ func (t *tester) checkLatency(ctx context.Context) {
 	if !t.needs(CheckLatency, CheckRoundTrip) {
 		return
 	}
-	bctx := WithBinding(ctx, testBinding)
+	bctx := kms.WithBinding(ctx, testBinding)
 	var d []time.Duration
 	for range latencySample {
 		start := time.Now()
