@@ -14,7 +14,8 @@ import (
 // configuration failing with the key policy statement to paste (the key
 // policy names only Contoso's account), the statement copied from the page
 // into the key's policy in awsemu, the test passing, Proceed, activation,
-// and the status page naming the provider, key and access.
+// the status page naming the provider, key and access, and a revocation
+// (the key disabled in KMS) shown there and its restoration.
 func TestBrowserAWSJourney(t *testing.T) {
 	f := newAWSFixture(t)
 	p := &page{t: t, ctx: browser(t), f: f.fixture}
@@ -120,4 +121,29 @@ func TestBrowserAWSJourney(t *testing.T) {
 	if pt, err := f.lc.Keyring().Decrypt(f.ctx, contoso, "chat", ct, nil); err != nil || string(pt) != "under AWS KMS" {
 		t.Fatalf("decrypt under the AWS key: %q, %v", pt, err)
 	}
+
+	// The customer disables the key in KMS: the next check fails closed
+	// and the status page says so; enabling it again restores service.
+	if err := f.emu.DisableKey(f.key.ARN); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	f.tick()
+	p.open("/t/contoso/")
+	if got := p.text("#state"); got != "revoked" {
+		t.Fatalf("state after the key was disabled in KMS: %q, want revoked", got)
+	}
+	mustContain(t, "health after the key was disabled", p.text("#health"), "revoked")
+	mustContain(t, "timeline after the key was disabled", p.text("#timeline"), "revoked")
+	p.shot("aws-status-revoked")
+	if err := f.emu.EnableKey(f.key.ARN); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	f.tick()
+	p.open("/t/contoso/")
+	if got := p.text("#state"); got != "active" {
+		t.Fatalf("state after the key was enabled again: %q, want active", got)
+	}
+	mustContain(t, "timeline after the key was enabled", p.text("#timeline"), "restored")
 }
