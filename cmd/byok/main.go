@@ -80,6 +80,7 @@ func newRoot() *cobra.Command {
 		demoCmd(),
 		kvEmulatorCmd(),
 		awsEmulatorCmd(),
+		gcpkmsEmulatorCmd(),
 		auditCmd(),
 		tenantCmd(),
 		tokenCmd(),
