@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -100,4 +101,19 @@ func failedChecks(r Report) string {
 		return "the test ran no check"
 	}
 	return "failed checks: " + strings.Join(names, "; ")
+}
+
+// UnusableSettings is a connector's report on settings it cannot even
+// turn into a configuration: one failing check (named fieldCheck when err
+// is a [*FieldError], else keyCheck) that says what is wrong, also given to
+// progress when it is not nil.
+func UnusableSettings(s KeySettings, err error, keyCheck, fieldCheck string, progress func(Check)) Report {
+	ch := Check{Name: keyCheck, Outcome: Fail, Detail: err.Error(), Remedy: "fix the settings and test again"}
+	if fe := (*FieldError)(nil); errors.As(err, &fe) {
+		ch.Name = fieldCheck
+	}
+	if progress != nil {
+		progress(ch)
+	}
+	return Report{KeyID: s.KeyID, Checks: []Check{ch}}
 }

@@ -2,7 +2,6 @@ package aws
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -137,14 +136,7 @@ func (c *Connector) TestProgress(ctx context.Context, s lifecycle.KeySettings, p
 	}
 	cfg, err := c.config(s)
 	if err != nil {
-		ch := lifecycle.Check{Name: awskms.CheckKeyARN, Outcome: lifecycle.Fail, Detail: err.Error(), Remedy: "fix the settings and test again"}
-		if fe := (*lifecycle.FieldError)(nil); errors.As(err, &fe) {
-			ch.Name = awskms.CheckSettings
-		}
-		if progress != nil {
-			progress(ch)
-		}
-		return lifecycle.Report{KeyID: s.KeyID, Checks: []lifecycle.Check{ch}}, nil
+		return lifecycle.UnusableSettings(s, err, awskms.CheckKeyARN, awskms.CheckSettings, progress), nil
 	}
 	var report func(awskms.Check)
 	if progress != nil {

@@ -2,7 +2,6 @@ package azure
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -150,14 +149,7 @@ func (c *Connector) TestProgress(ctx context.Context, s lifecycle.KeySettings, p
 	}
 	cfg, err := c.config(s)
 	if err != nil {
-		ch := lifecycle.Check{Name: azurekv.CheckKeyURI, Outcome: lifecycle.Fail, Detail: err.Error(), Remedy: "fix the settings and test again"}
-		if fe := (*lifecycle.FieldError)(nil); errors.As(err, &fe) {
-			ch.Name = azurekv.CheckSettings
-		}
-		if progress != nil {
-			progress(ch)
-		}
-		return lifecycle.Report{KeyID: s.KeyID, Checks: []lifecycle.Check{ch}}, nil
+		return lifecycle.UnusableSettings(s, err, azurekv.CheckKeyURI, azurekv.CheckSettings, progress), nil
 	}
 	var report func(azurekv.Check)
 	if progress != nil {
