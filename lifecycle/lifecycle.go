@@ -251,40 +251,59 @@ type auditedProvider struct {
 }
 
 func (p *auditedProvider) Wrap(ctx context.Context, keyID string, plaintext []byte) (kms.Wrapped, error) {
-	ctx, id := p.begin(ctx)
+	ctx, c := p.begin(ctx)
 	w, err := p.inner.Wrap(ctx, keyID, plaintext)
 	used := keyID
 	if err == nil {
 		used = w.KeyID
 	}
-	p.end(ctx, id, "wrapKey", used, err)
+	p.end(ctx, c, "wrapKey", used, err)
 	return w, err
 }
 
 func (p *auditedProvider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
-	ctx, id := p.begin(ctx)
+	ctx, c := p.begin(ctx)
 	b, err := p.inner.Unwrap(ctx, w)
-	p.end(ctx, id, "unwrapKey", w.KeyID, err)
+	p.end(ctx, c, "unwrapKey", w.KeyID, err)
 	return b, err
 }
 
 func (p *auditedProvider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
-	ctx, id := p.begin(ctx)
+	ctx, c := p.begin(ctx)
 	info, err := p.inner.Describe(ctx, keyID)
 	used := keyID
 	if err == nil {
 		used = info.KeyID
 	}
-	p.end(ctx, id, "get", used, err)
+	p.end(ctx, c, "get", used, err)
 	return info, err
 }
 
-func (p *auditedProvider) begin(ctx context.Context) (context.Context, string) {
-	id := audit.NewID()
-	return kms.WithOperationID(ctx, id), id
+// call is one provider call as the audit log records it: the event id,
+// sent as the request id, and the request id the provider's service gave.
+type call struct {
+	id       string
+	mu       sync.Mutex
+	provider string
 }
 
-func (p *auditedProvider) end(ctx context.Context, id, op, keyID string, err error) {
+// begin starts a call: its ctx carries the operation id and collects the
+// provider's request id.
+func (p *auditedProvider) begin(ctx context.Context) (context.Context, *call) {
+	c := &call{id: audit.NewID()}
+	ctx = kms.WithRequestIDs(kms.WithOperationID(ctx, c.id), func(id string) {
+		c.mu.Lock()
+		c.provider = id
+		c.mu.Unlock()
+	})
+	return ctx, c
+}
+
+func (p *auditedProvider) end(ctx context.Context, c *call, op, keyID string, err error) {
+	c.mu.Lock()
+	providerID := c.provider
+	c.mu.Unlock()
+	id := c.id
 	purpose, ok := ctx.Value(purposeKey{}).(audit.Purpose)
 	if !ok {
 		// The keyring's own checks run on a context of their own.
@@ -296,6 +315,9 @@ func (p *auditedProvider) end(ctx context.Context, id, op, keyID string, err err
 	}
 	e := audit.Event{Tenant: p.tenant, ID: id, Actor: actor, Action: "vault." + strings.ToLower(op), Target: keyID, Outcome: audit.Success,
 		Vault: &audit.VaultCall{Operation: op, KeyID: keyID, Purpose: purpose, RequestID: id}}
+	if providerID != "" {
+		e.Details = map[string]string{"provider_request_id": providerID}
+	}
 	if err != nil {
 		e.Outcome, e.Reason = audit.Failure, string(kms.ReasonOf(err))+": "+err.Error()
 	}

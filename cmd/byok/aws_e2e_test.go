@@ -379,6 +379,34 @@ func TestEndToEndAWS(t *testing.T) {
 	if shares == 0 {
 		t.Fatal("no KMS call wrapped or unwrapped a customer share")
 	}
+
+	// The audit log names, for each vault call, the request id AWS gave it
+	// (the id CloudTrail records), beside byok's own.
+	awsIDs := map[string]bool{}
+	for _, call := range emu.Calls() {
+		if call.Service == "kms" && call.RequestID != "" {
+			awsIDs[call.RequestID] = true
+		}
+	}
+	var events struct {
+		Events []struct {
+			Action  string            `json:"action"`
+			Details map[string]string `json:"details"`
+		} `json:"events"`
+	}
+	c.must(admin, "GET", "/v1/tenants/acme/audit?action=vault.&limit=1000", nil, &events)
+	named := 0
+	for _, e := range events.Events {
+		if id := e.Details["provider_request_id"]; id != "" {
+			if !awsIDs[id] {
+				t.Fatalf("%s names AWS request id %q, which no KMS call had", e.Action, id)
+			}
+			named++
+		}
+	}
+	if named == 0 || named < len(events.Events)/2 {
+		t.Fatalf("%d of %d vault calls in the audit log name their AWS request id", named, len(events.Events))
+	}
 	t.Logf("revocation enforced %v after the key was disabled, %v after the statement was removed; restored %v after enabling, %v after the statement came back (check interval %v)",
 		revokedDisable.Round(time.Millisecond), revokedPolicy.Round(time.Millisecond), restoredEnable.Round(time.Millisecond), restoredPolicy.Round(time.Millisecond), e2eCheckInterval)
 }

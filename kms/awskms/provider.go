@@ -53,7 +53,8 @@
 // Every call is bounded by [Config.Timeout]; the SDK retries throttling,
 // 5xx and connection errors. Errors are classified by [Classify] and carry
 // the AWS request id ([RequestIDOf]); [WithRequestLog] collects the
-// request ids of successful calls too. [kms.OperationID] of the ctx is
+// request ids of successful calls too, and every call's id is reported to
+// [kms.WithRequestIDs] (the lifecycle puts it in the audit log). [kms.OperationID] of the ctx is
 // appended to the User-Agent (byok-op/<id>), which CloudTrail records.
 //
 // [TestConfiguration] runs the customer-facing checks of a configuration
@@ -403,6 +404,7 @@ func (l *RequestLog) Requests() []Request {
 }
 
 func logRequest(ctx context.Context, op, keyID, rid string, err error) {
+	kms.ReportRequestID(ctx, rid)
 	if l, ok := ctx.Value(requestLogKey{}).(*RequestLog); ok {
 		l.mu.Lock()
 		l.entries = append(l.entries, Request{Op: op, KeyID: keyID, RequestID: rid, Err: err})
