@@ -1,10 +1,12 @@
 package gcpkms
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 // Defaults of [Config].
 const (
+	DefaultEndpoint   = "cloudkms.googleapis.com:443"
 	DefaultTimeout    = 30 * time.Second
 	DefaultMaxRetries = 3
 )
@@ -43,9 +46,18 @@ type Config struct {
 	// gcloud line of Test configuration names; empty means the
 	// client_email of CredentialsJSON.
 	ServiceAccount string
-	// ClientOptions are added to the client's: option.WithEndpoint (a
-	// regional or private endpoint, an emulator), TLS dial options,
-	// option.WithAuthCredentials for credentials the connector built.
+	// Endpoint is the Cloud KMS gRPC endpoint, "host:port": a regional
+	// or Private Service Connect endpoint, an emulator. Empty means
+	// [DefaultEndpoint].
+	Endpoint string
+	// RootCAs are the certificate authorities the endpoint's TLS
+	// certificate must chain to; nil means the system's. (Tests pass
+	// gcpkmsemu's CAPool.)
+	RootCAs *x509.CertPool
+	// ClientOptions are added last to the client's options: e.g.
+	// option.WithAuthCredentials for credentials the connector built,
+	// gRPC dial options. Test configuration probes Endpoint, so an
+	// option.WithEndpoint here is not what it checks.
 	ClientOptions []option.ClientOption
 	// Timeout bounds each provider call, retries included. Zero means
 	// [DefaultTimeout].
@@ -75,6 +87,11 @@ func (c Config) Validate() error {
 	if c.CredentialsJSON != nil {
 		if _, err := parseKeyFile(c.CredentialsJSON); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if c.Endpoint != "" {
+		if _, port, err := net.SplitHostPort(c.Endpoint); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("gcpkms: Config.Endpoint %q is not host:port, e.g. %s", c.Endpoint, DefaultEndpoint))
 		}
 	}
 	if c.Timeout < 0 {
@@ -122,6 +139,13 @@ func (c Config) serviceAccount() string {
 		return kf.ClientEmail
 	}
 	return ""
+}
+
+func (c Config) endpoint() string {
+	if c.Endpoint == "" {
+		return DefaultEndpoint
+	}
+	return c.Endpoint
 }
 
 func (c Config) timeout() time.Duration {

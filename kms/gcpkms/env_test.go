@@ -2,12 +2,12 @@ package gcpkms
 
 import (
 	"context"
+	"net"
 	"testing"
 
 	kmsapi "cloud.google.com/go/kms/apiv1"
 	"cloud.google.com/go/kms/apiv1/kmspb"
 	"google.golang.org/api/option"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/openbyok/byok/gcpkmsemu"
@@ -91,8 +91,7 @@ func (e *env) createKey(t testing.TB, id string, purpose kmspb.CryptoKey_CryptoK
 // emulator with the options it documents, without retries.
 func (e *env) config(extra ...option.ClientOption) Config {
 	return Config{KeyName: keyA, Tenant: tenant, CredentialsJSON: e.keyFile, MaxRetries: -1,
-		ClientOptions: append([]option.ClientOption{option.WithEndpoint(e.emu.Addr()),
-			option.WithGRPCDialOption(grpc.WithTransportCredentials(e.emu.TransportCredentials()))}, extra...)}
+		Endpoint: e.emu.Addr(), RootCAs: e.emu.CAPool(), ClientOptions: extra}
 }
 
 func (e *env) provider(t testing.TB, cfg Config) *Provider {
@@ -135,4 +134,16 @@ func (e *env) destroy(t testing.TB, version string) {
 	if _, err := e.admin.DestroyCryptoKeyVersion(context.Background(), &kmspb.DestroyCryptoKeyVersionRequest{Name: version}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// closedPort returns a loopback address where nothing listens.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

@@ -45,6 +45,7 @@ package gcpkms
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -54,7 +55,9 @@ import (
 	"cloud.google.com/go/kms/apiv1/kmspb"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -89,7 +92,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 }
 
 func newClient(ctx context.Context, cfg Config) (*kmsapi.KeyManagementClient, error) {
-	opts := []option.ClientOption{option.WithUserAgent("byok")}
+	opts := []option.ClientOption{option.WithUserAgent("byok"), option.WithEndpoint(cfg.endpoint())}
+	if cfg.RootCAs != nil {
+		opts = append(opts, option.WithGRPCDialOption(grpc.WithTransportCredentials(
+			credentials.NewTLS(&tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}))))
+	}
 	if cfg.CredentialsJSON != nil {
 		kf, err := parseKeyFile(cfg.CredentialsJSON)
 		if err != nil {
