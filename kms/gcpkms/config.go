@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,7 +91,8 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Endpoint != "" {
-		if _, port, err := net.SplitHostPort(c.Endpoint); err != nil || port == "" {
+		host, port, err := net.SplitHostPort(c.Endpoint)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || strings.Contains(host, "/") || perr != nil || n < 1 || n > 65535 {
 			errs = append(errs, fmt.Errorf("gcpkms: Config.Endpoint %q is not host:port, e.g. %s", c.Endpoint, DefaultEndpoint))
 		}
 	}
