@@ -6,15 +6,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/openbyok/byok/awsemu"
 	"github.com/openbyok/byok/client"
 	"github.com/openbyok/byok/client/clienttest"
 	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/kms/awskms"
 )
 
 var ctx = context.Background()
@@ -587,4 +590,66 @@ func readAll(r *http.Request) ([]byte, error) {
 	var b bytes.Buffer
 	_, err := b.ReadFrom(r.Body)
 	return b.Bytes(), err
+}
+
+// TestAWSSettings configures a tenant's AWS KMS key through the client
+// against a server that offers AWS KMS over awsemu, and reads the
+// provider's fields back: direct access, then a role with its external
+// id, which Test configuration uses to assume the role in the emulator.
+func TestAWSSettings(t *testing.T) {
+	srv := clienttest.NewWithAWS(t, 0)
+	op := connect(t, srv, srv.Operator)
+	if _, err := op.CreateTenant(ctx, "acme", "grace", []string{"chat"}); err != nil {
+		t.Fatal(err)
+	}
+	admin := connect(t, srv, srv.Token(t, "tenant-admin", 0, "acme"))
+	key := srv.AWS.KeyARN
+
+	k, err := admin.Configure(ctx, "acme", client.Settings{Provider: "aws-kms", KeyID: key})
+	if s := k.Settings; err != nil || k.State != "draft" || s.Provider != "aws-kms" || s.KeyID != key || s.RoleARN != "" || s.ExternalID != "" || s.SecretSet {
+		t.Fatalf("Configure direct access = %+v, %v; want draft, aws-kms, the key ARN, no role", k, err)
+	}
+	rep, err := admin.Test(ctx, "acme")
+	if err != nil || rep.Passed || !strings.Contains(fmt.Sprint(rep.Checks), awskms.KeyPolicyStatement(clienttest.AWSPlatform, "acme")) {
+		t.Fatalf("Test without the key policy statement = %+v, %v; want it failed with the statement to paste", rep, err)
+	}
+
+	// A role: the fields go out and come back, and Test assumes the role.
+	const role = "arn:aws:iam::" + clienttest.AWSAccount + ":role/byok-access"
+	ext := awskms.NewExternalID()
+	emu := srv.AWS.Emulator
+	if err := emu.PutRole(role, awskms.TrustPolicy(clienttest.AWSPlatform, ext)); err != nil {
+		t.Fatal(err)
+	}
+	def := strings.TrimSuffix(awsemu.DefaultKeyPolicy(clienttest.AWSAccount), "]}")
+	policy := def + "," + strings.TrimPrefix(strings.TrimSpace(awskms.KeyPolicyStatement(role, "acme")), "[") + "}"
+	if err := emu.PutKeyPolicy(key, policy); err != nil {
+		t.Fatal(err)
+	}
+	k, err = admin.Configure(ctx, "acme", client.Settings{Provider: "aws-kms", KeyID: key, RoleARN: role, ExternalID: ext})
+	if s := k.Settings; err != nil || s.Provider != "aws-kms" || s.RoleARN != role || s.ExternalID != ext {
+		t.Fatalf("Configure with a role = %+v, %v; want role %s and external id %s", k.Settings, err, role, ext)
+	}
+	if k, err = admin.Key(ctx, "acme"); err != nil || k.Settings.RoleARN != role || k.Settings.ExternalID != ext || k.Settings.DirectoryID != "" {
+		t.Fatalf("Key = %+v, %v; want the role and external id read back", k.Settings, err)
+	}
+	if rep, err = admin.Test(ctx, "acme"); err != nil || !rep.Passed {
+		t.Fatalf("Test through the role = %+v, %v; want passed", rep, err)
+	}
+
+	// The provider checks its fields: each error names the one at fault.
+	for _, tc := range []struct {
+		s     client.Settings
+		field string
+	}{
+		{client.Settings{Provider: "aws-kms", KeyID: key, ExternalID: ext}, "external_id"},
+		{client.Settings{Provider: "aws-kms", KeyID: key, RoleARN: role}, "external_id"},
+		{client.Settings{Provider: "aws-kms", KeyID: key, Credential: "platform-app"}, "credential"},
+		{client.Settings{Provider: "azure-key-vault", KeyID: srv.CMK, Credential: "platform-app", RoleARN: role}, "role_arn"},
+	} {
+		_, err := admin.Configure(ctx, "acme", tc.s)
+		if e := wantCode(t, fmt.Sprintf("Configure %+v", tc.s), err, 400, client.CodeInvalidInput); e.Field != tc.field {
+			t.Errorf("Configure %+v: field %q (%s), want %q", tc.s, e.Field, e.Message, tc.field)
+		}
+	}
 }

@@ -92,14 +92,22 @@ type Version struct {
 }
 
 // KeySettings are a tenant's customer-key settings as the server shows
-// them: the secret is never returned, only whether one is set.
+// them: the secret is never returned, only whether one is set. The fields
+// of [Settings] that belong to one provider are empty for the other.
 type KeySettings struct {
-	Provider    string `json:"provider"`
-	KeyID       string `json:"key_id"`
+	// Provider is "azure-key-vault" or "aws-kms".
+	Provider string `json:"provider"`
+	KeyID    string `json:"key_id"`
+	// DirectoryID, ClientID and Credential are Azure Key Vault's.
 	DirectoryID string `json:"directory_id"`
 	ClientID    string `json:"client_id"`
 	Credential  string `json:"credential"`
-	SecretSet   bool   `json:"secret_set"`
+	// RoleARN and ExternalID are AWS KMS's: the role byok assumes and the
+	// external id its trust policy requires; both empty when the key
+	// policy names the platform's principal.
+	RoleARN    string `json:"role_arn,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
+	SecretSet  bool   `json:"secret_set"`
 }
 
 // Coverage selects the scopes the customer key covers: every scope (All)

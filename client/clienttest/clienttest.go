@@ -12,6 +12,13 @@
 // [Server.Tick], and in one Tick before each job poll
 // (GET /v1/tenants/{tenant}/key/jobs/{job}), so that a client waiting for
 // a job sees it progress without any timer.
+//
+// [NewWithAWS] offers AWS KMS as well, with the real AWS connector
+// (lifecycle/aws over kms/awskms and the AWS SDK) reaching awsemu: the
+// platform signs in as the emulator's user [AWSPlatform], and customer
+// keys live in account [AWSAccount], region [AWSRegion]. Its Test
+// configuration calls the emulator, so a key policy or role trust policy
+// put with the emulator's control methods passes or fails it as in AWS.
 package clienttest
 
 import (
@@ -23,11 +30,15 @@ import (
 	"testing"
 	"time"
 
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/audit"
+	"github.com/openbyok/byok/awsemu"
 	"github.com/openbyok/byok/internal/fakeclock"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
+	lifecycleaws "github.com/openbyok/byok/lifecycle/aws"
 	"github.com/openbyok/byok/lifecycle/lifecycletest"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/token"
@@ -55,14 +66,74 @@ type Server struct {
 	Platform  *kmstest.Fake
 	Lifecycle *lifecycle.Service
 	DB        *sqlite.DB
+	// AWS is the emulated AWS of a server started with [NewWithAWS]; nil
+	// otherwise.
+	AWS *AWS
 
 	clock *fakeclock.Clock
 }
 
+// The AWS side of [NewWithAWS]: the platform's principal and the
+// customer's account and region.
+const (
+	AWSPlatform = "arn:aws:iam::999988887777:user/byok-platform"
+	AWSAccount  = "111122223333"
+	AWSRegion   = "eu-west-1"
+)
+
+// AWS is the emulated AWS of a server that offers AWS KMS.
+type AWS struct {
+	// Emulator serves KMS and STS; its control methods (CreateKey,
+	// PutKeyPolicy, PutRole ...) change what the customer's account
+	// allows.
+	Emulator *awsemu.Emulator
+	// KeyARN is a customer key in [AWSAccount] and [AWSRegion] with AWS's
+	// default key policy: the platform is not in it yet.
+	KeyARN string
+}
+
 // New starts a server with an empty SQLite database in t.TempDir and
 // closes it when t ends. BatchSize is the DEKs a job re-wraps per batch
-// (0: lifecycle's default).
+// (0: lifecycle's default). It offers only the fake vault, as
+// "azure-key-vault".
 func New(t testing.TB, batchSize int) *Server {
+	t.Helper()
+	return start(t, batchSize, false)
+}
+
+// NewWithAWS is [New] with AWS KMS offered too, over an awsemu emulator
+// that it closes when t ends. Settings must then name their provider.
+func NewWithAWS(t testing.TB, batchSize int) *Server {
+	t.Helper()
+	return start(t, batchSize, true)
+}
+
+// startAWS starts the emulator with the platform's user and a customer
+// key, and returns the AWS connector that reaches it.
+func startAWS(t testing.TB) (*AWS, lifecycle.Connector) {
+	t.Helper()
+	emu, err := awsemu.Start(awsemu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	ak, err := emu.AddUser(AWSPlatform, awsemu.AccessKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := emu.CreateKey(awsemu.KeySpec{Account: AWSAccount, Region: AWSRegion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := lifecycleaws.New(lifecycleaws.Config{Credentials: awscreds.NewStaticCredentialsProvider(ak.ID, ak.Secret, ""),
+		PlatformPrincipal: AWSPlatform, Region: AWSRegion, HTTPClient: emu.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &AWS{Emulator: emu, KeyARN: key.ARN}, conn
+}
+
+func start(t testing.TB, batchSize int, withAWS bool) *Server {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "byok.db"))
@@ -73,9 +144,15 @@ func New(t testing.TB, batchSize int) *Server {
 	s := &Server{DB: db, Customer: kmstest.NewFake(), Platform: kmstest.NewFake(), clock: fakeclock.New(Epoch)}
 	prk := s.Platform.AddKey("prk")
 	s.CMK = s.Customer.AddKey("cmk")
+	connectors := []lifecycle.Connector{lifecycletest.Connector{KMS: s.Customer}}
+	if withAWS {
+		var conn lifecycle.Connector
+		s.AWS, conn = startAWS(t)
+		connectors = append(connectors, conn)
+	}
 	log := audit.New(db, nil)
 	s.Lifecycle, err = lifecycle.New(lifecycle.Config{
-		Store: db, PlatformKMS: s.Platform, PlatformKeyID: prk, Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: s.Customer}},
+		Store: db, PlatformKMS: s.Platform, PlatformKeyID: prk, Connectors: connectors,
 		Audit: log, Now: s.Now, PlatformOnlyScopes: []string{"cache"}, BatchSize: batchSize,
 		Keyring: byok.Config{CheckInterval: CheckInterval, MaxStaleness: time.Minute},
 	})

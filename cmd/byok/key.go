@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +21,7 @@ func keyCmd() *cobra.Command {
 		`  export BYOK_SERVER=http://127.0.0.1:8080 BYOK_TENANT=acme
   export BYOK_TOKEN=$(cat acme-admin.token)
   byok key configure --key-id https://contoso.vault.azure.net/keys/byok --credential platform-app
+  byok key configure --provider aws-kms --key-id arn:aws:kms:eu-west-1:111122223333:alias/byok   # or AWS KMS
   byok key test
   byok key proceed --in 72h
   byok key status`,
@@ -59,47 +59,6 @@ func keyCommand(f *keyFlags, c *cobra.Command, extra ...func(*pflag.FlagSet)) *c
 	return c
 }
 
-// settingsFlags are the flags of a key's settings.
-type settingsFlags struct {
-	directoryID, clientID, credential, secretFile string
-}
-
-func (s *settingsFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&s.directoryID, "directory-id", "", "the Entra directory (tenant) `id` of the key's vault (with managed-identity: the platform's, the default)")
-	fs.StringVar(&s.clientID, "client-id", "", "the `app` id the platform signs in as (none with managed-identity)")
-	fs.StringVar(&s.credential, "credential", "", "how the platform signs in: platform-app, client-secret, certificate, managed-identity or workload-identity")
-	fs.StringVar(&s.secretFile, "secret-file", "", "read the client secret or the PEM key and certificate from `file` (- for stdin); omit to keep the stored one; none with platform-app, managed-identity and workload-identity")
-}
-
-// credentials are the values of --credential.
-var credentials = []string{"platform-app", "client-secret", "certificate", "managed-identity", "workload-identity"}
-
-// settings returns the settings of keyID with the flags'; stdin is read
-// for --secret-file -.
-func (s *settingsFlags) settings(keyID string, stdin io.Reader) (client.Settings, error) {
-	// The flags are Azure's: name the provider, which a platform that
-	// also offers AWS KMS (an aws: block) requires.
-	st := client.Settings{Provider: "azure-key-vault", KeyID: keyID, DirectoryID: s.directoryID, ClientID: s.clientID, Credential: s.credential}
-	var b []byte
-	var err error
-	switch s.secretFile {
-	case "":
-		return st, nil
-	case "-":
-		b, err = io.ReadAll(stdin)
-	default:
-		b, err = readPrivateFile(s.secretFile)
-	}
-	if err != nil {
-		return st, usagef("cannot read the secret file: %v", err)
-	}
-	st.Secret = strings.TrimSpace(string(b))
-	if st.Secret == "" {
-		return st, usagef("the secret file %s is empty", s.secretFile)
-	}
-	return st, nil
-}
-
 func keyStatusCmd() *cobra.Command {
 	var f keyFlags
 	return keyCommand(&f, &cobra.Command{
@@ -125,7 +84,7 @@ func keyConfigureCmd() *cobra.Command {
 	var s settingsFlags
 	var keyID string
 	c := keyCommand(&f, &cobra.Command{
-		Use:     "configure --tenant T --key-id URL [--directory-id D --client-id A --credential MODE --secret-file F]",
+		Use:     "configure --tenant T --key-id ID [--directory-id D --client-id A --credential MODE --secret-file F | --provider aws-kms [--role-arn ARN [--external-id ID]]]",
 		Short:   "save the settings of the tenant's customer key (back to draft: test and proceed again)",
 		Long:    configureLong,
 		Example: configureExamples,
@@ -135,9 +94,9 @@ func keyConfigureCmd() *cobra.Command {
 				return err
 			}
 			if keyID == "" {
-				return usagef("--key-id is required: the key identifier from the vault")
+				return usagef("--key-id is required: the key identifier from the vault, or the key or alias ARN from AWS KMS")
 			}
-			st, err := s.settings(keyID, cmd.InOrStdin())
+			st, generated, err := s.settings(cmd.Context(), c, f.tenant, keyID, cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
@@ -148,21 +107,29 @@ func keyConfigureCmd() *cobra.Command {
 			if err := printKey(cmd.OutOrStdout(), f.json, k); err != nil {
 				return err
 			}
+			stderr := cmd.ErrOrStderr()
+			printTrustStep(stderr, st, generated)
 			if !f.json {
-				fmt.Fprintln(cmd.ErrOrStderr(), "Saved. Next: byok key test, then byok key proceed --enforce-at <date>.")
+				fmt.Fprintln(stderr, "Saved. Next: byok key test, then byok key proceed --enforce-at <date>.")
 			}
 			return nil
 		},
 	}, func(fs *pflag.FlagSet) {
-		fs.StringVar(&keyID, "key-id", "", "the key identifier, https://<vault>.vault.azure.net/keys/<name>[/<version>]; versionless follows rotations")
+		fs.StringVar(&keyID, "key-id", "", "the key `id`: Azure Key Vault's key identifier, https://<vault>.vault.azure.net/keys/<name>[/<version>] (versionless follows rotations), or AWS KMS's key or alias ARN")
 	}, s.register)
 	completeWords(c, "credential", credentials...)
+	completeWords(c, "provider", providers...)
 	return c
 }
 
-// configureLong explains the credential modes of byok key configure.
+// configureLong explains the providers and credential modes of byok key
+// configure.
 const configureLong = `Saves the settings of the tenant's customer key (back to draft: test and
-proceed again). --credential is how byok signs in to the key's directory:
+proceed again). --provider is where the key lives: azure-key-vault (the default)
+or aws-kms. Each provider takes its own flags; another provider's are refused.
+
+Azure Key Vault: --key-id is the key identifier, and --credential is how byok
+signs in to the key's directory:
 
   platform-app       the platform's multi-tenant app, consented in your directory
   client-secret      your own app and a client secret (--secret-file)
@@ -176,14 +143,28 @@ proceed again). --credential is how byok signs in to the key's directory:
 
 With platform-app, managed-identity and workload-identity the key must carry the
 tag byok-tenant=<tenant>. The server refuses a mode its operator has not set up.
-Then run byok key test: it says what is missing, e.g. the role or the federated
-credential, and how to add it (docs/azure-setup.md).`
+
+AWS KMS (--provider aws-kms): --key-id is the key ARN, pinned to that key
+(arn:aws:kms:<region>:<account>:key/<id>), or an alias ARN, which byok follows
+(arn:aws:kms:<region>:<account>:alias/<name>). byok reaches the key one of two ways:
+
+  key policy         no more flags: your key policy names the platform's principal
+  --role-arn ARN     byok assumes your role, with the external id its trust policy
+                     requires; without --external-id byok keeps the tenant's saved one,
+                     or generates one and prints it: put it in the role's trust policy
+
+Then run byok key test: it says what is missing, e.g. the role, the federated
+credential or the key policy statement, and how to add it (docs/azure-setup.md,
+docs/aws-setup.md).`
 
 const configureExamples = `  byok key configure --tenant acme --key-id https://bu-vault.vault.azure.net/keys/byok --credential managed-identity
   byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \
     --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential workload-identity
   byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \
-    --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential client-secret --secret-file secret.txt`
+    --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential client-secret --secret-file secret.txt
+  byok key configure --tenant acme --provider aws-kms --key-id arn:aws:kms:eu-west-1:111122223333:alias/byok
+  byok key configure --tenant acme --provider aws-kms --key-id arn:aws:kms:eu-west-1:111122223333:alias/byok \
+    --role-arn arn:aws:iam::111122223333:role/byok-access`
 
 // errTestFailed is the error of a Test configuration that did not pass:
 // the report has said why.
@@ -374,7 +355,8 @@ func keyRotateCmd() *cobra.Command {
 		Short: "move the tenant's key onto a new version of the same key, or onto another key",
 		Example: `  byok key rotate --tenant acme --wait
   byok key rotate --tenant acme --key-id https://contoso.vault.azure.net/keys/byok/0123456789abcdef0123456789abcdef
-  byok key rotate --tenant acme --new-key https://contoso-eu.vault.azure.net/keys/byok --credential platform-app --wait`,
+  byok key rotate --tenant acme --new-key https://contoso-eu.vault.azure.net/keys/byok --credential platform-app --wait
+  byok key rotate --tenant acme --provider aws-kms --new-key arn:aws:kms:eu-central-1:111122223333:alias/byok --wait`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := f.connect()
 			if err != nil {
@@ -384,21 +366,29 @@ func keyRotateCmd() *cobra.Command {
 				return err
 			}
 			var r client.Rotation
+			trustStep := func(failed bool) {}
 			switch {
 			case keyID != "" && newKey != "":
 				return usagef("--key-id (a new version of the same key) and --new-key (another key) exclude each other")
 			case newKey != "":
-				st, err := s.settings(newKey, cmd.InOrStdin())
+				st, generated, err := s.settings(cmd.Context(), c, f.tenant, newKey, cmd.InOrStdin())
 				if err != nil {
 					return err
 				}
 				r.Settings = &st
-			case s != settingsFlags{}:
+				trustStep = func(failed bool) {
+					printTrustStep(cmd.ErrOrStderr(), st, generated)
+					if failed && generated {
+						fmt.Fprintf(cmd.ErrOrStderr(), "then rotate again with --external-id %s\n", st.ExternalID)
+					}
+				}
+			case s.given():
 				return usagef("the settings flags go with --new-key; for a new version of the same key give --key-id only")
 			default:
 				r.KeyID = keyID
 			}
 			j, err := c.Rotate(cmd.Context(), f.tenant, r)
+			trustStep(err != nil)
 			if err != nil {
 				return apiError(err)
 			}
@@ -406,9 +396,10 @@ func keyRotateCmd() *cobra.Command {
 		},
 	}, func(fs *pflag.FlagSet) {
 		fs.StringVar(&keyID, "key-id", "", "rotate to this new `version` of the same key (a versioned id); omit for the key's current version")
-		fs.StringVar(&newKey, "new-key", "", "rotate to another key or vault (`URL`), tested first, with the settings flags")
+		fs.StringVar(&newKey, "new-key", "", "rotate to another key or vault (Azure `URL`, or AWS key or alias ARN), tested first, with the settings flags")
 	}, s.register, wf.register)
 	completeWords(c, "credential", credentials...)
+	completeWords(c, "provider", providers...)
 	return c
 }
 

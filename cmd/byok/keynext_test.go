@@ -45,3 +45,31 @@ func TestKeyStatusNextStep(t *testing.T) {
 		t.Errorf("an active key has a next step:\n%s", b.String())
 	}
 }
+
+// byok key status of an AWS KMS key names the provider, the key ARN and
+// how byok reaches it, in place of Azure's directory, app and credential.
+func TestKeyStatusAWS(t *testing.T) {
+	const arn = "arn:aws:kms:eu-west-1:111122223333:alias/byok"
+	for _, tc := range []struct {
+		settings client.KeySettings
+		access   string
+	}{
+		{client.KeySettings{Provider: "aws-kms", KeyID: arn}, "key policy: byok calls KMS as the platform's principal, which the key policy names"},
+		{client.KeySettings{Provider: "aws-kms", KeyID: arn, RoleARN: "arn:aws:iam::111122223333:role/byok-access", ExternalID: "byok-abc"},
+			"role: byok assumes arn:aws:iam::111122223333:role/byok-access with external id byok-abc, which the role's trust policy requires"},
+	} {
+		var b strings.Builder
+		if err := printKey(&b, false, client.Key{Tenant: "initech", State: "draft", Settings: tc.settings}); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, want := range []string{"provider          AWS KMS (aws-kms)", "key ARN           " + arn, "access            " + tc.access} {
+			if !strings.Contains(out, want) {
+				t.Errorf("key status lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "directory / app") || strings.Contains(out, "credential") {
+			t.Errorf("key status of an AWS key shows Azure's settings:\n%s", out)
+		}
+	}
+}

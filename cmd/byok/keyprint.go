@@ -20,21 +20,32 @@ func printKey(w io.Writer, asJSON bool, k client.Key) error {
 	if asJSON {
 		return printJSON(w, k)
 	}
-	cred := orDash(k.Settings.Credential)
-	if k.Settings.SecretSet {
-		cred += " (secret set)"
+	rows := [][]string{{"tenant", k.Tenant}, {"state", k.State}}
+	if k.Settings.Provider == providerAWS {
+		rows = append(rows,
+			[]string{"provider", "AWS KMS (aws-kms)"},
+			[]string{"key ARN", orDash(k.Settings.KeyID)},
+			[]string{"current key", currentVersion(k)},
+			[]string{"access", awsAccess(k.Settings)})
+	} else {
+		cred := orDash(k.Settings.Credential)
+		if k.Settings.SecretSet {
+			cred += " (secret set)"
+		}
+		if k.Settings.Provider != "" {
+			rows = append(rows, []string{"provider", "Azure Key Vault (" + k.Settings.Provider + ")"})
+		}
+		rows = append(rows,
+			[]string{"key id", orDash(k.Settings.KeyID)},
+			[]string{"current version", currentVersion(k)},
+			[]string{"directory / app", orDash(k.Settings.DirectoryID) + " / " + orDash(k.Settings.ClientID)},
+			[]string{"credential", cred})
 	}
-	rows := [][]string{
-		{"tenant", k.Tenant},
-		{"state", k.State},
-		{"key id", orDash(k.Settings.KeyID)},
-		{"current version", currentVersion(k)},
-		{"directory / app", orDash(k.Settings.DirectoryID) + " / " + orDash(k.Settings.ClientID)},
-		{"credential", cred},
+	rows = append(rows, [][]string{
 		{"enforcement date", when(k.EnforceAt)},
 		{"activated", when(k.ActivatedAt)},
 		{"coverage", coverageText(k.Coverage)},
-	}
+	}...)
 	if k.Epoch != 0 {
 		rows = append(rows, []string{"epoch", fmt.Sprint(k.Epoch)})
 	}
@@ -73,6 +84,16 @@ func printKey(w io.Writer, asJSON bool, k client.Key) error {
 		return table(w, hrows...)
 	}
 	return nil
+}
+
+// awsAccess says how byok reaches an AWS KMS key: as the platform's own
+// principal, which the key policy names, or by assuming the customer's
+// role with the external id its trust policy requires.
+func awsAccess(s client.KeySettings) string {
+	if s.RoleARN == "" {
+		return "key policy: byok calls KMS as the platform's principal, which the key policy names"
+	}
+	return "role: byok assumes " + s.RoleARN + " with external id " + orDash(s.ExternalID) + ", which the role's trust policy requires"
 }
 
 // currentVersion is the key version in use, or when one will be.
