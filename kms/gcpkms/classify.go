@@ -31,8 +31,9 @@ var errIntegrity = errors.New("gcpkms: Cloud KMS's answer failed its CRC32C inte
 // structured details only (never on message text):
 //
 //   - Authoritative: PERMISSION_DENIED (ReasonDenied: the IAM binding is
-//     missing), UNAUTHENTICATED (ReasonUnauthenticated: the platform's key
-//     file refused, its service account disabled or deleted), NOT_FOUND
+//     missing), UNAUTHENTICATED with Google's ErrorInfo
+//     (ReasonUnauthenticated: the platform's key refused, its service
+//     account disabled or deleted), NOT_FOUND
 //     (ReasonNotFound), FAILED_PRECONDITION (a version not enabled:
 //     [ReasonDestroyed] when its PreconditionFailure names a destroy
 //     state, else ReasonDisabled);
@@ -41,7 +42,9 @@ var errIntegrity = errors.New("gcpkms: Cloud KMS's answer failed its CRC32C inte
 //     (another key, tenant, version or binding, or altered), else
 //     ReasonBadRequest (a key whose purpose is not ENCRYPT_DECRYPT);
 //     UNIMPLEMENTED, OUT_OF_RANGE: ReasonBadRequest;
-//   - Transient: RESOURCE_EXHAUSTED (ReasonThrottled), DEADLINE_EXCEEDED
+//   - Transient: UNAUTHENTICATED without an ErrorInfo, which the client
+//     answers itself when it cannot get a token (ReasonUnauthenticated);
+//     RESOURCE_EXHAUSTED (ReasonThrottled), DEADLINE_EXCEEDED
 //     and a ctx deadline (ReasonTimeout), CANCELED and a cancelled ctx
 //     (ReasonCanceled), an answer failing its CRC32C ([ReasonIntegrity]),
 //     UNAVAILABLE, INTERNAL, ABORTED, UNKNOWN and anything else
@@ -83,6 +86,12 @@ func classifyStatus(op string, s *status.Status) (kms.Class, kms.Reason) {
 	case codes.PermissionDenied:
 		return kms.Authoritative, kms.ReasonDenied
 	case codes.Unauthenticated:
+		// Google's front end always explains a refusal with an ErrorInfo;
+		// without one, the client itself could not get a token (the
+		// metadata server or STS unreachable), which is no revocation.
+		if errorInfoOf(s) == nil {
+			return kms.Transient, kms.ReasonUnauthenticated
+		}
 		return kms.Authoritative, kms.ReasonUnauthenticated
 	case codes.NotFound:
 		return kms.Authoritative, kms.ReasonNotFound
@@ -121,10 +130,14 @@ func errorInfoReason(err error) string {
 	if !ok {
 		return ""
 	}
+	return errorInfoOf(s).GetReason()
+}
+
+func errorInfoOf(s *status.Status) *errdetails.ErrorInfo {
 	for _, d := range s.Details() {
 		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			return ei.GetReason()
+			return ei
 		}
 	}
-	return ""
+	return nil
 }

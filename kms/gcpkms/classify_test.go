@@ -19,6 +19,11 @@ func withViolation(c codes.Code, typ string) error {
 	return s.Err()
 }
 
+func withInfo(c codes.Code, reason string) error {
+	s, _ := status.New(c, "any text").WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: "googleapis.com"})
+	return s.Err()
+}
+
 var classifyTests = []struct {
 	op     string
 	err    error
@@ -26,7 +31,9 @@ var classifyTests = []struct {
 	reason kms.Reason
 }{
 	{"wrap", status.Error(codes.PermissionDenied, "x"), kms.Authoritative, kms.ReasonDenied},
-	{"wrap", status.Error(codes.Unauthenticated, "x"), kms.Authoritative, kms.ReasonUnauthenticated},
+	{"wrap", withInfo(codes.Unauthenticated, "ACCOUNT_STATE_INVALID"), kms.Authoritative, kms.ReasonUnauthenticated},
+	{"wrap", withInfo(codes.Unauthenticated, "ACCESS_TOKEN_TYPE_UNSUPPORTED"), kms.Authoritative, kms.ReasonUnauthenticated},
+	{"wrap", status.Error(codes.Unauthenticated, "transport: per-RPC creds failed"), kms.Transient, kms.ReasonUnauthenticated},
 	{"describe", status.Error(codes.NotFound, "x"), kms.Authoritative, kms.ReasonNotFound},
 	{"unwrap", withViolation(codes.FailedPrecondition, "KEY_DISABLED"), kms.Authoritative, kms.ReasonDisabled},
 	{"unwrap", withViolation(codes.FailedPrecondition, "KEY_DESTROY_SCHEDULED"), kms.Authoritative, ReasonDestroyed},

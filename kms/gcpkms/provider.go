@@ -126,9 +126,6 @@ func credentialsSource(cfg Config) string {
 // Close closes the client's connections.
 func (p *Provider) Close() error { return p.client.Close() }
 
-// Client returns the underlying client, for the connector's own reads.
-func (p *Provider) Client() *kmsapi.KeyManagementClient { return p.client }
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc(b []byte) *wrapperspb.Int64Value {

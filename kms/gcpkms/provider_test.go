@@ -261,3 +261,23 @@ func TestRetriesTransient(t *testing.T) {
 		t.Errorf("Decrypt called %d times, want 3", n)
 	}
 }
+
+// TestNoTokenIsNotARevocation: when the client cannot get a token (here
+// Application Default Credentials with a metadata server that does not
+// answer), the call fails transient: byok keeps serving from cache.
+func TestNoTokenIsNotARevocation(t *testing.T) {
+	e := newEnv(t)
+	w, err := e.provider(t, e.config()).Wrap(context.Background(), keyA, []byte("share"))
+	must(t, err)
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+	t.Setenv("GCE_METADATA_HOST", closedPort(t))
+	cfg := e.config()
+	cfg.CredentialsJSON = nil
+	cfg.Timeout = time.Second
+	_, err = e.provider(t, cfg).Unwrap(context.Background(), w)
+	if kms.ClassOf(err) != kms.Transient {
+		t.Errorf("Unwrap without a token: %v, want transient", err)
+	}
+}

@@ -99,8 +99,7 @@ func (t *tester) credentialsFailure(err error, sa string) Check {
 	if _, domain, ok := strings.Cut(sa, "@"); ok {
 		project, _, _ = strings.Cut(domain, ".")
 	}
-	switch kms.ClassOf(err) {
-	case kms.Transient:
+	if kms.ReasonOf(err) != kms.ReasonUnauthenticated {
 		c.Reason = "Cloud KMS did not answer: " + firstLine(err.Error())
 		c.Remedy = "retry; if it persists, check https://status.cloud.google.com and the platform's network path to " + t.cfg.endpoint()
 		return c
@@ -110,6 +109,10 @@ func (t *tester) credentialsFailure(err error, sa string) Check {
 		c.Reason = "Application Default Credentials gave no usable token (no key file is configured): " + firstLine(err.Error())
 		c.Remedy = "configure the platform's service account key file (IAM & Admin > Service accounts > the account > Keys > Add key > JSON), " +
 			"set GOOGLE_APPLICATION_CREDENTIALS to its path, or run the platform on Google Cloud with that service account attached"
+	case reason == "":
+		c.Reason = "the platform could not get a token for its credentials: " + firstLine(err.Error())
+		c.Remedy = "allow the platform to reach Google's token endpoints (oauth2.googleapis.com, sts.googleapis.com and iamcredentials.googleapis.com for workload identity federation), " +
+			"and check the credentials file's token_uri or credential_source"
 	case reason == "ACCOUNT_STATE_INVALID":
 		c.Reason = "the platform's service account " + sa + " is disabled or deleted"
 		c.Remedy = fmt.Sprintf("enable it: `gcloud iam service-accounts enable %s --project %s` (IAM & Admin > Service accounts > the account > Enable); a deleted account can be undeleted within 30 days", sa, project)
