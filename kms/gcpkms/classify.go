@@ -50,6 +50,10 @@ var errIntegrity = errors.New("gcpkms: Cloud KMS's answer failed its CRC32C inte
 //     UNAVAILABLE, INTERNAL, ABORTED, UNKNOWN and anything else
 //     (ReasonUnavailable).
 //
+// Cloud KMS checks permission before existence: with the platform's
+// roles granted on the key alone, a deleted or mistyped key answers
+// PERMISSION_DENIED, not NOT_FOUND (both authoritative).
+//
 // The gRPC status stays reachable (status.FromError, errors.As). It
 // returns nil for a nil err, and err itself if it already is a *kms.Error.
 func Classify(op, keyID string, err error) *kms.Error {
