@@ -1,0 +1,135 @@
+package gcp
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/api/option"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/kms/gcpkms"
+	"github.com/openbyok/byok/lifecycle"
+)
+
+// Config is the platform's side of Google Cloud access, from byok's
+// configuration (the gcp: block): the same for every tenant.
+type Config struct {
+	// CredentialsJSON is the platform's service account key file (or a
+	// workload identity federation file); nil means Google's Application
+	// Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's, the
+	// metadata server).
+	CredentialsJSON []byte
+	// ServiceAccount is the platform's service account email, which
+	// customers grant on their keys; empty means the client_email of
+	// CredentialsJSON.
+	ServiceAccount string
+	// Endpoint overrides the Cloud KMS gRPC endpoint ("host:port": a
+	// regional or Private Service Connect endpoint, an emulator); empty:
+	// gcpkms.DefaultEndpoint.
+	Endpoint string
+	// RootCAs are the CAs the endpoint's certificate must chain to; nil
+	// means the system's.
+	RootCAs *x509.CertPool
+	// ClientOptions are added last to every client's options (tests: the
+	// emulator's dial options).
+	ClientOptions []option.ClientOption
+	// Timeout bounds each call (gcpkms.Config.Timeout); zero: its default.
+	Timeout time.Duration
+	// Logger receives gcpkms's call logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Connector is the [lifecycle.Connector] of Google Cloud KMS over
+// kms/gcpkms. It is safe for concurrent use; create it with [New].
+type Connector struct {
+	cfg Config
+}
+
+var _ lifecycle.Connector = (*Connector)(nil)
+
+// New returns the connector of cfg. It fails if cfg.CredentialsJSON is not
+// a service account key file or an external_account file, if
+// cfg.ServiceAccount is not an email, or if cfg.Endpoint is not host:port.
+// It makes no network call.
+func New(cfg Config) (*Connector, error) {
+	probe := gcpkms.Config{Tenant: "probe", CredentialsJSON: cfg.CredentialsJSON, Endpoint: cfg.Endpoint, Timeout: cfg.Timeout}
+	if err := probe.Validate(); err != nil {
+		return nil, fmt.Errorf("gcp: the platform's Cloud KMS access: %w", err)
+	}
+	if cfg.ServiceAccount == "" && cfg.CredentialsJSON != nil {
+		var kf struct {
+			ClientEmail string `json:"client_email"`
+		}
+		if json.Unmarshal(cfg.CredentialsJSON, &kf) == nil {
+			cfg.ServiceAccount = kf.ClientEmail
+		}
+	}
+	return &Connector{cfg: cfg}, nil
+}
+
+// config turns settings into a gcpkms.Config, or an error wrapping
+// byok.ErrInvalidInput (a *lifecycle.FieldError for a bad option) that
+// says what is wrong.
+func (c *Connector) config(s lifecycle.KeySettings) (gcpkms.Config, error) {
+	if _, err := OptionsOf(s); err != nil {
+		return gcpkms.Config{}, err
+	}
+	if _, err := gcpkms.ParseKeyName(s.KeyID); err != nil {
+		return gcpkms.Config{}, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
+	}
+	cfg := gcpkms.Config{KeyName: s.KeyID, Tenant: s.Tenant, CredentialsJSON: c.cfg.CredentialsJSON,
+		ServiceAccount: c.cfg.ServiceAccount, Endpoint: c.cfg.Endpoint, RootCAs: c.cfg.RootCAs,
+		ClientOptions: c.cfg.ClientOptions, Timeout: c.cfg.Timeout, Logger: c.cfg.Logger}
+	if err := cfg.Validate(); err != nil {
+		return gcpkms.Config{}, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
+	}
+	return cfg, nil
+}
+
+// Provider implements [lifecycle.Connector] with gcpkms.New. It makes no
+// network call (the client connects on first use).
+func (c *Connector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
+	cfg, err := c.config(s)
+	if err != nil {
+		return nil, err
+	}
+	p, err := gcpkms.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
+	}
+	return p, nil
+}
+
+// Test implements [lifecycle.Connector] with gcpkms.TestConfiguration.
+// Settings that cannot even be turned into a configuration give a report
+// with one failing line, not an error. Remedies carry the gcloud lines to
+// paste, naming the platform's service account.
+func (c *Connector) Test(ctx context.Context, s lifecycle.KeySettings) (lifecycle.Report, error) {
+	if err := ctx.Err(); err != nil {
+		return lifecycle.Report{}, err
+	}
+	cfg, err := c.config(s)
+	if err != nil {
+		return lifecycle.UnusableSettings(s, err, gcpkms.CheckKeyName, gcpkms.CheckSettings, nil), nil
+	}
+	gr := gcpkms.TestConfiguration(ctx, cfg)
+	r := lifecycle.Report{KeyID: s.KeyID}
+	for _, ch := range gr.Checks {
+		r.Checks = append(r.Checks, check(ch))
+	}
+	return r, nil
+}
+
+// check turns a line of gcpkms's report into one of the lifecycle's.
+func check(ch gcpkms.Check) lifecycle.Check {
+	detail := ch.Reason
+	if ch.Value != "" {
+		detail = ch.Value + ": " + ch.Reason
+	}
+	return lifecycle.Check{Name: ch.Name, Outcome: lifecycle.Outcome(ch.Status), Detail: detail, Remedy: ch.Remedy}
+}
