@@ -44,6 +44,7 @@ type Config struct {
 	Keyring     Keyring     `yaml:"keyring"`
 	Azure       Azure       `yaml:"azure"`
 	AWS         *AWS        `yaml:"aws"` // when present, customer keys in AWS KMS are offered (aws.go)
+	GCP         *GCP        `yaml:"gcp"` // when present, customer keys in Google Cloud KMS are offered (gcp.go)
 	Jobs        Jobs        `yaml:"jobs"`
 	Console     Console     `yaml:"console"`
 	Log         Log         `yaml:"log"`
@@ -333,6 +334,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAzure(bad)
 	c.validateAWS(bad)
+	c.validateGCP(bad)
 	c.validateConsole(bad)
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
