@@ -110,6 +110,13 @@ func openApp(ctx context.Context, cfg config.Config, opts appOptions, logger *sl
 		}
 		connectors = append(connectors, ac)
 	}
+	if cfg.GCP != nil {
+		gc, err := gcpConnector(*cfg.GCP, logger)
+		if err != nil {
+			return nil, err
+		}
+		connectors = append(connectors, gc)
+	}
 	if cfg.Store.Postgres != "" {
 		if a.pg, err = postgres.Open(ctx, cfg.Store.Postgres); err != nil {
 			return nil, err
