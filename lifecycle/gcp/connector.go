@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/api/option"
@@ -91,18 +92,64 @@ func (c *Connector) config(s lifecycle.KeySettings) (gcpkms.Config, error) {
 	return cfg, nil
 }
 
-// Provider implements [lifecycle.Connector] with gcpkms.New. It makes no
-// network call (the client connects on first use).
+// Provider implements [lifecycle.Connector] over gcpkms.New. It makes no
+// network call and builds no client: the client (and, without a key file,
+// the search for Google's default credentials) is made on first use, so
+// settings that are only checked hold no connection. A client that cannot
+// be built fails that call with a transient *kms.Error (the platform's
+// credentials are at fault, not the customer's key), and the next call
+// tries again.
 func (c *Connector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
 	cfg, err := c.config(s)
 	if err != nil {
 		return nil, err
 	}
-	p, err := gcpkms.New(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", byok.ErrInvalidInput, err)
+	return &lazyProvider{cfg: cfg}, nil
+}
+
+// lazyProvider is a gcpkms.Provider built on first use.
+type lazyProvider struct {
+	cfg gcpkms.Config
+	mu  sync.Mutex
+	p   *gcpkms.Provider
+}
+
+func (l *lazyProvider) get(ctx context.Context, op, keyID string) (*gcpkms.Provider, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.p != nil {
+		return l.p, nil
 	}
+	p, err := gcpkms.New(context.WithoutCancel(ctx), l.cfg)
+	if err != nil {
+		return nil, &kms.Error{Op: op, KeyID: keyID, Class: kms.Transient, Reason: kms.ReasonUnauthenticated, Err: err}
+	}
+	l.p = p
 	return p, nil
+}
+
+func (l *lazyProvider) Wrap(ctx context.Context, keyID string, plaintext []byte) (kms.Wrapped, error) {
+	p, err := l.get(ctx, "wrap", keyID)
+	if err != nil {
+		return kms.Wrapped{}, err
+	}
+	return p.Wrap(ctx, keyID, plaintext)
+}
+
+func (l *lazyProvider) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
+	p, err := l.get(ctx, "unwrap", w.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	return p.Unwrap(ctx, w)
+}
+
+func (l *lazyProvider) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
+	p, err := l.get(ctx, "describe", keyID)
+	if err != nil {
+		return kms.KeyInfo{}, err
+	}
+	return p.Describe(ctx, keyID)
 }
 
 // Test implements [lifecycle.Connector] with gcpkms.TestConfiguration.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/lifecycle"
 )
 
@@ -152,4 +154,36 @@ func (l lifecycleWith) Connector(name string) (lifecycle.Connector, error) {
 		return nil, errors.New("no such provider")
 	}
 	return l.c, nil
+}
+
+// TestProviderWithoutCredentials: Provider builds no client, so settings
+// are accepted whatever the platform's credentials; a call without any
+// fails as transient (the platform's fault, not a revocation), and says
+// why.
+func TestProviderWithoutCredentials(t *testing.T) {
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Platform(context.Background()); p.ServiceAccount != "" || p.NotOffered != "" {
+		t.Fatalf("Platform without a key file or service account = %+v", p)
+	}
+	s := Settings(keyName)
+	s.Tenant = "acme"
+	p, err := c.Provider(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Provider: %v", err)
+	}
+	_, err = p.Wrap(context.Background(), keyName, []byte("share"))
+	var ke *kms.Error
+	if !errors.As(err, &ke) || ke.Class != kms.Transient || ke.Reason != kms.ReasonUnauthenticated || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("Wrap without credentials: %v; want a transient authentication error naming the file", err)
+	}
+	if _, err := p.Unwrap(context.Background(), kms.Wrapped{KeyID: versionName, Ciphertext: []byte("x")}); kms.ClassOf(err) != kms.Transient {
+		t.Fatalf("Unwrap without credentials: %v", err)
+	}
+	if _, err := p.Describe(context.Background(), keyName); kms.ClassOf(err) != kms.Transient {
+		t.Fatalf("Describe without credentials: %v", err)
+	}
 }
