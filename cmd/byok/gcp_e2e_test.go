@@ -297,3 +297,46 @@ func TestEndToEndGCP(t *testing.T) {
 	t.Logf("revocation enforced %v after the role was removed, %v after the version was disabled; restored %v after the grant, %v after enabling (check interval %v)",
 		revokedIAM.Round(time.Millisecond), revokedVersion.Round(time.Millisecond), restoredIAM.Round(time.Millisecond), restoredVersion.Round(time.Millisecond), e2eCheckInterval)
 }
+
+// TestGCPConnectorErrors: byok serve refuses a gcp: block whose files
+// cannot serve, saying which setting and why, and says at start which
+// service account customers grant.
+func TestGCPConnectorErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	notPEM := write("ca.txt", "not a certificate")
+	notJSON := write("key.pem", "-----BEGIN PRIVATE KEY-----")
+	for name, tt := range map[string]struct {
+		c    config.GCP
+		want string
+	}{
+		"key file missing":  {config.GCP{CredentialsFile: filepath.Join(dir, "none.json")}, "gcp.credentials_file: open"},
+		"key file not JSON": {config.GCP{CredentialsFile: notJSON}, "gcp.credentials_file " + notJSON + ": gcp: the platform's Cloud KMS access: gcpkms: the credentials are not JSON"},
+		"CA file missing":   {config.GCP{Endpoint: "127.0.0.1:8443", CAFile: filepath.Join(dir, "none.pem")}, "gcp.ca_file: open"},
+		"CA file not PEM":   {config.GCP{Endpoint: "127.0.0.1:8443", CAFile: notPEM}, "gcp.ca_file: " + notPEM + " holds no PEM certificate"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := gcpConnector(tt.c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("gcpConnector = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct{ sa, want string }{
+		{"byok@platform-project.iam.gserviceaccount.com", "service_account=byok@platform-project.iam.gserviceaccount.com"},
+		{"", "set gcp.service_account"},
+	} {
+		var logs bytes.Buffer
+		if _, err := gcpConnector(config.GCP{ServiceAccount: tt.sa}, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), tt.want) {
+			t.Fatalf("start logs with service account %q: %s; want %q", tt.sa, logs.String(), tt.want)
+		}
+	}
+}
