@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,7 +155,8 @@ func (l *lazyProvider) Describe(ctx context.Context, keyID string) (kms.KeyInfo,
 
 // Test implements [lifecycle.Connector] with gcpkms.TestConfiguration.
 // Settings that cannot even be turned into a configuration give a report
-// with one failing line, not an error. Remedies carry the gcloud lines to
+// with one failing line, not an error. The report's KeyID is the version
+// the test reached (the primary one of a crypto key), else s.KeyID. Remedies carry the gcloud lines to
 // paste, naming the platform's service account.
 func (c *Connector) Test(ctx context.Context, s lifecycle.KeySettings) (lifecycle.Report, error) {
 	if err := ctx.Err(); err != nil {
@@ -168,6 +170,13 @@ func (c *Connector) Test(ctx context.Context, s lifecycle.KeySettings) (lifecycl
 	r := lifecycle.Report{KeyID: s.KeyID}
 	for _, ch := range gr.Checks {
 		r.Checks = append(r.Checks, check(ch))
+	}
+	if ch, ok := gr.Check(gcpkms.CheckVersion); ok && ch.Status == gcpkms.Pass {
+		if v, _, _ := strings.Cut(ch.Value, " "); v != "" {
+			if n, err := gcpkms.ParseKeyName(v); err == nil && n.Version != 0 {
+				r.KeyID = v // the exact version tested, which the audit event names
+			}
+		}
 	}
 	return r, nil
 }

@@ -83,8 +83,8 @@ func TestConnectorAgainstEmulator(t *testing.T) {
 	if r, err = c.Test(ctx, s); err != nil || !r.Passed() {
 		t.Fatalf("Test with the roles granted: %+v, %v", r.Checks, err)
 	}
-	if r.KeyID != keyName {
-		t.Errorf("report KeyID = %q", r.KeyID)
+	if r.KeyID != keyName+"/cryptoKeyVersions/1" {
+		t.Errorf("report KeyID = %q, want the primary version it tested", r.KeyID)
 	}
 
 	p, err := c.Provider(ctx, s)
