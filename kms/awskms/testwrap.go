@@ -85,6 +85,7 @@ func (t *tester) checkTenantBinding(ctx context.Context) {
 	}
 	cfg := t.cfg
 	cfg.Tenant = foreignTenantSeed
+	cfg.Logger = nil // a refusal is the answer hoped for: not a warning
 	other, err := New(cfg)
 	if err == nil {
 		_, err = other.Wrap(ctx, deref(t.md.Arn), []byte("byok test configuration: tenant binding"))
