@@ -128,7 +128,7 @@ func TestKeyConfigureAWS(t *testing.T) {
 		{"--key-id https://contoso.vault.azure.net/keys/cmk --credential platform-app --role-arn " + role, "--role-arn: AWS KMS's, not Azure Key Vault's; give --provider aws-kms"},
 		{"--provider azure-key-vault --key-id https://contoso.vault.azure.net/keys/cmk --external-id " + ext, "--external-id: AWS KMS's"},
 		{"--provider aws-kms --key-id " + key.ARN + " --external-id " + ext, "--external-id goes with --role-arn"},
-		{"--provider gcp-kms --key-id x", `--provider "gcp-kms": give azure-key-vault or aws-kms`},
+		{"--provider google --key-id x", `--provider "google": give azure-key-vault, aws-kms or gcp-kms`},
 	} {
 		mustFail(t, 2, tc.want, "secret", args("key configure "+tc.flags, flags))
 	}

@@ -84,7 +84,7 @@ func keyConfigureCmd() *cobra.Command {
 	var s settingsFlags
 	var keyID string
 	c := keyCommand(&f, &cobra.Command{
-		Use:     "configure --tenant T --key-id ID [--directory-id D --client-id A --credential MODE --secret-file F | --provider aws-kms [--role-arn ARN [--external-id ID]]]",
+		Use:     "configure --tenant T --key-id ID [--directory-id D --client-id A --credential MODE --secret-file F | --provider aws-kms [--role-arn ARN [--external-id ID]] | --provider gcp-kms]",
 		Short:   "save the settings of the tenant's customer key (back to draft: test and proceed again)",
 		Long:    configureLong,
 		Example: configureExamples,
@@ -94,7 +94,7 @@ func keyConfigureCmd() *cobra.Command {
 				return err
 			}
 			if keyID == "" {
-				return usagef("--key-id is required: the key identifier from the vault, or the key or alias ARN from AWS KMS")
+				return usagef("--key-id is required: the key identifier from the vault, the key or alias ARN from AWS KMS, or the key's resource name from Google Cloud KMS")
 			}
 			st, generated, err := s.settings(cmd.Context(), c, f.tenant, keyID, cmd.InOrStdin())
 			if err != nil {
@@ -115,7 +115,7 @@ func keyConfigureCmd() *cobra.Command {
 			return nil
 		},
 	}, func(fs *pflag.FlagSet) {
-		fs.StringVar(&keyID, "key-id", "", "the key `id`: Azure Key Vault's key identifier, https://<vault>.vault.azure.net/keys/<name>[/<version>] (versionless follows rotations), or AWS KMS's key or alias ARN")
+		fs.StringVar(&keyID, "key-id", "", "the key `id`: Azure Key Vault's key identifier, https://<vault>.vault.azure.net/keys/<name>[/<version>] (versionless follows rotations), AWS KMS's key or alias ARN, or Google Cloud KMS's key resource name, projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>")
 	}, s.register)
 	completeWords(c, "credential", credentials...)
 	completeWords(c, "provider", providers...)
@@ -125,8 +125,8 @@ func keyConfigureCmd() *cobra.Command {
 // configureLong explains the providers and credential modes of byok key
 // configure.
 const configureLong = `Saves the settings of the tenant's customer key (back to draft: test and
-proceed again). --provider is where the key lives: azure-key-vault (the default)
-or aws-kms. Each provider takes its own flags; another provider's are refused.
+proceed again). --provider is where the key lives: azure-key-vault (the default),
+aws-kms or gcp-kms. Each provider takes its own flags; another provider's are refused.
 
 Azure Key Vault: --key-id is the key identifier, and --credential is how byok
 signs in to the key's directory:
@@ -153,9 +153,15 @@ AWS KMS (--provider aws-kms): --key-id is the key ARN, pinned to that key
                      requires; without --external-id byok keeps the tenant's saved one,
                      or generates one and prints it: put it in the role's trust policy
 
+Google Cloud KMS (--provider gcp-kms): --key-id is the key's resource name,
+projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>; byok
+follows its primary version. No more flags: byok calls Cloud KMS as the
+platform's service account, which you grant roles/cloudkms.cryptoKeyEncrypterDecrypter
+and roles/cloudkms.viewer on the key.
+
 Then run byok key test: it says what is missing, e.g. the role, the federated
-credential or the key policy statement, and how to add it (docs/azure-setup.md,
-docs/aws-setup.md).`
+credential, the key policy statement or the IAM binding, and how to add it
+(docs/azure-setup.md, docs/aws-setup.md, docs/gcp-setup.md).`
 
 const configureExamples = `  byok key configure --tenant acme --key-id https://bu-vault.vault.azure.net/keys/byok --credential managed-identity
   byok key configure --tenant acme --key-id https://contoso.vault.azure.net/keys/byok \
@@ -164,7 +170,8 @@ const configureExamples = `  byok key configure --tenant acme --key-id https://b
     --directory-id 11111111-2222-3333-4444-555555555555 --client-id 66666666-7777-8888-9999-000000000000 --credential client-secret --secret-file secret.txt
   byok key configure --tenant acme --provider aws-kms --key-id arn:aws:kms:eu-west-1:111122223333:alias/byok
   byok key configure --tenant acme --provider aws-kms --key-id arn:aws:kms:eu-west-1:111122223333:alias/byok \
-    --role-arn arn:aws:iam::111122223333:role/byok-access`
+    --role-arn arn:aws:iam::111122223333:role/byok-access
+  byok key configure --tenant acme --provider gcp-kms --key-id projects/acme-prod/locations/europe-west1/keyRings/byok/cryptoKeys/byok`
 
 // errTestFailed is the error of a Test configuration that did not pass:
 // the report has said why.
@@ -396,7 +403,7 @@ func keyRotateCmd() *cobra.Command {
 		},
 	}, func(fs *pflag.FlagSet) {
 		fs.StringVar(&keyID, "key-id", "", "rotate to this new `version` of the same key (a versioned id); omit for the key's current version")
-		fs.StringVar(&newKey, "new-key", "", "rotate to another key or vault (Azure `URL`, or AWS key or alias ARN), tested first, with the settings flags")
+		fs.StringVar(&newKey, "new-key", "", "rotate to another key or vault (Azure `URL`, AWS key or alias ARN, or Google Cloud KMS key name), tested first, with the settings flags")
 	}, s.register, wf.register)
 	completeWords(c, "credential", credentials...)
 	completeWords(c, "provider", providers...)

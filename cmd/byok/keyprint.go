@@ -21,13 +21,20 @@ func printKey(w io.Writer, asJSON bool, k client.Key) error {
 		return printJSON(w, k)
 	}
 	rows := [][]string{{"tenant", k.Tenant}, {"state", k.State}}
-	if k.Settings.Provider == providerAWS {
+	switch k.Settings.Provider {
+	case providerGCP:
+		rows = append(rows,
+			[]string{"provider", "Google Cloud KMS (gcp-kms)"},
+			[]string{"key name", orDash(k.Settings.KeyID)},
+			[]string{"current version", currentVersion(k)},
+			[]string{"access", "IAM: byok calls Cloud KMS as the platform's service account, which your key's IAM policy grants"})
+	case providerAWS:
 		rows = append(rows,
 			[]string{"provider", "AWS KMS (aws-kms)"},
 			[]string{"key ARN", orDash(k.Settings.KeyID)},
 			[]string{"current key", currentVersion(k)},
 			[]string{"access", awsAccess(k.Settings)})
-	} else {
+	default:
 		cred := orDash(k.Settings.Credential)
 		if k.Settings.SecretSet {
 			cred += " (secret set)"

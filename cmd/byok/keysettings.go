@@ -16,9 +16,10 @@ import (
 const (
 	providerAzure = "azure-key-vault"
 	providerAWS   = "aws-kms"
+	providerGCP   = "gcp-kms"
 )
 
-var providers = []string{providerAzure, providerAWS}
+var providers = []string{providerAzure, providerAWS, providerGCP}
 
 // settingsFlags are the flags of a key's settings: the provider, and each
 // provider's own.
@@ -31,7 +32,7 @@ type settingsFlags struct {
 }
 
 func (s *settingsFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&s.provider, "provider", providerAzure, "the key's `provider`: azure-key-vault or aws-kms")
+	fs.StringVar(&s.provider, "provider", providerAzure, "the key's `provider`: azure-key-vault, aws-kms or gcp-kms")
 	fs.StringVar(&s.directoryID, "directory-id", "", "Azure Key Vault: the Entra directory (tenant) `id` of the key's vault (with managed-identity: the platform's, the default)")
 	fs.StringVar(&s.clientID, "client-id", "", "Azure Key Vault: the `app` id the platform signs in as (none with managed-identity)")
 	fs.StringVar(&s.credential, "credential", "", "Azure Key Vault: how the platform signs in: platform-app, client-secret, certificate, managed-identity or workload-identity")
@@ -73,8 +74,21 @@ func (s *settingsFlags) check() error {
 		if s.externalID != "" && s.roleARN == "" {
 			return usagef("--external-id goes with --role-arn: it is what the role's trust policy requires; without a role the key policy names the platform's principal")
 		}
+	case providerGCP:
+		add("directory-id", s.directoryID)
+		add("client-id", s.clientID)
+		add("credential", s.credential)
+		add("secret-file", s.secretFile)
+		if len(foreign) > 0 {
+			return usagef("%s: Azure Key Vault's, not Google Cloud KMS's; with --provider gcp-kms give only --key-id (the key's resource name)", strings.Join(foreign, ", "))
+		}
+		add("role-arn", s.roleARN)
+		add("external-id", s.externalID)
+		if len(foreign) > 0 {
+			return usagef("%s: AWS KMS's, not Google Cloud KMS's; with --provider gcp-kms give only --key-id (the key's resource name): byok calls Cloud KMS as the platform's service account, which you grant on the key", strings.Join(foreign, ", "))
+		}
 	default:
-		return usagef("--provider %q: give azure-key-vault or aws-kms", s.provider)
+		return usagef("--provider %q: give azure-key-vault, aws-kms or gcp-kms", s.provider)
 	}
 	return nil
 }
@@ -86,6 +100,9 @@ func (s *settingsFlags) check() error {
 func (s *settingsFlags) settings(ctx context.Context, c *client.Client, tenant, keyID string, stdin io.Reader) (st client.Settings, generated bool, err error) {
 	if err := s.check(); err != nil {
 		return st, false, err
+	}
+	if s.provider == providerGCP {
+		return client.Settings{Provider: providerGCP, KeyID: keyID}, false, nil
 	}
 	if s.provider == providerAWS {
 		st = client.Settings{Provider: providerAWS, KeyID: keyID, RoleARN: s.roleARN, ExternalID: s.externalID}
