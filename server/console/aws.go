@@ -11,6 +11,7 @@ import (
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/lifecycle/aws"
 	"github.com/openbyok/byok/lifecycle/azure"
+	"github.com/openbyok/byok/lifecycle/gcp"
 )
 
 // providerChoice is one key provider the Create key form has a form for.
@@ -27,6 +28,7 @@ type providerChoice struct {
 var knownProviders = []providerChoice{
 	{Name: azure.Provider, Label: "Azure Key Vault (or Managed HSM)"},
 	{Name: aws.Provider, Label: "AWS KMS"},
+	{Name: gcp.Provider, Label: "Google Cloud KMS"},
 }
 
 // providerLabel names a provider for people: its label, or its name when
@@ -76,6 +78,9 @@ type providerView struct {
 	Provider string
 	// AWS is the AWS form's data; nil unless Provider is AWS's.
 	AWS *awsSetup
+	// GCP is the Google Cloud KMS form's data; nil unless Provider is
+	// GCP's.
+	GCP *gcpSetup
 }
 
 // awsSetup is the data of the AWS form.
@@ -118,7 +123,7 @@ func (a *awsSetup) Access() string {
 const placeholderRole = "arn:aws:iam::<your-account-id>:role/<your-role>"
 
 // providerSteps fills v's provider choice, and the AWS form's data when
-// AWS is chosen: the provider of ?provider= if offered, else that of the
+// AWS or GCP is chosen: the provider of ?provider= if offered, else that of the
 // saved settings if offered, else the first offered.
 func (c *console) providerSteps(r *http.Request, s *session, v *setupView) {
 	v.Providers = c.offeredProviders()
@@ -131,6 +136,9 @@ func (c *console) providerSteps(r *http.Request, s *session, v *setupView) {
 	}
 	if v.Provider == aws.Provider {
 		v.AWS = c.awsSteps(r.Context(), s, v.Key)
+	}
+	if v.Provider == gcp.Provider {
+		v.GCP = c.gcpSteps(r.Context(), v.Key)
 	}
 }
 

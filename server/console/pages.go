@@ -15,6 +15,7 @@ import (
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/lifecycle/aws"
 	"github.com/openbyok/byok/lifecycle/azure"
+	"github.com/openbyok/byok/lifecycle/gcp"
 )
 
 // actor is the audit actor of a session: its token, as the API names it.
@@ -232,12 +233,17 @@ func (c *console) setupPage(w http.ResponseWriter, r *http.Request, s *session) 
 const dateTimeLocal = "2006-01-02T15:04"
 
 // configure saves the Create key form through Lifecycle.Configure: the
-// AWS form (provider aws-kms) by configureAWS, else the Azure one. With
+// AWS form (provider aws-kms) by configureAWS, the GCP form (gcp-kms)
+// by configureGCP, else the Azure one. With
 // the certificate credential and no pasted PEM, the certificate generated
 // in this session is used.
 func (c *console) configure(w http.ResponseWriter, r *http.Request, s *session) {
 	if r.PostFormValue("provider") == aws.Provider {
 		c.configureAWS(w, r, s)
+		return
+	}
+	if r.PostFormValue("provider") == gcp.Provider {
+		c.configureGCP(w, r, s)
 		return
 	}
 	o := azure.Options{DirectoryID: strings.TrimSpace(r.PostFormValue("directory_id")),

@@ -67,7 +67,7 @@ func thumb(c *x509.Certificate) string {
 
 // pageParts are the further templates/*.html files a page is parsed with:
 // the setup page's provider forms.
-var pageParts = map[string][]string{"setup": {"templates/setup_aws.html"}}
+var pageParts = map[string][]string{"setup": {"templates/setup_aws.html", "templates/setup_gcp.html"}}
 
 func parsePages() (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
