@@ -19,6 +19,7 @@ import (
 	"github.com/openbyok/byok/audit"
 	"github.com/openbyok/byok/awsemu"
 	"github.com/openbyok/byok/config"
+	"github.com/openbyok/byok/gcpkmsemu"
 	"github.com/openbyok/byok/kvemu"
 	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/lifecycle/azure"
@@ -54,6 +55,11 @@ type demo struct {
 	awsEmu      *awsemu.Emulator
 	awsTokens   map[token.Kind]string
 	awsTestedOK bool
+
+	// The Google Cloud customer (demogcp.go).
+	gcpEmu      *gcpkmsemu.Emulator
+	gcpTokens   map[token.Kind]string
+	gcpTestedOK bool
 }
 
 // startDemo starts the emulator and the service in dir (created if
@@ -63,7 +69,7 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger, progr
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	d := &demo{dir: dir, tokens: map[token.Kind]string{}, awsTokens: map[token.Kind]string{}}
+	d := &demo{dir: dir, tokens: map[token.Kind]string{}, awsTokens: map[token.Kind]string{}, gcpTokens: map[token.Kind]string{}}
 	_, err := os.Stat(filepath.Join(dir, "byok.db"))
 	d.fresh = errors.Is(err, os.ErrNotExist)
 
@@ -78,12 +84,20 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger, progr
 		return nil, err
 	}
 	fmt.Fprintf(progress, "  AWS KMS emulator     up on %s\n", d.awsEmu.Endpoint())
+	gcpCfg, err := d.startGCP(logger)
+	if err != nil {
+		d.emu.Close()
+		d.awsEmu.Close()
+		return nil, err
+	}
+	fmt.Fprintf(progress, "  Cloud KMS emulator   up on %s\n", d.gcpEmu.Addr())
 	cfg := config.Default()
 	cfg.Store.SQLite = filepath.Join(dir, "byok.db")
 	cfg.PlatformKey.File = filepath.Join(dir, "platform.key")
 	cfg.Keyring.CheckInterval = 5 * time.Second // revocations show within seconds
 	cfg.Keyring.MaxStaleness = time.Minute
 	cfg.AWS = awsCfg
+	cfg.GCP = gcpCfg
 	getenv := func(k string) string {
 		if v, ok := awsEnv[k]; ok {
 			return v
@@ -94,6 +108,7 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger, progr
 	if err != nil {
 		d.emu.Close()
 		d.awsEmu.Close()
+		d.gcpEmu.Close()
 		return nil, err
 	}
 	fmt.Fprintf(progress, "  store                open: %s (SQLite), platform key %s\n", cfg.Store.SQLite, cfg.PlatformKey.File)
@@ -118,8 +133,12 @@ func startDemo(ctx context.Context, dir, addr string, logger *slog.Logger, progr
 			verdict = "FAILED"
 		}
 		fmt.Fprintf(progress, "  demo tenant          %q ready on AWS KMS (Test configuration %s)\n", demoAWSTenant, verdict)
+		if verdict = "passed"; !d.gcpTestedOK {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(progress, "  demo tenant          %q ready on Google Cloud KMS (Test configuration %s)\n", demoGCPTenant, verdict)
 	} else {
-		fmt.Fprintf(progress, "  demo tenants         %q and %q reused from %s\n", demoTenant, demoAWSTenant, dir)
+		fmt.Fprintf(progress, "  demo tenants         %q, %q and %q reused from %s\n", demoTenant, demoAWSTenant, demoGCPTenant, dir)
 	}
 	return d, nil
 }
@@ -168,6 +187,9 @@ func (d *demo) seed(ctx context.Context) error {
 	if err := d.seedAWS(ctx); err != nil {
 		return fmt.Errorf("the AWS tenant: %w", err)
 	}
+	if err := d.seedGCP(ctx); err != nil {
+		return fmt.Errorf("the Google Cloud tenant: %w", err)
+	}
 
 	for _, k := range []token.Kind{token.Operator, token.TenantAdmin, token.Service} {
 		var tenants []string
@@ -181,7 +203,7 @@ func (d *demo) seed(ctx context.Context) error {
 		d.tokens[k] = text
 	}
 	env := fmt.Sprintf("export BYOK_SERVER=%s\nexport BYOK_TENANT=%s\nexport BYOK_TOKEN=%s\nexport BYOK_OPERATOR_TOKEN=%s\nexport BYOK_SERVICE_TOKEN=%s\n",
-		d.url, demoTenant, d.tokens[token.TenantAdmin], d.tokens[token.Operator], d.tokens[token.Service]) + d.awsEnv()
+		d.url, demoTenant, d.tokens[token.TenantAdmin], d.tokens[token.Operator], d.tokens[token.Service]) + d.awsEnv() + d.gcpEnv()
 	return os.WriteFile(filepath.Join(d.dir, "demo.env"), []byte(env), 0o600)
 }
 
@@ -192,6 +214,7 @@ func (d *demo) close() {
 	d.app.close()
 	d.emu.Close()
 	d.awsEmu.Close()
+	d.gcpEmu.Close()
 }
 
 var demoBanner = template.Must(template.New("banner").Parse(`
@@ -239,6 +262,25 @@ Revoke as the customer would, with the aws CLI against the emulator (the custome
   export AWS_ACCESS_KEY_ID={{.AWSAdminKey}} AWS_SECRET_ACCESS_KEY={{.AWSSecret}} AWS_CA_BUNDLE={{.Dir}}/awsemu/ca.pem
   aws kms disable-key --region {{.AWSRegion}} --endpoint-url {{.AWSEndpoint}} --key-id {{.AWSKey}}
   aws kms enable-key  --region {{.AWSRegion}} --endpoint-url {{.AWSEndpoint}} --key-id {{.AWSKey}}
+
+Tenant "{{.GCPTenant}}" keeps its customer key in Google Cloud KMS (emulated: gcpkmsemu on {{.GCPEndpoint}}):
+{{.GCPKey}}, on which the platform's service account {{.GCPPlatform}} holds
+roles/cloudkms.cryptoKeyEncrypterDecrypter and roles/cloudkms.viewer
+(Test configuration {{if .GCPTested}}passed{{else}}FAILED{{end}}; docs/gcp-setup.md). Its tokens:
+
+  tenant admin   {{.GCPAdmin}}
+  service        {{.GCPService}}
+
+  BYOK_TENANT=$BYOK_GCP_TENANT BYOK_TOKEN=$BYOK_GCP_TOKEN go run ./cmd/byok key proceed --in 10s
+
+Revoke as the customer would, by removing the platform's IAM binding on the key (the emulator's
+control API; gcloud kms keys remove-iam-policy-binding in Google Cloud), and grant it again:
+
+  curl -s --cacert {{.Dir}}/gcpkmsemu/ca.pem -X DELETE {{.GCPControl}}/bindings -d '{"resource":"{{.GCPKey}}","role":"roles/cloudkms.cryptoKeyEncrypterDecrypter","member":"serviceAccount:{{.GCPPlatform}}"}'
+  curl -s --cacert {{.Dir}}/gcpkmsemu/ca.pem -X POST   {{.GCPControl}}/bindings -d '{"resource":"{{.GCPKey}}","role":"roles/cloudkms.cryptoKeyEncrypterDecrypter","member":"serviceAccount:{{.GCPPlatform}}"}'
+
+The Cloud KMS emulator keeps its keys in memory: a restart of the demo on the same --dir makes
+the key anew, so what was wrapped under the old one no longer unwraps.
 {{else}}
 Reusing the state in {{.Dir}}: the tokens are in {{.Dir}}/demo.env.
 {{end}}
@@ -253,6 +295,8 @@ func (d *demo) printBanner(w io.Writer) error {
 		"AWSTenant": demoAWSTenant, "AWSEndpoint": d.awsEmu.Endpoint(), "AWSAlias": demoAWSAlias, "AWSKey": demoAWSKeyARN,
 		"AWSPlatform": demoAWSPlatform, "AWSTested": d.awsTestedOK, "AWSAdmin": d.awsTokens[token.TenantAdmin],
 		"AWSService": d.awsTokens[token.Service], "AWSAdminKey": demoAWSAdminK, "AWSSecret": demoAWSSecret, "AWSRegion": demoAWSRegion,
+		"GCPTenant": demoGCPTenant, "GCPEndpoint": d.gcpEmu.Addr(), "GCPKey": demoGCPKeyName, "GCPPlatform": demoGCPPlatform,
+		"GCPTested": d.gcpTestedOK, "GCPAdmin": d.gcpTokens[token.TenantAdmin], "GCPService": d.gcpTokens[token.Service], "GCPControl": d.gcpControl(),
 	})
 }
 
@@ -260,10 +304,10 @@ func demoCmd() *cobra.Command {
 	var dir, addr string
 	c := &cobra.Command{
 		Use:   "demo [--dir DIR] [--addr HOST:PORT]",
-		Short: "run byok with Key Vault and AWS KMS emulators and two demo tenants",
-		Long: `Starts a Key Vault emulator, an AWS KMS emulator, a SQLite-backed byok server
-and two demo tenants (one with its key in Azure Key Vault, one in AWS KMS),
-and prints where to look.`,
+		Short: "run byok with Key Vault, AWS KMS and Cloud KMS emulators and three demo tenants",
+		Long: `Starts a Key Vault emulator, an AWS KMS emulator, a Cloud KMS emulator, a
+SQLite-backed byok server and three demo tenants (one with its key in Azure Key
+Vault, one in AWS KMS, one in Google Cloud KMS), and prints where to look.`,
 		Example: `  byok demo
   byok demo --dir ./demo-state --addr 127.0.0.1:9090`,
 		RunE: func(c *cobra.Command, _ []string) error {
