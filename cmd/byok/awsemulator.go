@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -63,22 +62,12 @@ func awsEmulator(ctx context.Context, f awsemuFlags, stdout, stderr io.Writer) e
 		}
 		opts.Seed = &s
 	}
-	level := slog.LevelInfo
-	if f.verbose {
-		level = slog.LevelDebug
-	}
-	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	dir := f.data
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "awsemu-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+	opts.Logger = emulatorLogger(stderr, f.verbose)
+	dir, cleanup, err := emulatorDir(f.data, "awsemu-")
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	opts.DataDir = filepath.Join(dir, "kms")
 	emu, err := awsemu.Start(opts)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -64,22 +63,12 @@ func gcpkmsEmulator(ctx context.Context, f gcpkmsemuFlags, stdout, stderr io.Wri
 		}
 		opts.Seed = &s
 	}
-	level := slog.LevelInfo
-	if f.verbose {
-		level = slog.LevelDebug
-	}
-	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	dir := f.dir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "gcpkmsemu-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+	opts.Logger = emulatorLogger(stderr, f.verbose)
+	dir, cleanup, err := emulatorDir(f.dir, "gcpkmsemu-")
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	emu, err := gcpkmsemu.Start(opts)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -56,16 +55,12 @@ func kvEmulator(ctx context.Context, f kvemuFlags, stdout, stderr io.Writer) err
 		}
 		s = &loaded
 	}
-	level := slog.LevelInfo
-	if f.verbose {
-		level = slog.LevelDebug
-	}
 	// The seed is applied inside Start, before the emulator serves and
 	// before it writes ca.pem: a client that waits for either meets the
 	// seeded emulator.
 	emu, err := kvemu.Start(kvemu.Options{
 		Addr: f.addr, ManagedIdentityAddr: f.miAddr, StateDir: f.state, Seed: s,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Logger: emulatorLogger(stderr, f.verbose),
 	})
 	if err != nil {
 		return err
