@@ -82,7 +82,7 @@ func (s *Service) Configure(ctx context.Context, actor audit.Actor, tenant strin
 // platform root key (or a version of it) is refused: the customer's key
 // must be the customer's.
 func (s *Service) checkSettings(ctx context.Context, ks KeySettings, saved *KeySettings) (KeySettings, Connector, bool, error) {
-	conn, err := s.connector(ks.Provider)
+	conn, err := s.Connector(ks.Provider)
 	if err != nil {
 		return ks, nil, false, err
 	}
@@ -112,9 +112,7 @@ func (s *Service) checkSettings(ctx context.Context, ks KeySettings, saved *KeyS
 // Connector returns the connector of the provider name ("" names the only
 // one when there is one), or a [*FieldError] on provider that lists the
 // providers offered.
-func (s *Service) Connector(name string) (Connector, error) { return s.connector(name) }
-
-func (s *Service) connector(name string) (Connector, error) {
+func (s *Service) Connector(name string) (Connector, error) {
 	if name == "" && len(s.cfg.Connectors) == 1 {
 		return s.cfg.Connectors[0], nil
 	}

@@ -204,7 +204,7 @@ func (s *Service) provider(ctx context.Context, rec Record) (kms.Provider, error
 	if err != nil {
 		return nil, err
 	}
-	conn, err := s.connector(rec.Settings.Provider)
+	conn, err := s.Connector(rec.Settings.Provider)
 	if err != nil {
 		return nil, &kms.Error{Op: "resolve", KeyID: rec.Settings.KeyID, Class: kms.Invalid, Reason: kms.ReasonBadRequest, Err: err}
 	}

@@ -114,7 +114,7 @@ func (s *Service) rollable(ctx context.Context, tenant string) (Record, KeySetti
 	if err := s.allowed(rec, OpCertificateRollover); err != nil {
 		return Record{}, KeySettings{}, nil, err
 	}
-	conn, err := s.connector(rec.Settings.Provider)
+	conn, err := s.Connector(rec.Settings.Provider)
 	if err != nil {
 		return Record{}, KeySettings{}, nil, err
 	}

@@ -44,7 +44,7 @@ func (s *Service) rotationTarget(ctx context.Context, actor audit.Actor, rec Rec
 	case req.KeyID != "" && req.Settings != nil:
 		return KeySettings{}, &FieldError{Field: "key_id", Reason: "give either a new version of the key or new settings, not both"}
 	case req.KeyID != "":
-		conn, err := s.connector(cur.Provider)
+		conn, err := s.Connector(cur.Provider)
 		if err != nil {
 			return KeySettings{}, err
 		}

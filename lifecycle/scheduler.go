@@ -15,7 +15,7 @@ import (
 // vault's current version is not the one the customer share is under, it
 // rotates (1 describe, then 1 unwrap and 1 wrap).
 func (s *Service) autoRotate(ctx context.Context, rec Record) error {
-	conn, err := s.connector(rec.Settings.Provider)
+	conn, err := s.Connector(rec.Settings.Provider)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func (s *Service) test(ctx context.Context, actor audit.Actor, tenant string, se
 func (s *Service) testProgress(ctx context.Context, actor audit.Actor, tenant string, settings KeySettings, progress func(Check)) (Report, error) {
 	id := audit.NewID()
 	ctx = kms.WithOperationID(ctx, id)
-	conn, err := s.connector(settings.Provider)
+	conn, err := s.Connector(settings.Provider)
 	if err != nil {
 		return Report{}, err
 	}

@@ -26,7 +26,7 @@ const (
 	OpRekey     Op = "rekey"
 	OpDisable   Op = "disable"
 	// OpCertificateRollover replaces the certificate of a certificate
-	// credential (Service.StartCertificateRollover): allowed whenever the
+	// credential (Service.StartCredentialRollover): allowed whenever the
 	// settings exist and no rotation runs, after the enforcement date too.
 	OpCertificateRollover Op = "certificate.rollover"
 )

@@ -28,7 +28,7 @@ func (s *Service) ListVaultKeys(ctx context.Context, actor audit.Actor, tenant, 
 		return nil, &StateError{Tenant: tenant, State: rec.State, Op: "list-keys",
 			Reason: "save the key settings (and their credential) first: the vault is listed with them", Allowed: []Op{OpConfigure}}
 	}
-	conn, err := s.connector(rec.Settings.Provider)
+	conn, err := s.Connector(rec.Settings.Provider)
 	if err != nil {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func (hb *handlerBench) run(b *testing.B, path string, body []byte) {
 
 // BenchmarkHandler measures the data routes' handler in-process at 1 KiB:
 // routing, token check, JSON and base64, keyring, metrics, usage and the
-// request log; the network is `byok bench http`'s part.
+// request log; the network is `byok-bench http`'s part.
 func BenchmarkHandler(b *testing.B) {
 	hb := newHandlerBench(b)
 	b.Run("encrypt", func(b *testing.B) { hb.run(b, "/v1/tenants/acme/encrypt", hb.encrypt) })

@@ -44,7 +44,8 @@ import (
 // ran anywhere in the process. It is a lower bound: an operation served
 // from cache while another tenant's key was being checked counts as a
 // miss. Provider calls are counted only for providers wrapped with
-// [Metrics.InstrumentProvider] or [Metrics.InstrumentConnector].
+// [Metrics.InstrumentProvider]; lifecycle.Config.Instrument wraps the
+// customers' providers with it.
 type Metrics struct {
 	reg *prometheus.Registry
 

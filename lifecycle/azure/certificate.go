@@ -28,7 +28,7 @@ func CertificateSecret(c *azurekv.Certificate) (lifecycle.Secret, error) {
 const nextHeader = "Byok-Rollover"
 
 // CertificateSetSecret encodes a certificate credential during a rollover
-// (see [Service.StartCertificateRollover]): the Current certificate and
+// (see lifecycle.Service.StartCredentialRollover): the Current certificate and
 // key as [CertificateSecret] writes them, then, if set.Next is not nil, the
 // Next key and certificate as two more PEM blocks with the header
 // "Byok-Rollover: next". Its errors never quote key material.

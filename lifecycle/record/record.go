@@ -106,7 +106,8 @@ type Check struct {
 
 // Report is the result of Test configuration.
 type Report struct {
-	// SettingsHash is KeySettings.Hash of the settings tested.
+	// SettingsHash is the hash of the settings tested: the record's
+	// SettingsHash (lifecycle.KeySettings.Hash) when they were saved.
 	SettingsHash string
 	// KeyID is the exact key version tested, when the key was reached.
 	KeyID  string
