@@ -279,6 +279,7 @@ func (k *Keyring) wipeEvicted(ts []*tenantKey) {
 		clear(t.key)
 		t.key, t.aead = nil, nil
 		t.valid.close(k)
+		t.refresh.close(k)
 		t.mu.Unlock()
 	}
 }

@@ -26,3 +26,6 @@ func CachedKeyMaterial(k *Keyring, tenant string) bool {
 	}
 	return false
 }
+
+// WaitRefreshes waits for the background checks the keyring started.
+func WaitRefreshes(k *Keyring) { k.refreshes.Wait() }

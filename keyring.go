@@ -189,6 +189,8 @@ type Event struct {
 type Keyring struct {
 	cfg Config
 	sf  singleflight.Group
+	// refreshes counts the background checks startRefresh runs.
+	refreshes sync.WaitGroup
 
 	// realClock is set when Config.Now was nil: the warm path then reads
 	// only the monotonic clock (see nanos).

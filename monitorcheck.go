@@ -91,7 +91,7 @@ func (k *Keyring) checkShare(ctx context.Context, t *tenantKey, share kms.Wrappe
 		t.revoked, t.lastErr, t.failures = nil, nil, 0
 		t.lastSuccess, t.nextAttempt = now, time.Time{}
 		if t.aead != nil {
-			t.valid.set(k, now.Add(k.cfg.CheckInterval).UnixNano())
+			k.validFor(t, now)
 		}
 		if wasDown {
 			k.emit(Event{Type: EventRestored, Tenant: t.id.tenant, Kind: t.id.kind, Epoch: t.id.epoch, At: now})

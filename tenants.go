@@ -90,6 +90,7 @@ func (k *Keyring) Forget(tenant string) {
 		t.mu.Lock()
 		k.drop(t)
 		t.valid.close(k)
+		t.refresh.close(k)
 		t.mu.Unlock()
 	}
 }

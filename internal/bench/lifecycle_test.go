@@ -83,6 +83,9 @@ func TestScaleMeasure(t *testing.T) {
 	if r.Cold.PlatformCalls == 0 || r.Cold.CustomerCalls == 0 || r.PeakRSS == 0 || r.BaselineP99 == 0 {
 		t.Fatalf("scale run: %+v", r)
 	}
+	if r.Warm.PlatformCalls != 0 || r.Revalidate == 0 {
+		t.Fatalf("warm pass loaded tenant keys (%d platform calls) or nothing was re-checked before it (%v)", r.Warm.PlatformCalls, r.Revalidate)
+	}
 	if r.Stats.TenantKeys.Entries > r.TenantKeyLimit || r.Stats.DEKs.Entries > r.DEKLimit {
 		t.Fatalf("caches beyond their limits: %+v", r.Stats)
 	}
