@@ -21,10 +21,10 @@ import (
 // create one per (tenant, scope) a service writes to often, with
 // [Keyring.Scope].
 type ScopeHandle struct {
-	k             *Keyring
-	tenant, scope string
-	active        atomic.Pointer[activeDEK]
-	last          atomic.Pointer[dek]
+	k      *Keyring
+	env    envelope.Context // the tenant and scope, checked once
+	active atomic.Pointer[activeDEK]
+	last   atomic.Pointer[dek]
 }
 
 // Scope returns a handle on a tenant's scope. It checks the ids and makes
@@ -36,14 +36,18 @@ func (k *Keyring) Scope(tenant, scope string) (*ScopeHandle, error) {
 	if err := checkID("scope", scope); err != nil {
 		return nil, err
 	}
-	return &ScopeHandle{k: k, tenant: tenant, scope: scope}, nil
+	env, err := envelope.NewContext(tenant, scope)
+	if err != nil {
+		return nil, err
+	}
+	return &ScopeHandle{k: k, env: env}, nil
 }
 
 // Tenant returns the handle's tenant id.
-func (h *ScopeHandle) Tenant() string { return h.tenant }
+func (h *ScopeHandle) Tenant() string { return h.env.Tenant() }
 
 // Scope returns the handle's scope id.
-func (h *ScopeHandle) Scope() string { return h.scope }
+func (h *ScopeHandle) Scope() string { return h.env.Scope() }
 
 // Encrypt is [Keyring.Encrypt] for the handle's tenant and scope.
 func (h *ScopeHandle) Encrypt(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
@@ -57,7 +61,7 @@ func (h *ScopeHandle) Encrypt(ctx context.Context, plaintext, aad []byte) ([]byt
 	// without a check: both are what Keyring.Encrypt reads too.
 	if a == nil || !k.usable(a.dek.tk) || a.expires.passed(k) || a.used.Add(1) > k.cfg.DEKMaxMessages {
 		var err error
-		if a, err = k.activeDEK(ctx, h.tenant, h.scope); err != nil {
+		if a, err = k.activeDEK(ctx, h.env.Tenant(), h.env.Scope()); err != nil {
 			return nil, err
 		}
 		h.active.Store(a)
@@ -65,8 +69,7 @@ func (h *ScopeHandle) Encrypt(ctx context.Context, plaintext, aad []byte) ([]byt
 		a.dek.ce.touch()
 		a.dek.tk.ce.touch()
 	}
-	out := make([]byte, 0, envelope.Overhead+len(plaintext))
-	return envelope.Seal(out, a.dek.aead, envelope.KeyID(a.dek.id), h.tenant, h.scope, plaintext, aad), nil
+	return h.env.Seal(a.dek.aead, envelope.KeyID(a.dek.id), plaintext, aad), nil
 }
 
 // Decrypt is [Keyring.Decrypt] for the handle's tenant and scope.
@@ -83,7 +86,7 @@ func (h *ScopeHandle) Decrypt(ctx context.Context, ciphertext, aad []byte) ([]by
 	// gone is set when the DEK leaves the cache (revocation, Forget,
 	// eviction, its tenant key's shares changing).
 	if d == nil || d.id != DEKID(id) || d.gone.Load() || !k.usable(d.tk) {
-		if d, err = k.dekByID(ctx, h.tenant, h.scope, DEKID(id)); err != nil {
+		if d, err = k.dekByID(ctx, h.env.Tenant(), h.env.Scope(), DEKID(id)); err != nil {
 			return nil, err
 		}
 		h.last.Store(d)
@@ -92,7 +95,7 @@ func (h *ScopeHandle) Decrypt(ctx context.Context, ciphertext, aad []byte) ([]by
 		d.tk.ce.touch()
 		d.hits.Add(1)
 	}
-	pt, err := envelope.Open(make([]byte, 0, len(ciphertext)-envelope.Overhead), d.aead, h.tenant, h.scope, ciphertext, aad)
+	pt, err := h.env.Open(d.aead, ciphertext, aad)
 	if err != nil {
 		return nil, openError(err)
 	}

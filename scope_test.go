@@ -1,8 +1,10 @@
 package byok_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +74,70 @@ func TestScopeHandleRoundTrip(t *testing.T) {
 	nobody := f.scope("nobody", "chat")
 	if _, err := nobody.Encrypt(f.ctx, []byte("x"), nil); !errors.Is(err, byok.ErrUnknownTenant) {
 		t.Fatalf("Encrypt for an unknown tenant = %v, want ErrUnknownTenant", err)
+	}
+}
+
+// The tenant and scope a handle checked once are bound into every message
+// it seals and opens, whatever the aad (the associated data is built in
+// the ciphertext's allocation up to a few hundred bytes, in a pooled buffer
+// past that): a warm handle of another tenant or scope, the keyring with
+// another tenant or scope and another aad all fail to decrypt, and the
+// keyring and the handle read each other's messages.
+func TestScopeHandleBindsTenantScopeAndAAD(t *testing.T) {
+	f := newFixture(t)
+	f.tenant("acme", byok.Grace)
+	f.tenant("acmf", byok.Grace)
+	long := strings.Repeat("s", byok.MaxIDLen)
+	h := f.scope("acme", long)
+	others := []*byok.ScopeHandle{f.scope("acmf", long), f.scope("acme", long[1:]), f.scope("acme", "chat")}
+	for _, o := range others {
+		f.hEncrypt(o, "warm") // each has an active DEK and a last DEK
+		f.hMustDecrypt(o, f.hEncrypt(o, "warm"), "warm")
+	}
+	for _, aad := range [][]byte{nil, []byte("a"), bytes.Repeat([]byte("b"), 200), bytes.Repeat([]byte("c"), 300), make([]byte, byok.MaxAAD)} {
+		pt := []byte("message")
+		ct, err := h.Encrypt(f.ctx, pt, aad)
+		if err != nil || len(ct) != len(pt)+50 {
+			t.Fatalf("Encrypt with %d bytes of aad: %d bytes, %v", len(aad), len(ct), err)
+		}
+		if got, err := h.Decrypt(f.ctx, ct, aad); err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("handle Decrypt with %d bytes of aad = %q, %v", len(aad), got, err)
+		}
+		if got, err := f.kr.Decrypt(f.ctx, "acme", long, ct, aad); err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("keyring Decrypt of the handle's message with %d bytes of aad = %q, %v", len(aad), got, err)
+		}
+		kct, err := f.kr.Encrypt(f.ctx, "acme", long, pt, aad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := h.Decrypt(f.ctx, kct, aad); err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("handle Decrypt of the keyring's message with %d bytes of aad = %q, %v", len(aad), got, err)
+		}
+		for _, o := range others {
+			if _, err := o.Decrypt(f.ctx, ct, aad); !errors.Is(err, byok.ErrDecrypt) {
+				t.Errorf("the handle of (%s, %.8s...) decrypted a message of (acme, %.8s...): %v", o.Tenant(), o.Scope(), long, err)
+			}
+			if _, err := f.kr.Decrypt(f.ctx, o.Tenant(), o.Scope(), ct, aad); !errors.Is(err, byok.ErrDecrypt) {
+				t.Errorf("the keyring decrypted a message of (acme, %.8s...) as (%s, %.8s...): %v", long, o.Tenant(), o.Scope(), err)
+			}
+		}
+		other := bytes.Clone(aad)
+		if len(other) > 0 {
+			other[0] ^= 1
+		} else {
+			other = []byte{0}
+		}
+		if _, err := h.Decrypt(f.ctx, ct, other); !errors.Is(err, byok.ErrDecrypt) {
+			t.Errorf("handle Decrypt with other aad = %v, want ErrDecrypt", err)
+		}
+		tampered := bytes.Clone(ct)
+		tampered[len(tampered)-1] ^= 1
+		if _, err := h.Decrypt(f.ctx, tampered, aad); !errors.Is(err, byok.ErrDecrypt) {
+			t.Errorf("handle Decrypt of a tampered message = %v, want ErrDecrypt", err)
+		}
+	}
+	if h.Tenant() != "acme" || h.Scope() != long {
+		t.Errorf("handle says (%s, %.8s...)", h.Tenant(), h.Scope())
 	}
 }
 
