@@ -16,34 +16,91 @@ import (
 // write is retried from the last batch written, as a crash or kill at any
 // point resumes: a DEK re-wrapped but not written is still under its old
 // epoch, whose key stays until the job is done.
+//
+// The batches are pipelined: while one batch's transaction commits, the
+// next page is read and re-wrapped (rekeyPages). Only the writes move the
+// job on, in order; a batch read ahead of a failed write is dropped and
+// read again by the next run, from the cursor of the last batch written.
 func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
-	for ; j.Walk < j.Epoch; j.Walk, j.Cursor = j.Walk+1, (byok.DEKID{}) {
+	if j.Walk >= j.Epoch {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	batches := make(chan rekeyBatch, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		s.rekeyPages(ctx, *j, batches)
+	}()
+	defer func() {
+		cancel()
+		<-done // no read of the store or vault outlives the run
+	}()
+	for b := range batches {
+		if b.err != nil {
+			return b.err
+		}
+		next := *j
+		next.Walk, next.Cursor = b.walk, b.out[len(b.out)-1].ID
+		next.Done += int64(len(b.out))
+		s.renew(&next)
+		if err := s.cfg.Store.RewrapBatch(ctx, nil, b.out, next); err != nil {
+			return err
+		}
+		*j = next
+	}
+	if err := ctx.Err(); err != nil {
+		return err // rekeyPages stopped early
+	}
+	j.Walk, j.Cursor = j.Epoch, byok.DEKID{}
+	return nil
+}
+
+// rekeyBatch is a page of DEKs of epoch walk re-wrapped (out, in the
+// page's id order), or the failure to read or re-wrap the next page.
+type rekeyBatch struct {
+	walk uint32
+	out  []byok.DEKRecord
+	err  error
+}
+
+// rekeyPages reads the pages of rekey from j's walk and cursor, re-wraps
+// each and sends it to batches, until the walk is done, a page fails (its
+// error sent last) or ctx ends. It writes nothing.
+func (s *Service) rekeyPages(ctx context.Context, j JobRecord, batches chan<- rekeyBatch) {
+	send := func(b rekeyBatch) bool {
+		select {
+		case batches <- b:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for walk, cursor := j.Walk, j.Cursor; walk < j.Epoch; walk, cursor = walk+1, (byok.DEKID{}) {
 		for {
-			page, err := s.cfg.Store.ListDEKs(ctx, j.Tenant, byok.CustomerManaged, j.Walk, j.Cursor, s.cfg.BatchSize)
+			page, err := s.cfg.Store.ListDEKs(ctx, j.Tenant, byok.CustomerManaged, walk, cursor, s.cfg.BatchSize)
 			if err != nil {
-				return err
+				send(rekeyBatch{err: err})
+				return
 			}
 			if len(page) == 0 {
 				break
 			}
 			out, err := s.kr.RewrapDEKs(ctx, j.Tenant, page, byok.CustomerManaged)
 			if err != nil {
-				return fmt.Errorf("re-wrapping DEKs of epoch %d: %w", j.Walk, err)
+				send(rekeyBatch{err: fmt.Errorf("re-wrapping DEKs of epoch %d: %w", walk, err)})
+				return
 			}
-			next := *j
-			next.Cursor = page[len(page)-1].ID
-			next.Done += int64(len(out))
-			s.renew(&next)
-			if err := s.cfg.Store.RewrapBatch(ctx, nil, out, next); err != nil {
-				return err
+			if !send(rekeyBatch{walk: walk, out: out}) {
+				return
 			}
-			*j = next
+			cursor = page[len(page)-1].ID
 			if len(page) < s.cfg.BatchSize {
 				break
 			}
 		}
 	}
-	return nil
 }
 
 // Rekey creates the next epoch of the tenant's customer-managed key (new

@@ -182,3 +182,88 @@ func TestMoveScopesFailedWriteSkipsNothing(t *testing.T) {
 	}
 	f.decryptAll("a", cts)
 }
+
+// aheadStore fails the write of re-key batch failAt (counting from 1)
+// once the page after it has been read: the job reads and re-wraps a page
+// while the batch before it commits.
+type aheadStore struct {
+	lifecycle.Store
+	mu             sync.Mutex
+	lists, writes  int
+	failAt         int
+	readAhead      chan struct{} // closed when page failAt+1 has been read
+	readAheadClose sync.Once
+}
+
+func (s *aheadStore) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, epoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error) {
+	recs, err := s.Store.ListDEKs(ctx, tenant, kind, epoch, after, limit)
+	s.mu.Lock()
+	s.lists++
+	if s.failAt > 0 && s.lists == s.failAt+1 {
+		s.readAheadClose.Do(func() { close(s.readAhead) })
+	}
+	s.mu.Unlock()
+	return recs, err
+}
+
+func (s *aheadStore) RewrapBatch(ctx context.Context, sc *byok.ScopeRecord, recs []byok.DEKRecord, j lifecycle.JobRecord) error {
+	s.mu.Lock()
+	s.writes++
+	fail := s.writes == s.failAt
+	s.mu.Unlock()
+	if fail {
+		select {
+		case <-s.readAhead:
+		case <-ctx.Done():
+		}
+		return errInjected
+	}
+	return s.Store.RewrapBatch(ctx, sc, recs, j)
+}
+
+// A batch write that fails after the batch before it committed, while the
+// batch after it has already been read and re-wrapped ahead, loses and
+// double-counts nothing: the job stays at the cursor and progress of the
+// last batch written, the batch read ahead is dropped, and the next run
+// carries on from the cursor.
+func TestRekeyFailedWriteDropsReadAhead(t *testing.T) {
+	ctx := context.Background()
+	as := &aheadStore{readAhead: make(chan struct{})}
+	f := newFixture(t, func(c *lifecycle.Config) {
+		as.Store = c.Store
+		c.Store = as
+	})
+	f.activate(nil)
+	var cts [][]byte
+	for i := range 50 {
+		f.svc.Keyring().Forget("t1") // a new DEK for each
+		ct, err := f.svc.Keyring().Encrypt(ctx, "t1", "a", []byte{byte(i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cts = append(cts, ct)
+	}
+	j, err := f.svc.Rekey(ctx, admin, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as.mu.Lock()
+	as.lists, as.writes, as.failAt = 0, 0, 3
+	as.mu.Unlock()
+	if err := f.svc.Tick(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("Tick with the third batch's write failing: %v", err)
+	}
+	if j, _ = f.svc.Job(ctx, "t1", j.ID); j.Done != 14 || j.Attempts != 1 || j.State == lifecycle.JobDone {
+		t.Fatalf("job after its third batch failed with the fourth read ahead: %+v; want 14 done (two batches of 7), attempt 1", j)
+	}
+	cur, err := f.db.TenantKey(ctx, "t1", byok.CustomerManaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.db.CountDEKs(ctx, "t1", byok.CustomerManaged, cur.Epoch, ""); err != nil || n != 50-14 {
+		t.Fatalf("%d DEKs left under the old epoch after two batches written (%v); want %d", n, err, 50-14)
+	}
+	f.tick()
+	j, _ = f.svc.Job(ctx, "t1", j.ID)
+	checkRekeyed(t, f, f.svc.Keyring(), j, cts)
+}
