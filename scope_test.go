@@ -136,6 +136,9 @@ func TestScopeHandleBindsTenantScopeAndAAD(t *testing.T) {
 			t.Errorf("handle Decrypt of a tampered message = %v, want ErrDecrypt", err)
 		}
 	}
+	if _, err := h.Encrypt(f.ctx, make([]byte, byok.MaxPlaintext+1), nil); !errors.Is(err, byok.ErrInvalidInput) {
+		t.Errorf("Encrypt of MaxPlaintext+1 bytes = %v, want ErrInvalidInput", err)
+	}
 	if h.Tenant() != "acme" || h.Scope() != long {
 		t.Errorf("handle says (%s, %.8s...)", h.Tenant(), h.Scope())
 	}
