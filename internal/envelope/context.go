@@ -62,6 +62,18 @@ func (c *Context) putAD(ad, header, aad []byte) {
 // the caller's aad.
 const maxInlineAD = 256
 
+// alloc returns a new result buffer of n bytes and room for adLen bytes of
+// associated data: after the buffer in the same allocation when adLen is
+// at most maxInlineAD, else in a pooled buffer (adp, to be put back).
+func alloc(n, adLen int) (buf, ad []byte, adp *[]byte) {
+	if adLen <= maxInlineAD {
+		buf = make([]byte, n+adLen)
+		return buf, buf[n:], nil
+	}
+	adp = getAD()
+	return make([]byte, n), append(*adp, make([]byte, adLen)...), adp
+}
+
 // msgPrefix is the common prefix of a single-shot message.
 const msgPrefix = magic + string(rune(version1)) + string(rune(typeMessage))
 
@@ -80,17 +92,7 @@ func (c *Context) Seal(aead cipher.AEAD, id KeyID, plaintext, aad []byte) []byte
 // after the tag: AES-GCM writes its output next to it, never over it.
 func (c *Context) seal(aead cipher.AEAD, id KeyID, nonce, plaintext, aad []byte) []byte {
 	n := msgHeaderSize + len(plaintext) + tagSize
-	adLen := c.adLen(aad)
-	var buf, ad []byte
-	var adp *[]byte
-	if adLen <= maxInlineAD {
-		buf = make([]byte, n+adLen)
-		ad = buf[n:]
-	} else {
-		buf = make([]byte, n)
-		adp = getAD()
-		ad = append(*adp, make([]byte, adLen)...)
-	}
+	buf, ad, adp := alloc(n, c.adLen(aad))
 	header := buf[:msgHeaderSize]
 	copy(header, msgPrefix)
 	copy(header[msgIDOffset:], id[:])
@@ -121,17 +123,7 @@ func (c *Context) Open(aead cipher.AEAD, ciphertext, aad []byte) ([]byte, error)
 		return nil, err
 	}
 	n := len(ciphertext) - Overhead
-	adLen := c.adLen(aad)
-	var buf, ad []byte
-	var adp *[]byte
-	if adLen <= maxInlineAD {
-		buf = make([]byte, n+adLen)
-		ad = buf[n:]
-	} else {
-		buf = make([]byte, n)
-		adp = getAD()
-		ad = append(*adp, make([]byte, adLen)...)
-	}
+	buf, ad, adp := alloc(n, c.adLen(aad))
 	c.putAD(ad, ciphertext, aad)
 	out, err := aead.Open(buf[:0:n], ciphertext[msgNonceOffset:msgHeaderSize], ciphertext[msgHeaderSize:], ad)
 	if adp != nil {
