@@ -118,7 +118,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("store/postgres: open database %q on %s: %w", cfg.ConnConfig.Database, cfg.ConnConfig.Host, err)
 	}
 	sdb := stdlib.OpenDBFromPool(pool)
-	return &DB{DB: sqlstore.New(sdb, sdb, dialect), pool: pool, closed: make(chan struct{})}, nil
+	return &DB{DB: sqlstore.New(sdb, sdb, sdb, dialect), pool: pool, closed: make(chan struct{})}, nil
 }
 
 // parseReason returns why pgx could not parse a DSN, without the DSN:

@@ -12,6 +12,16 @@
 // IMMEDIATE, so a transaction that reads before it writes cannot fail to
 // upgrade its lock.
 //
+// A re-key reads its pages through two more read-only connections, which
+// map the database file into memory (mmap_size): a walk over a tenant's
+// DEKs reads each page once, and in WAL mode a reader's page cache is
+// dropped at every commit of the writer, so reading through the map saves
+// a copy and a system call per page. The other readers do not map the
+// file, so that pages read once for a DEK lookup do not stay in the
+// process's resident memory. The writer runs the batches of a re-key with
+// foreign keys off, checking the tenant keys and tenants they name itself:
+// a rewrap is then one pass over the batch's range of rows.
+//
 // # Crash safety
 //
 // The database runs with synchronous=FULL: the WAL is fsynced at every
@@ -71,8 +81,9 @@ import (
 // of [sqlstore.DB]. It is safe for concurrent use.
 type DB struct {
 	*sqlstore.DB
-	w *sql.DB // one connection, every write
-	r *sql.DB // read-only connections
+	w    *sql.DB // one connection, every write
+	r    *sql.DB // read-only connections
+	walk *sql.DB // read-only connections that map the file
 }
 
 var _ store.Store = (*DB)(nil)
@@ -82,6 +93,7 @@ var dialect = sqlstore.Dialect{
 	Name:        "sqlite",
 	Classify:    classify,
 	Rewrap:      rewrap,
+	Unchecked:   unchecked,
 	DetachPages: true,
 }
 
@@ -103,25 +115,21 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
 	}
-	w, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
-	}
+	w := sql.OpenDB(connector(dsn(path, writer)))
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	if err := migrate(ctx, w, migrationFiles); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
 	}
-	r, err := sql.Open("sqlite", dsn(path, true))
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
-	}
+	r := sql.OpenDB(connector(dsn(path, reader)))
 	readers := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	return &DB{DB: sqlstore.New(w, r, dialect), w: w, r: r}, nil
+	walk := sql.OpenDB(connector(dsn(path, walker)))
+	walk.SetMaxOpenConns(2)
+	walk.SetMaxIdleConns(2)
+	return &DB{DB: sqlstore.New(w, r, walk, dialect), w: w, r: r, walk: walk}, nil
 }
 
 // createPrivate creates an empty file at path with mode 0600 if nothing is
@@ -142,17 +150,33 @@ func createPrivate(path string) error {
 	return f.Close()
 }
 
-// dsn returns the driver's data source name for the writer or a reader.
-func dsn(path string, reader bool) string {
+// role is what a connection is for.
+type role int
+
+const (
+	writer role = iota // every write
+	reader             // reads
+	walker             // a re-key's pages, through a map of the file
+)
+
+// walkMap is the most of the database file a walker connection maps.
+const walkMap = 1 << 30
+
+// dsn returns the driver's data source name for a connection of role.
+func dsn(path string, role role) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busyTimeout.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(1)")
-	if reader {
-		q.Add("_pragma", "query_only(1)")
-	} else {
+	switch role {
+	case writer:
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)")
 		q.Set("_txlock", "immediate")
+	case walker:
+		q.Add("_pragma", "mmap_size("+strconv.Itoa(walkMap)+")")
+		fallthrough
+	case reader:
+		q.Add("_pragma", "query_only(1)")
 	}
 	return path + "?" + q.Encode()
 }

@@ -2,10 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -91,11 +93,12 @@ func TestPragmas(t *testing.T) {
 		{"reader", "query_only", "1"},
 		{"reader", "busy_timeout", "10000"},
 		{"reader", "journal_mode", "wal"},
+		{"reader", "mmap_size", "0"},
+		{"walker", "query_only", "1"},
+		{"walker", "foreign_keys", "1"},
+		{"walker", "mmap_size", strconv.Itoa(walkMap)},
 	} {
-		pool := db.w
-		if tc.pool == "reader" {
-			pool = db.r
-		}
+		pool := map[string]*sql.DB{"writer": db.w, "reader": db.r, "walker": db.walk}[tc.pool]
 		var got string
 		if err := pool.QueryRowContext(t.Context(), "PRAGMA "+tc.pragma).Scan(&got); err != nil {
 			t.Fatal(err)

@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 
@@ -64,17 +66,45 @@ func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, ep
 	if db.d.DetachPages {
 		qctx = context.WithoutCancel(ctx)
 	}
-	rows, err := db.r.QueryContext(qctx, `SELECT `+dekColumns+` FROM deks
+	// A page is a re-key's hot loop: it runs straight on the driver and
+	// does not read the columns the query fixes.
+	ds := make([]byok.DEKRecord, 0, min(limit, 10_000))
+	err := db.rawQuery(qctx, `SELECT id, scope, wrapped, wrapped IS NULL, created FROM deks
 		WHERE tenant = $1 AND kind = $2 AND epoch = $3 AND id > $4 ORDER BY tenant, id LIMIT $5`,
-		tenant, int64(kind), int64(epoch), after[:], limit)
-	if err != nil {
-		return nil, db.wrap(err, "%s", what)
-	}
-	ds, err := collectN(rows, scanDEK, min(limit, 10_000))
+		[]any{tenant, int64(kind), int64(epoch), after[:], int64(limit)}, func(v []driver.Value) error {
+			d := byok.DEKRecord{Tenant: tenant, Kind: kind, Epoch: epoch}
+			if err := rawDEK(v, &d); err != nil {
+				return err
+			}
+			ds = append(ds, d)
+			return nil
+		})
 	if err != nil {
 		return nil, db.wrap(err, "%s", what)
 	}
 	return ds, nil
+}
+
+// rawDEK sets d's id, scope, wrapping and creation time from the driver's
+// values of id, scope, wrapped, wrapped IS NULL and created.
+func rawDEK(v []driver.Value, d *byok.DEKRecord) error {
+	id, _ := v[0].([]byte)
+	scope, ok := v[1].(string)
+	wrapped, isBlob := v[2].([]byte)
+	null, isBool := v[3].(bool)
+	if n, isInt := v[3].(int64); isInt {
+		null, isBool = n != 0, true
+	}
+	created, isTime := v[4].(int64)
+	if len(id) != len(d.ID) || !ok || (!isBlob && v[2] != nil) || !isBool || (!isTime && v[4] != nil) {
+		return fmt.Errorf("stored DEK %x of scope %q is not an id of %d bytes, a scope, a wrapping and a time: the database is corrupt",
+			id, scope, len(d.ID))
+	}
+	copy(d.ID[:], id)
+	d.Scope = scope
+	d.Wrapped = blob(bytes.Clone(wrapped), null)
+	d.Created = fromNanos(sql.NullInt64{Int64: created, Valid: v[4] != nil})
+	return nil
 }
 
 // ListScopeDEKs implements [store.Store].
@@ -95,7 +125,7 @@ func (db *DB) RewrapDEKs(ctx context.Context, recs []byok.DEKRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	return db.write(ctx, func(tx *sql.Tx) error { return db.d.Rewrap(ctx, tx, recs) })
+	return db.bulkWrite(ctx, func(tx *sql.Tx) error { return db.d.Rewrap(ctx, tx, recs) })
 }
 
 // MoveScope implements [store.Store].

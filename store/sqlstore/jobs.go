@@ -180,11 +180,17 @@ func (db *DB) RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.
 	if err := checkJob(j); err != nil {
 		return err
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.bulkWrite(ctx, func(tx *sql.Tx) error {
+		if err := db.requireTenant(ctx, tx, j.Tenant, "put job "+j.ID); err != nil {
+			return err
+		}
 		if err := db.putJob(ctx, tx, j); err != nil {
 			return err
 		}
 		if s != nil {
+			if err := db.requireTenant(ctx, tx, s.Tenant, fmt.Sprintf("put scope %q", s.Scope)); err != nil {
+				return err
+			}
 			if err := db.upsertScope(ctx, tx, *s); err != nil {
 				return err
 			}

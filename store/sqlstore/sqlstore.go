@@ -34,8 +34,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -85,6 +87,15 @@ type Dialect struct {
 	// records have passed [store.CheckRewrap].
 	Rewrap func(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error
 
+	// Unchecked, if set, takes w's writer connection, turns the engine's
+	// foreign key checks off on it and returns it with release, which
+	// turns them on again and gives the connection back (or closes it if
+	// it cannot). The batches of a re-key are written on it, where Rewrap
+	// checks the tenant keys its records name and the batch checks the
+	// tenants of the rows it adds: for an engine whose bulk update is
+	// several times slower while it enforces foreign keys.
+	Unchecked func(ctx context.Context, w *sql.DB) (c *sql.Conn, release func(), err error)
+
 	// DetachPages makes the query of a page of DEKs run under a context
 	// without cancellation, after checking ctx: for an embedded engine
 	// whose driver starts a watcher goroutine for every cancellable
@@ -96,6 +107,7 @@ type Dialect struct {
 // concurrent use.
 type DB struct {
 	w, r *sql.DB
+	walk *sql.DB // a re-key's pages
 	d    Dialect
 }
 
@@ -107,25 +119,67 @@ var (
 	_ token.Store        = (*DB)(nil)
 )
 
-// New returns a DB that writes through w and reads through r (which may
-// be w) with the dialect d. The database's schema must be up to date. The
-// DB owns w and r: [DB.Close] closes them.
-func New(w, r *sql.DB, d Dialect) *DB {
-	return &DB{w: w, r: r, d: d}
+// New returns a DB that writes through w, reads through r (which may be
+// w) and reads the pages of a re-key's walk ([DB.ListDEKs]) through walk
+// (which may be r), with the dialect d. The database's schema must be up
+// to date. The DB owns the handles: [DB.Close] closes them.
+func New(w, r, walk *sql.DB, d Dialect) *DB {
+	return &DB{w: w, r: r, walk: walk, d: d}
 }
 
-// Close closes the writer and the reader handle. Calls after Close fail.
+// Close closes the writer, reader and walk handles. Calls after Close
+// fail.
 func (db *DB) Close() error {
-	if db.r == db.w {
-		return db.w.Close()
+	errs := []error{db.w.Close()}
+	if db.r != db.w {
+		errs = append(errs, db.r.Close())
 	}
-	return errors.Join(db.r.Close(), db.w.Close())
+	if db.walk != db.r && db.walk != db.w {
+		errs = append(errs, db.walk.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // write runs f in one write transaction: committed if f returns nil,
 // rolled back otherwise.
 func (db *DB) write(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := db.w.BeginTx(ctx, nil)
+	return db.writeOn(ctx, db.w, f)
+}
+
+// bulkWrite is write for a batch of rewraps, on the dialect's unchecked
+// connection if it has one. f must check the parents of what it writes,
+// as requireTenant and the dialect's Rewrap do.
+func (db *DB) bulkWrite(ctx context.Context, f func(tx *sql.Tx) error) error {
+	if db.d.Unchecked == nil {
+		return db.write(ctx, f)
+	}
+	c, release, err := db.d.Unchecked(ctx, db.w)
+	if err != nil {
+		return db.wrap(err, "begin transaction")
+	}
+	defer release()
+	return db.writeOn(ctx, c, f)
+}
+
+// requireTenant fails, wrapping [byok.ErrNotFound], if tenant does not
+// exist: the foreign key check of a row of tenant written by bulkWrite.
+func (db *DB) requireTenant(ctx context.Context, tx *sql.Tx, tenant, what string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = $1`, tenant).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.errorf("%s: tenant %q does not exist: %w", what, tenant, byok.ErrNotFound)
+	}
+	if err != nil {
+		return db.wrap(err, "%s", what)
+	}
+	return nil
+}
+
+// writeOn is write on c, the writer handle or one of its connections.
+func (db *DB) writeOn(ctx context.Context, c interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}, f func(tx *sql.Tx) error) error {
+	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
 		return db.wrap(err, "begin transaction")
 	}
@@ -198,6 +252,46 @@ func collectN[T any](rows *sql.Rows, scan func(scanner) (T, error), n int) ([]T,
 		list = append(list, v)
 	}
 	return list, rows.Err()
+}
+
+// rawQuery runs q with args, which are driver values, on a walk
+// connection straight through its driver, without database/sql's
+// conversions and locks per row, and calls row with each row's values,
+// which are valid only during the call.
+func (db *DB) rawQuery(ctx context.Context, q string, args []any, row func(v []driver.Value) error) error {
+	c, err := db.walk.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot run a query", dc)
+		}
+		named := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		}
+		rows, err := qc.QueryContext(ctx, q, named)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		v := make([]driver.Value, len(rows.Columns()))
+		for {
+			err := rows.Next(v)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := row(v); err != nil {
+				return err
+			}
+		}
+	})
 }
 
 // query runs a query on the reader and collects its rows with scan; what

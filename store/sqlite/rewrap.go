@@ -1,0 +1,265 @@
+package sqlite
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"modernc.org/sqlite"
+
+	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/store/sqlstore"
+)
+
+// A rewrap is one UPDATE per tenant key a batch rewraps onto, not one per
+// DEK: it walks the batch's range of the tenant's rows in key order, and
+// SQL function byok_rewrapped(call, id, scope) gives each row its new
+// wrapping from the batch, or NULL for a row that is not in it. The call
+// is found by a handle bound as a parameter. On the unchecked connection
+// a re-key writes on, SQLite updates the range in one pass; checking
+// foreign keys, it would collect the rows first and seek each of them and
+// its tenant key again, so rewrap checks each tenant key once itself.
+//
+// A re-key's batch is usually every row of its range that is under
+// another epoch of the same kind, so the first UPDATE takes those rows,
+// calling byok_rewrapped once per row, and stands only if it rewrapped
+// each record of the batch and no other row; otherwise it is rolled back
+// to a savepoint and a second UPDATE takes exactly the rows for which
+// byok_rewrapped is not NULL, calling it twice per row.
+
+// rewrappedFunc is the SQL function's name.
+const rewrappedFunc = "byok_rewrapped"
+
+var (
+	// calls maps the handles of the rewrap statements running to their
+	// state.
+	calls      sync.Map // int64 → *rewrapCall
+	lastHandle atomic.Int64
+)
+
+// batch is the records of one rewrap: one tenant key's, sorted by id.
+type batch []byok.DEKRecord
+
+// rewrapCall is the state of byok_rewrapped in one statement, which SQLite
+// runs on one goroutine.
+type rewrapCall struct {
+	b    batch
+	last int // the index of the last record found, or -1
+	hits int // records found, once each
+}
+
+// find returns the index of the record of c.b with id and scope. Rows come
+// in key order, each looked up once or twice in a row: the record after
+// the last one found, or that one again, is tried before a search.
+func (c *rewrapCall) find(id []byte, scope string) (int, bool) {
+	i := c.last + 1
+	found := i < len(c.b) && bytes.Equal(c.b[i].ID[:], id)
+	if !found && c.last >= 0 && bytes.Equal(c.b[c.last].ID[:], id) {
+		i, found = c.last, true
+	}
+	if !found {
+		i, found = slices.BinarySearchFunc(c.b, id, func(d byok.DEKRecord, id []byte) int { return bytes.Compare(d.ID[:], id) })
+	}
+	if !found || c.b[i].Scope != scope {
+		return 0, false
+	}
+	if i != c.last {
+		c.last = i
+		c.hits++
+	}
+	return i, true
+}
+
+// rewrapped implements byok_rewrapped. Its arguments are views of SQLite's
+// memory, valid during the call only.
+func rewrapped(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+	h, _ := args[0].(int64)
+	v, ok := calls.Load(h)
+	if !ok {
+		return nil, fmt.Errorf("%s: no rewrap %d is running", rewrappedFunc, h)
+	}
+	c := v.(*rewrapCall)
+	id, _ := args[1].([]byte)
+	scope, _ := args[2].(string)
+	i, ok := c.find(id, scope)
+	if !ok {
+		return nil, nil
+	}
+	return c.b[i].Wrapped, nil
+}
+
+// drv is the driver of this package's connections: modernc.org/sqlite's,
+// with byok_rewrapped, which only they see.
+var drv = func() *sqlite.Driver {
+	d := &sqlite.Driver{}
+	d.MustRegisterFunction(rewrappedFunc, &sqlite.FunctionImpl{NArgs: 3, Scalar: rewrapped, VolatileArgs: true})
+	return d
+}()
+
+// connector opens connections of drv to a data source name.
+type connector string
+
+func (c connector) Connect(context.Context) (driver.Conn, error) { return drv.Open(string(c)) }
+func (c connector) Driver() driver.Driver                        { return drv }
+
+// unchecked implements [sqlstore.Dialect.Unchecked]. The pragma has no
+// effect inside a transaction, so it is set on the connection before one
+// begins; a connection whose foreign keys cannot be turned on again is
+// closed, never reused.
+func unchecked(ctx context.Context, w *sql.DB) (*sql.Conn, func(), error) {
+	c, err := w.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	release := func() {
+		if _, err := c.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); err != nil {
+			c.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		c.Close()
+	}
+	if _, err := c.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return c, release, nil
+}
+
+// rewrap implements [sqlstore.Dialect.Rewrap]: the tenant keys recs name
+// checked to exist, then recs grouped by tenant key, each group written by
+// one UPDATE over its id range of the tenant's rows. A group whose UPDATE did not rewrap each of its
+// records (one is missing or in another scope) is written again DEK by
+// DEK, which names the missing DEK; so are recs that name a DEK twice (in
+// their order, so that the last record wins) or hold a nil wrapping (NULL,
+// which byok_rewrapped keeps for the rows it leaves alone).
+func rewrap(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
+	if err := checkKeys(ctx, tx, recs); err != nil {
+		return err
+	}
+	seen := make(map[byok.DEKID]struct{}, len(recs))
+	for _, d := range recs {
+		if _, ok := seen[d.ID]; ok || d.Wrapped == nil {
+			return rewrapRows(ctx, tx, recs)
+		}
+		seen[d.ID] = struct{}{}
+	}
+	sorted := slices.Clone(recs)
+	slices.SortFunc(sorted, func(a, b byok.DEKRecord) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Epoch, b.Epoch),
+			bytes.Compare(a.ID[:], b.ID[:]))
+	})
+	for len(sorted) > 0 {
+		first := sorted[0]
+		n := 1
+		for n < len(sorted) && sorted[n].Tenant == first.Tenant && sorted[n].Kind == first.Kind && sorted[n].Epoch == first.Epoch {
+			n++
+		}
+		if err := rewrapGroup(ctx, tx, sorted[:n]); err != nil {
+			return err
+		}
+		sorted = sorted[n:]
+	}
+	return nil
+}
+
+// checkKeys fails, wrapping [byok.ErrNotFound], if a tenant key that recs
+// name does not exist: the check of their foreign key, which the unchecked
+// connection does not make.
+func checkKeys(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
+	type key struct {
+		tenant string
+		kind   byok.KeyKind
+		epoch  uint32
+	}
+	checked := map[key]bool{}
+	for _, d := range recs {
+		k := key{d.Tenant, d.Kind, d.Epoch}
+		if checked[k] {
+			continue
+		}
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenant_keys WHERE tenant = ? AND kind = ? AND epoch = ?`,
+			d.Tenant, int64(d.Kind), int64(d.Epoch)).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store/sqlite: rewrap DEK %x: %s does not exist: %w", d.ID, sqlstore.KeyName(d.Tenant, d.Kind, d.Epoch), byok.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)
+		}
+		checked[k] = true
+	}
+	return nil
+}
+
+// rewrapGroup rewraps b, whose records share a tenant key.
+func rewrapGroup(ctx context.Context, tx *sql.Tx, b batch) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT rewrap`); err != nil {
+		return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)
+	}
+	ok, err := rewrapRange(ctx, tx, b, `UPDATE deks NOT INDEXED SET epoch = ?2, wrapped = byok_rewrapped(?3, id, scope)
+		WHERE tenant = ?4 AND id BETWEEN ?5 AND ?6 AND kind = ?1 AND epoch <> ?2`)
+	if err == nil && !ok {
+		if _, err = tx.ExecContext(ctx, `ROLLBACK TO rewrap`); err == nil {
+			ok, err = rewrapRange(ctx, tx, b, `UPDATE deks NOT INDEXED SET kind = ?1, epoch = ?2, wrapped = byok_rewrapped(?3, id, scope)
+				WHERE tenant = ?4 AND id BETWEEN ?5 AND ?6 AND byok_rewrapped(?3, id, scope) IS NOT NULL`)
+		}
+	}
+	if err == nil {
+		_, err = tx.ExecContext(ctx, `RELEASE rewrap`)
+	}
+	if err != nil {
+		return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)
+	}
+	if ok {
+		return nil
+	}
+	return rewrapRows(ctx, tx, b)
+}
+
+// rewrapRange runs query, an UPDATE of rows in the id range of b with
+// byok_rewrapped, and reports whether it rewrapped each record of b and
+// no other row.
+func rewrapRange(ctx context.Context, tx *sql.Tx, b batch, query string) (bool, error) {
+	d, c := b[0], &rewrapCall{b: b, last: -1}
+	h := lastHandle.Add(1)
+	calls.Store(h, c)
+	defer calls.Delete(h)
+	res, err := tx.ExecContext(ctx, query, int64(d.Kind), int64(d.Epoch), h, d.Tenant, b[0].ID[:], b[len(b)-1].ID[:])
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == int64(len(b)) && c.hits == len(b), err
+}
+
+// rewrapRows rewraps recs one UPDATE each, checking each row count.
+// NOT INDEXED makes SQLite find each row by the primary key (tenant, id)
+// instead of through index deks_by_id and then the primary key.
+func rewrapRows(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
+	stmt, err := tx.PrepareContext(ctx, `UPDATE deks NOT INDEXED SET kind = ?, epoch = ?, wrapped = ?
+		WHERE id = ? AND tenant = ? AND scope = ?`)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)
+	}
+	defer stmt.Close()
+	for i := range recs {
+		d := &recs[i]
+		res, err := stmt.ExecContext(ctx, int64(d.Kind), int64(d.Epoch), d.Wrapped, d.ID[:], d.Tenant, d.Scope)
+		if classify(err) == sqlstore.MissingParent {
+			return fmt.Errorf("store/sqlite: rewrap DEK %x: %s does not exist: %w", d.ID, sqlstore.KeyName(d.Tenant, d.Kind, d.Epoch), byok.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store/sqlite: rewrap DEK %x: %w", d.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("store/sqlite: rewrap DEK %x: no DEK with that id in scope %q of tenant %q: %w", d.ID, d.Scope, d.Tenant, byok.ErrNotFound)
+		}
+	}
+	return nil
+}
