@@ -397,11 +397,21 @@ func RunLifecycle(w io.Writer, dir string, deks int) error {
 		return err
 	}
 	fmt.Fprintf(tw, "rotate a tenant holding %d DEKs to a new key version\t%d wrap/unwrap + %d other, %v\t≤ 2 calls\n", deks, crypto, other, took.Round(time.Millisecond))
-	n, took, err := e.Rekey()
-	if err != nil {
-		return err
+	// Three re-keys, each onto a new epoch: the median rate, and the
+	// spread, which on a shared machine is wide.
+	var rates []float64
+	var n int64
+	for range 3 {
+		moved, took, err := e.Rekey()
+		if err != nil {
+			return err
+		}
+		n = moved
+		rates = append(rates, float64(moved)/took.Seconds())
 	}
-	fmt.Fprintf(tw, "re-key: re-wrap %d DEKs on SQLite (batches of %d)\t%.0f DEKs/s (%v)\t≥ 200k DEKs/s\n", n, lifecycle.DefaultBatchSize, float64(n)/took.Seconds(), took.Round(time.Millisecond))
+	slices.Sort(rates)
+	fmt.Fprintf(tw, "re-key: re-wrap %d DEKs on SQLite (batches of %d), median of 3\t%.0f DEKs/s (%.0f–%.0f)\t≥ 200k DEKs/s\n",
+		n, lifecycle.DefaultBatchSize, rates[1], rates[0], rates[2])
 
 	var revs, ress []time.Duration
 	monitor, stop := context.WithCancel(ctx)
