@@ -18,7 +18,7 @@
 // dropped at every commit of the writer, so reading through the map saves
 // a copy and a system call per page. The other readers do not map the
 // file, so that pages read once for a DEK lookup do not stay in the
-// process's resident memory. The writer runs the batches of a re-key with
+// process's resident memory; a walker closes after a minute unused. The writer runs the batches of a re-key with
 // foreign keys off, checking the tenant keys and tenants they name itself:
 // a rewrap is then one pass over the batch's range of rows.
 //
@@ -129,6 +129,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	walk := sql.OpenDB(connector(dsn(path, walker)))
 	walk.SetMaxOpenConns(2)
 	walk.SetMaxIdleConns(2)
+	walk.SetConnMaxIdleTime(walkIdle)
 	return &DB{DB: sqlstore.New(w, r, walk, dialect), w: w, r: r, walk: walk}, nil
 }
 
@@ -159,8 +160,13 @@ const (
 	walker             // a re-key's pages, through a map of the file
 )
 
-// walkMap is the most of the database file a walker connection maps.
-const walkMap = 1 << 30
+const (
+	// walkMap is the most of the database file a walker connection maps.
+	walkMap = 1 << 30
+	// walkIdle is how long a walker connection stays open unused: the
+	// pages it mapped count in the process's resident memory until then.
+	walkIdle = time.Minute
+)
 
 // dsn returns the driver's data source name for a connection of role.
 func dsn(path string, role role) string {
