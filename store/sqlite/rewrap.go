@@ -111,15 +111,22 @@ func (c connector) Driver() driver.Driver                        { return drv }
 
 // unchecked implements [sqlstore.Dialect.Unchecked]. The pragma has no
 // effect inside a transaction, so it is set on the connection before one
-// begins; a connection whose foreign keys cannot be turned on again is
-// closed, never reused.
+// begins; a connection whose foreign keys are not on again afterwards (the
+// pragma failed, or a transaction is still open on it) is closed, never
+// reused.
 func unchecked(ctx context.Context, w *sql.DB) (*sql.Conn, func(), error) {
 	c, err := w.Conn(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	release := func() {
-		if _, err := c.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); err != nil {
+		ctx := context.WithoutCancel(ctx)
+		var on int
+		_, err := c.ExecContext(ctx, `PRAGMA foreign_keys = ON`)
+		if err == nil {
+			err = c.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&on)
+		}
+		if err != nil || on != 1 {
 			c.Raw(func(any) error { return driver.ErrBadConn })
 		}
 		c.Close()

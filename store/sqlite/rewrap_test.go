@@ -218,3 +218,23 @@ func checkRows(t *testing.T, db *DB, want []byok.DEKRecord) {
 		}
 	}
 }
+
+// A connection left inside a transaction, where turning foreign keys on
+// again has no effect, is closed rather than given back without them.
+func TestUncheckedDropsAConnectionItCannotCheckAgain(t *testing.T) {
+	db := openTemp(t, true)
+	ctx := t.Context()
+	c, release, err := unchecked(ctx, db.w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecContext(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	var on int
+	if err := db.w.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&on); err != nil || on != 1 {
+		t.Fatalf("writer's foreign_keys after a release inside a transaction = %d, %v; want 1", on, err)
+	}
+	newTenant(t, db) // the writer is not stuck in the abandoned transaction
+}
