@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openbyok/byok/config"
+	"github.com/openbyok/byok/internal/memlimit"
 	"github.com/openbyok/byok/server"
 	"github.com/openbyok/byok/server/token"
 )
@@ -47,6 +48,9 @@ func serve(ctx context.Context, path, tokenFile string, stdout, stderr io.Writer
 		return err
 	}
 	logger := newLogger(cfg.Log, stderr)
+	if limit := memlimit.Set(os.Getenv, memlimit.Cgroup); limit > 0 {
+		logger.Info("Go memory limit set below the container's", "bytes", limit, "share", memlimit.Share)
+	}
 	if tokenFile == "" {
 		tokenFile = "operator.token"
 		if cfg.Store.SQLite != "" {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openbyok/byok"
+	"github.com/openbyok/byok/internal/memlimit"
 	"github.com/openbyok/byok/kms"
 	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/store/sqlite"
@@ -81,6 +83,7 @@ type ScaleResult struct {
 	DEKHits        float64 // hit rate of the DEK cache, both passes
 	Stats          byok.Stats
 	PeakRSS        int64 // bytes; VmHWM of the process
+	MemoryLimit    int64 // bytes; the Go runtime's memory limit during the run
 	TenantKeyLimit int
 	DEKLimit       int
 }
@@ -152,6 +155,11 @@ func (p latencyProvider) Describe(ctx context.Context, keyID string) (kms.KeyInf
 func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 	o.defaults()
 	res := ScaleResult{Options: o}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// As byok serve runs in a container of ContainerMemory.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(memlimit.For(ContainerMemory)))
+	}
+	res.MemoryLimit = debug.SetMemoryLimit(-1)
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "scale.db"))
 	if err != nil {
@@ -209,6 +217,12 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 	res.PeakRSS = peakRSS()
 	return res, nil
 }
+
+// ContainerMemory is the memory limit of the container the scale measure
+// stands for: its goal is a peak RSS within it, and the Go runtime gets
+// the memory limit that byok serve sets in such a container
+// (internal/memlimit), unless GOMEMLIMIT sets one.
+const ContainerMemory = 512 << 20
 
 // RevalidateWorkers is how many keys the scale measure re-checks at once
 // before its warm pass: the lifecycle's default for its warm-up.
@@ -459,7 +473,8 @@ func RunScale(w io.Writer, dir string, o ScaleOptions) error {
 		r.Stats.TenantKeys.Entries, r.Stats.DEKs.Entries, r.Stats.TenantKeys.Evictions, r.Stats.DEKs.Evictions)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Fprintf(tw, "peak RSS of the process (store set-up included); Go heap in use at the end\t%.0f MiB; %.0f MiB\t\t\t≤ 512 MiB\n", float64(r.PeakRSS)/(1<<20), float64(ms.HeapInuse)/(1<<20))
+	fmt.Fprintf(tw, "peak RSS of the process (store set-up included); Go heap in use at the end; Go memory limit\t%.0f MiB; %.0f MiB; %.0f MiB\t\t\t≤ %d MiB\n",
+		float64(r.PeakRSS)/(1<<20), float64(ms.HeapInuse)/(1<<20), float64(r.MemoryLimit)/(1<<20), ContainerMemory>>20)
 	fmt.Fprintf(tw, "before the warm pass: the cold pass's %d tenant keys re-checked, %d at once\t%v\t\t\t\n", len(r.Cold.tenants), RevalidateWorkers, r.Revalidate.Round(time.Millisecond))
 	fmt.Fprintf(tw, "store set-up (%d tenants, SQLite)\t%v\t\t\t\n", o.Tenants, r.Setup.Round(time.Millisecond))
 	for _, t := range []TrafficResult{r.Cold, r.Warm, r.Steady} {
