@@ -30,8 +30,8 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	killDEKs  = 20_000 // DEKs of the killed re-key
-	killBatch = 500
+	killDEKs  = 6000 // DEKs of the killed re-key: its batches cross from one pass to the next
+	killBatch = 300
 )
 
 // passEpochs returns the epoch the DEKs move from and to in pass p of
