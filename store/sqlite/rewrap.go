@@ -32,7 +32,9 @@ import (
 // calling byok_rewrapped once per row, and stands only if it rewrapped
 // each record of the batch and no other row; otherwise it is rolled back
 // to a savepoint and a second UPDATE takes exactly the rows for which
-// byok_rewrapped is not NULL, calling it twice per row.
+// byok_rewrapped is not NULL, calling it twice per row. A scope move
+// rewraps on a connection that enforces foreign keys: the same statements,
+// run by SQLite in two passes.
 
 // rewrappedFunc is the SQL function's name.
 const rewrappedFunc = "byok_rewrapped"
@@ -50,14 +52,17 @@ type batch []byok.DEKRecord
 // rewrapCall is the state of byok_rewrapped in one statement, which SQLite
 // runs on one goroutine.
 type rewrapCall struct {
-	b    batch
-	last int // the index of the last record found, or -1
-	hits int // records found, once each
+	b     batch
+	last  int    // the index of the last record found, or -1
+	found []bool // the records found
+	hits  int    // records found, each counted once
 }
 
 // find returns the index of the record of c.b with id and scope. Rows come
-// in key order, each looked up once or twice in a row: the record after
-// the last one found, or that one again, is tried before a search.
+// in key order, often each looked up twice in a row (WHERE, then SET): the
+// record after the last one found, or that one again, is tried before a
+// search. SQLite may also evaluate the WHERE of every row before any SET
+// (when it enforces foreign keys), so hits counts each record once.
 func (c *rewrapCall) find(id []byte, scope string) (int, bool) {
 	i := c.last + 1
 	found := i < len(c.b) && bytes.Equal(c.b[i].ID[:], id)
@@ -70,8 +75,9 @@ func (c *rewrapCall) find(id []byte, scope string) (int, bool) {
 	if !found || c.b[i].Scope != scope {
 		return 0, false
 	}
-	if i != c.last {
-		c.last = i
+	c.last = i
+	if !c.found[i] {
+		c.found[i] = true
 		c.hits++
 	}
 	return i, true
@@ -111,9 +117,9 @@ func (c connector) Driver() driver.Driver                        { return drv }
 
 // unchecked implements [sqlstore.Dialect.Unchecked]. The pragma has no
 // effect inside a transaction, so it is set on the connection before one
-// begins; a connection whose foreign keys are not on again afterwards (the
-// pragma failed, or a transaction is still open on it) is closed, never
-// reused.
+// begins; a connection whose foreign keys do not read back on afterwards
+// (the pragma failed, or the transaction is still open on it) is closed,
+// never reused.
 func unchecked(ctx context.Context, w *sql.DB) (*sql.Conn, func(), error) {
 	c, err := w.Conn(ctx)
 	if err != nil {
@@ -217,10 +223,15 @@ func rewrapGroup(ctx context.Context, tx *sql.Tx, b batch) error {
 				WHERE tenant = ?4 AND id BETWEEN ?5 AND ?6 AND byok_rewrapped(?3, id, scope) IS NOT NULL`)
 		}
 	}
-	if err == nil {
-		_, err = tx.ExecContext(ctx, `RELEASE rewrap`)
-	}
 	if err != nil {
+		// Leave the transaction as it was before the group, for a caller
+		// that goes on with it.
+		rctx := context.WithoutCancel(ctx)
+		tx.ExecContext(rctx, `ROLLBACK TO rewrap`)
+		tx.ExecContext(rctx, `RELEASE rewrap`)
+		return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE rewrap`); err != nil {
 		return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)
 	}
 	if ok {
@@ -233,7 +244,7 @@ func rewrapGroup(ctx context.Context, tx *sql.Tx, b batch) error {
 // byok_rewrapped, and reports whether it rewrapped each record of b and
 // no other row.
 func rewrapRange(ctx context.Context, tx *sql.Tx, b batch, query string) (bool, error) {
-	d, c := b[0], &rewrapCall{b: b, last: -1}
+	d, c := b[0], &rewrapCall{b: b, last: -1, found: make([]bool, len(b))}
 	h := lastHandle.Add(1)
 	calls.Store(h, c)
 	defer calls.Delete(h)
@@ -255,9 +266,18 @@ func rewrapRows(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
 		return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)
 	}
 	defer stmt.Close()
+	// One row's update takes microseconds: ctx is checked between rows,
+	// and each row runs under a context without cancellation, for which
+	// the driver starts no watcher goroutine.
+	rowCtx := context.WithoutCancel(ctx)
 	for i := range recs {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("store/sqlite: rewrap DEKs: %w", err)
+			}
+		}
 		d := &recs[i]
-		res, err := stmt.ExecContext(ctx, int64(d.Kind), int64(d.Epoch), d.Wrapped, d.ID[:], d.Tenant, d.Scope)
+		res, err := stmt.ExecContext(rowCtx, int64(d.Kind), int64(d.Epoch), d.Wrapped, d.ID[:], d.Tenant, d.Scope)
 		if classify(err) == sqlstore.MissingParent {
 			return fmt.Errorf("store/sqlite: rewrap DEK %x: %s does not exist: %w", d.ID, sqlstore.KeyName(d.Tenant, d.Kind, d.Epoch), byok.ErrNotFound)
 		}

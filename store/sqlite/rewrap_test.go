@@ -238,3 +238,55 @@ func TestUncheckedDropsAConnectionItCannotCheckAgain(t *testing.T) {
 	}
 	newTenant(t, db) // the writer is not stuck in the abandoned transaction
 }
+
+// The filtered pass is judged by records found once each, also when
+// SQLite runs it in two passes (WHERE for every row, then SET), as it does
+// on a connection that enforces foreign keys: a scope move's.
+func TestFilteredPassWithForeignKeysOn(t *testing.T) {
+	db := openTemp(t, true)
+	newTenant(t, db)
+	ctx := t.Context()
+	var b batch
+	for i := range 10 {
+		d := dekN("acme", "bot", byok.PlatformManaged, 1, uint64(i))
+		if err := db.PutDEK(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		d.Kind, d.Epoch, d.Wrapped = byok.CustomerManaged, 2, fmt.Appendf(nil, "new %d", i)
+		b = append(b, d)
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	ok, err := rewrapRange(ctx, tx, b, `UPDATE deks NOT INDEXED SET kind = ?1, epoch = ?2, wrapped = byok_rewrapped(?3, id, scope)
+		WHERE tenant = ?4 AND id BETWEEN ?5 AND ?6 AND byok_rewrapped(?3, id, scope) IS NOT NULL`)
+	if err != nil || !ok {
+		t.Fatalf("filtered pass with foreign keys on = %t, %v; want true", ok, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, db, b)
+}
+
+// A page waits for a walker connection only as long as its context lets
+// it.
+func TestListDEKsWaitHonoursContext(t *testing.T) {
+	db := openTemp(t, true)
+	newTenant(t, db)
+	ctx := t.Context()
+	for range 2 { // every walker connection busy
+		c, err := db.walk.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	go cancel()
+	if _, err := db.ListDEKs(cctx, "acme", byok.CustomerManaged, 1, byok.DEKID{}, 10); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ListDEKs with its context cancelled = %v, want context.Canceled", err)
+	}
+}

@@ -62,14 +62,10 @@ func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, ep
 	if err := ctx.Err(); err != nil {
 		return nil, db.wrap(err, "%s", what)
 	}
-	qctx := ctx
-	if db.d.DetachPages {
-		qctx = context.WithoutCancel(ctx)
-	}
 	// A page is a re-key's hot loop: it runs straight on the driver and
 	// does not read the columns the query fixes.
 	ds := make([]byok.DEKRecord, 0, min(limit, 10_000))
-	err := db.rawQuery(qctx, `SELECT id, scope, wrapped, wrapped IS NULL, created FROM deks
+	err := db.rawQuery(ctx, `SELECT id, scope, wrapped, wrapped IS NULL, created FROM deks
 		WHERE tenant = $1 AND kind = $2 AND epoch = $3 AND id > $4 ORDER BY tenant, id LIMIT $5`,
 		[]any{tenant, int64(kind), int64(epoch), after[:], int64(limit)}, func(v []driver.Value) error {
 			d := byok.DEKRecord{Tenant: tenant, Kind: kind, Epoch: epoch}

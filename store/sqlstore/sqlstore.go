@@ -257,13 +257,18 @@ func collectN[T any](rows *sql.Rows, scan func(scanner) (T, error), n int) ([]T,
 // rawQuery runs q with args, which are driver values, on a walk
 // connection straight through its driver, without database/sql's
 // conversions and locks per row, and calls row with each row's values,
-// which are valid only during the call.
+// which are valid only during the call. Waiting for the connection
+// honours ctx; the query itself runs detached from it if the dialect says
+// so (DetachPages).
 func (db *DB) rawQuery(ctx context.Context, q string, args []any, row func(v []driver.Value) error) error {
 	c, err := db.walk.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if db.d.DetachPages {
+		ctx = context.WithoutCancel(ctx)
+	}
 	return c.Raw(func(dc any) error {
 		qc, ok := dc.(driver.QueryerContext)
 		if !ok {
