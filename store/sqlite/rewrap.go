@@ -155,22 +155,25 @@ func rewrap(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
 	if err := checkKeys(ctx, tx, recs); err != nil {
 		return err
 	}
-	seen := make(map[byok.DEKID]struct{}, len(recs))
-	for _, d := range recs {
-		if _, ok := seen[d.ID]; ok || d.Wrapped == nil {
-			return rewrapRows(ctx, tx, recs)
-		}
-		seen[d.ID] = struct{}{}
+	if slices.ContainsFunc(recs, func(d byok.DEKRecord) bool { return d.Wrapped == nil }) {
+		return rewrapRows(ctx, tx, recs)
 	}
-	sorted := slices.Clone(recs)
-	slices.SortFunc(sorted, func(a, b byok.DEKRecord) int {
-		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Epoch, b.Epoch),
-			bytes.Compare(a.ID[:], b.ID[:]))
-	})
+	sorted := recs // a re-key's page: one tenant key, in id order
+	if !oneKeyInOrder(recs) {
+		sorted = slices.Clone(recs)
+		slices.SortFunc(sorted, func(a, b byok.DEKRecord) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+		for i := 1; i < len(sorted); i++ {
+			if sorted[i].ID == sorted[i-1].ID {
+				return rewrapRows(ctx, tx, recs)
+			}
+		}
+		slices.SortStableFunc(sorted, func(a, b byok.DEKRecord) int {
+			return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Epoch, b.Epoch))
+		})
+	}
 	for len(sorted) > 0 {
-		first := sorted[0]
 		n := 1
-		for n < len(sorted) && sorted[n].Tenant == first.Tenant && sorted[n].Kind == first.Kind && sorted[n].Epoch == first.Epoch {
+		for n < len(sorted) && sameKey(sorted[n], sorted[0]) {
 			n++
 		}
 		if err := rewrapGroup(ctx, tx, sorted[:n]); err != nil {
@@ -179,6 +182,22 @@ func rewrap(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
 		sorted = sorted[n:]
 	}
 	return nil
+}
+
+// sameKey reports whether a and b are under the same tenant key.
+func sameKey(a, b byok.DEKRecord) bool {
+	return a.Tenant == b.Tenant && a.Kind == b.Kind && a.Epoch == b.Epoch
+}
+
+// oneKeyInOrder reports whether recs are under one tenant key, in strictly
+// increasing id order (so no id repeats).
+func oneKeyInOrder(recs []byok.DEKRecord) bool {
+	for i := 1; i < len(recs); i++ {
+		if !sameKey(recs[i], recs[0]) || bytes.Compare(recs[i-1].ID[:], recs[i].ID[:]) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // checkKeys fails, wrapping [byok.ErrNotFound], if a tenant key that recs

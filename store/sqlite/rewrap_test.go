@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/openbyok/byok"
@@ -126,8 +128,11 @@ func TestRewrapMatchesModel(t *testing.T) {
 			}
 			recs = append(recs, r)
 		}
-		if rng.IntN(2) == 0 {
+		switch rng.IntN(3) {
+		case 0:
 			rng.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+		case 1: // in id order, as a re-key's page is
+			slices.SortStableFunc(recs, func(a, b byok.DEKRecord) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 		}
 		if len(recs) == 0 {
 			continue

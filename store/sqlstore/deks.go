@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -65,11 +64,12 @@ func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, ep
 	// A page is a re-key's hot loop: it runs straight on the driver and
 	// does not read the columns the query fixes.
 	ds := make([]byok.DEKRecord, 0, min(limit, 10_000))
+	var wrappings arena
 	err := db.rawQuery(ctx, `SELECT id, scope, wrapped, wrapped IS NULL, created FROM deks
 		WHERE tenant = $1 AND kind = $2 AND epoch = $3 AND id > $4 ORDER BY tenant, id LIMIT $5`,
 		[]any{tenant, int64(kind), int64(epoch), after[:], int64(limit)}, func(v []driver.Value) error {
 			d := byok.DEKRecord{Tenant: tenant, Kind: kind, Epoch: epoch}
-			if err := rawDEK(v, &d); err != nil {
+			if err := rawDEK(v, &d, &wrappings); err != nil {
 				return err
 			}
 			ds = append(ds, d)
@@ -81,9 +81,10 @@ func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, ep
 	return ds, nil
 }
 
-// rawDEK sets d's id, scope, wrapping and creation time from the driver's
-// values of id, scope, wrapped, wrapped IS NULL and created.
-func rawDEK(v []driver.Value, d *byok.DEKRecord) error {
+// rawDEK sets d's id, scope, wrapping (copied into a) and creation time
+// from the driver's values of id, scope, wrapped, wrapped IS NULL and
+// created.
+func rawDEK(v []driver.Value, d *byok.DEKRecord, a *arena) error {
 	id, _ := v[0].([]byte)
 	scope, ok := v[1].(string)
 	wrapped, isBlob := v[2].([]byte)
@@ -98,9 +99,26 @@ func rawDEK(v []driver.Value, d *byok.DEKRecord) error {
 	}
 	copy(d.ID[:], id)
 	d.Scope = scope
-	d.Wrapped = blob(bytes.Clone(wrapped), null)
+	if !null {
+		d.Wrapped = a.copy(wrapped)
+	}
 	d.Created = fromNanos(sql.NullInt64{Int64: created, Valid: v[4] != nil})
 	return nil
+}
+
+// arena copies byte slices into shared blocks: one allocation for many
+// small slices that live as long as each other.
+type arena []byte
+
+// copy returns a copy of b in a, not nil even if b is empty, with no room
+// to append into its neighbour.
+func (a *arena) copy(b []byte) []byte {
+	if *a == nil || cap(*a)-len(*a) < len(b) {
+		*a = make([]byte, 0, max(16<<10, len(b)))
+	}
+	start := len(*a)
+	*a = append(*a, b...)
+	return (*a)[start:len(*a):len(*a)]
 }
 
 // ListScopeDEKs implements [store.Store].
