@@ -39,6 +39,7 @@ func (k *Keyring) RewrapDEKs(ctx context.Context, tenant string, recs []DEKRecor
 		return nil, err
 	}
 	out := make([]DEKRecord, len(recs))
+	var rw envelope.Rewrapper
 	for i, rec := range recs {
 		if rec.Tenant != tenant {
 			return nil, &InputError{Arg: "DEK record", Reason: fmt.Sprintf("%x belongs to tenant %q, not %q", rec.ID, rec.Tenant, tenant)}
@@ -51,15 +52,13 @@ func (k *Keyring) RewrapDEKs(ctx context.Context, tenant string, recs []DEKRecor
 		if err != nil {
 			return nil, err
 		}
-		key, err := envelope.UnwrapDEK(srcAEAD, envelope.KeyID(rec.ID), tenant, rec.Scope, rec.Wrapped)
+		wrapped, err := rw.Rewrap(srcAEAD, dstAEAD, envelope.KeyID(rec.ID), tenant, rec.Scope, rec.Wrapped)
 		if err != nil {
 			return nil, fmt.Errorf("byok: DEK %x of tenant %q scope %q does not unwrap under its %s key epoch %d: %w",
 				rec.ID, tenant, rec.Scope, rec.Kind, rec.Epoch, ErrDecrypt)
 		}
 		out[i] = rec
-		out[i].Kind, out[i].Epoch = to, cur.Epoch
-		out[i].Wrapped = envelope.WrapDEK(dstAEAD, envelope.KeyID(rec.ID), tenant, rec.Scope, key)
-		clear(key)
+		out[i].Kind, out[i].Epoch, out[i].Wrapped = to, cur.Epoch, wrapped
 	}
 	return out, nil
 }

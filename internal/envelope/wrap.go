@@ -58,12 +58,9 @@ func UnwrapDEK(tk cipher.AEAD, id KeyID, tenant, scope string, wrapped []byte) (
 	if err := ValidateIDs(tenant, scope); err != nil {
 		return nil, err
 	}
-	h, err := parseWrapHeader(wrapped)
+	h, err := parseWrapped(wrapped)
 	if err != nil {
 		return nil, err
-	}
-	if len(wrapped) != WrappedDEKSize {
-		return nil, &FormatError{Reason: fmt.Sprintf("wrapped DEK is %d bytes; a v%d wrapped DEK is exactly %d", len(wrapped), version1, WrappedDEKSize)}
 	}
 	dek, err := tk.Open(make([]byte, 0, KeySize), h.nonce[:], wrapped[wrapHeaderSize:], wrapAD(wrapped, id, tenant, scope))
 	if err != nil {
@@ -92,10 +89,24 @@ func parseWrapHeader(b []byte) (wrapHeader, error) {
 	return h, nil
 }
 
+// parseWrapped checks that b is exactly a v1 wrapped DEK and parses its
+// header.
+func parseWrapped(b []byte) (wrapHeader, error) {
+	h, err := parseWrapHeader(b)
+	if err == nil && len(b) != WrappedDEKSize {
+		err = &FormatError{Reason: fmt.Sprintf("wrapped DEK is %d bytes; a v%d wrapped DEK is exactly %d", len(b), version1, WrappedDEKSize)}
+	}
+	return h, err
+}
+
 // wrapAD is the associated data of a wrapped DEK: its header, the DEK id
 // and the length-prefixed tenant and scope ids.
 func wrapAD(blob []byte, id KeyID, tenant, scope string) []byte {
-	ad := make([]byte, 0, wrapHeaderSize+idSize+2+len(tenant)+len(scope))
+	return appendWrapAD(make([]byte, 0, wrapHeaderSize+idSize+2+len(tenant)+len(scope)), blob, id, tenant, scope)
+}
+
+// appendWrapAD appends wrapAD's associated data to ad.
+func appendWrapAD(ad, blob []byte, id KeyID, tenant, scope string) []byte {
 	ad = append(ad, blob[:wrapHeaderSize]...)
 	ad = append(ad, id[:]...)
 	ad = append(ad, byte(len(tenant)))
