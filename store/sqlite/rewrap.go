@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"modernc.org/sqlite"
 
@@ -42,9 +41,36 @@ const rewrappedFunc = "byok_rewrapped"
 var (
 	// calls maps the handles of the rewrap statements running to their
 	// state.
-	calls      sync.Map // int64 → *rewrapCall
-	lastHandle atomic.Int64
+	calls sync.Map // int64 → *rewrapCall
+	// handles hands out handles, reusing freed ones: they stay below 256,
+	// so boxing one into a driver.Value for byok_rewrapped's arguments
+	// costs no allocation per row.
+	handles struct {
+		sync.Mutex
+		free []int64
+		next int64
+	}
 )
+
+// takeHandle returns a handle no running rewrap has.
+func takeHandle() int64 {
+	handles.Lock()
+	defer handles.Unlock()
+	if n := len(handles.free); n > 0 {
+		h := handles.free[n-1]
+		handles.free = handles.free[:n-1]
+		return h
+	}
+	handles.next++
+	return handles.next
+}
+
+// putHandle gives back a handle taken by takeHandle.
+func putHandle(h int64) {
+	handles.Lock()
+	defer handles.Unlock()
+	handles.free = append(handles.free, h)
+}
 
 // batch is the records of one rewrap: one tenant key's, sorted by id.
 type batch []byok.DEKRecord
@@ -264,9 +290,12 @@ func rewrapGroup(ctx context.Context, tx *sql.Tx, b batch) error {
 // no other row.
 func rewrapRange(ctx context.Context, tx *sql.Tx, b batch, query string) (bool, error) {
 	d, c := b[0], &rewrapCall{b: b, last: -1, found: make([]bool, len(b))}
-	h := lastHandle.Add(1)
+	h := takeHandle()
 	calls.Store(h, c)
-	defer calls.Delete(h)
+	defer func() {
+		calls.Delete(h)
+		putHandle(h)
+	}()
 	res, err := tx.ExecContext(ctx, query, int64(d.Kind), int64(d.Epoch), h, d.Tenant, b[0].ID[:], b[len(b)-1].ID[:])
 	if err != nil {
 		return false, err
