@@ -92,8 +92,8 @@ type Dialect struct {
 	// turns them on again and gives the connection back (or closes it if
 	// it cannot). The batches of a re-key are written on it, where Rewrap
 	// checks the tenant keys its records name and the batch checks the
-	// tenants of the rows it adds: for an engine whose bulk update is
-	// several times slower while it enforces foreign keys.
+	// tenants of the rows it adds: for an engine whose bulk update takes
+	// about twice as long while it enforces foreign keys.
 	Unchecked func(ctx context.Context, w *sql.DB) (c *sql.Conn, release func(), err error)
 
 	// DetachPages makes the query of a page of DEKs run under a context
