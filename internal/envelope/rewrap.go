@@ -1,9 +1,6 @@
 package envelope
 
-import (
-	"crypto/cipher"
-	"crypto/rand"
-)
+import "crypto/cipher"
 
 // A Rewrapper moves wrapped DEKs from one tenant key to another, as
 // [UnwrapDEK] then [WrapDEK] do, with buffers it reuses from one call to
@@ -29,35 +26,19 @@ const rewrapBlock = 64
 // tenant or scope; a [*FormatError] if wrapped is not a v1 wrapped DEK of
 // exactly [WrappedDEKSize] bytes; [ErrAuth] if it fails authentication.
 func (r *Rewrapper) Rewrap(from, to cipher.AEAD, id KeyID, tenant, scope string, wrapped []byte) ([]byte, error) {
-	if err := checkAEAD(from); err != nil {
-		return nil, err
-	}
 	if err := checkAEAD(to); err != nil {
 		return nil, err
 	}
-	if err := ValidateIDs(tenant, scope); err != nil {
-		return nil, err
-	}
-	if _, err := parseWrapped(wrapped); err != nil {
-		return nil, err
-	}
-	// Nonces are read in place: a copy passed to the AEAD would escape.
-	r.ad = appendWrapAD(r.ad[:0], wrapped, id, tenant, scope)
-	dek, err := from.Open(r.dek[:0], wrapped[wrapNonceOffset:wrapHeaderSize], wrapped[wrapHeaderSize:], r.ad)
+	dek, ad, err := openDEK(r.dek, r.ad, from, id, tenant, scope, wrapped)
+	r.dek, r.ad = dek, ad
 	if err != nil {
-		return nil, ErrAuth
+		return nil, err
 	}
-	r.dek = dek
 	defer clear(dek)
-
 	if cap(r.out)-len(r.out) < WrappedDEKSize {
 		r.out = make([]byte, 0, rewrapBlock*WrappedDEKSize)
 	}
 	start := len(r.out)
-	b := append(appendPrefix(r.out, typeWrappedDEK), make([]byte, nonceSize)...)
-	nonce := b[start+wrapNonceOffset : start+wrapHeaderSize]
-	rand.Read(nonce)
-	r.ad = appendWrapAD(r.ad[:0], b[start:], id, tenant, scope)
-	r.out = to.Seal(b, nonce, dek, r.ad)
+	r.out, r.ad = sealDEK(r.out, r.ad, to, id, nil, tenant, scope, dek)
 	return r.out[start:len(r.out):len(r.out)], nil
 }

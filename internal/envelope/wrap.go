@@ -35,14 +35,26 @@ func wrapDEK(tk cipher.AEAD, id KeyID, nonce []byte, tenant, scope string, dek [
 	if err := checkKey("dek", dek); err != nil {
 		panic(err.Error())
 	}
+	b, _ := sealDEK(make([]byte, 0, WrappedDEKSize), make([]byte, 0, wrapADSize(tenant, scope)), tk, id, nonce, tenant, scope, dek)
+	return b
+}
+
+// sealDEK appends to b the wrapped DEK of dek under tk, with nonce (random
+// if nil), building its associated data in ad; it returns b and ad, whose
+// buffers a caller may reuse. The arguments are valid. The nonce is
+// written in place in b: a copy passed to the AEAD would escape.
+func sealDEK(b, ad []byte, tk cipher.AEAD, id KeyID, nonce []byte, tenant, scope string, dek []byte) ([]byte, []byte) {
+	start := len(b)
 	var h wrapHeader
+	b = h.appendTo(b)
+	n := b[start+wrapNonceOffset : start+wrapHeaderSize]
 	if nonce == nil {
-		rand.Read(h.nonce[:])
+		rand.Read(n)
 	} else {
-		copy(h.nonce[:], nonce)
+		copy(n, nonce)
 	}
-	b := h.appendTo(make([]byte, 0, WrappedDEKSize))
-	return tk.Seal(b, h.nonce[:], dek, wrapAD(b, id, tenant, scope))
+	ad = appendWrapAD(ad[:0], b[start:], id, tenant, scope)
+	return tk.Seal(b, n, dek, ad), ad
 }
 
 // UnwrapDEK authenticates and decrypts a blob made by [WrapDEK] with the
@@ -52,21 +64,28 @@ func wrapDEK(tk cipher.AEAD, id KeyID, nonce []byte, tenant, scope string, dek [
 // or scope; a [*FormatError] if wrapped is not a v1 wrapped DEK of exactly
 // [WrappedDEKSize] bytes; [ErrAuth] if it fails authentication.
 func UnwrapDEK(tk cipher.AEAD, id KeyID, tenant, scope string, wrapped []byte) ([]byte, error) {
+	dek, _, err := openDEK(make([]byte, 0, KeySize), make([]byte, 0, wrapADSize(tenant, scope)), tk, id, tenant, scope, wrapped)
+	return dek, err
+}
+
+// openDEK is UnwrapDEK decrypting into dek and building the associated
+// data in ad; it returns both, whose buffers a caller may reuse.
+func openDEK(dek, ad []byte, tk cipher.AEAD, id KeyID, tenant, scope string, wrapped []byte) ([]byte, []byte, error) {
 	if err := checkAEAD(tk); err != nil {
-		return nil, err
+		return dek, ad, err
 	}
 	if err := ValidateIDs(tenant, scope); err != nil {
-		return nil, err
+		return dek, ad, err
 	}
-	h, err := parseWrapped(wrapped)
+	if err := checkWrapped(wrapped); err != nil {
+		return dek, ad, err
+	}
+	ad = appendWrapAD(ad[:0], wrapped, id, tenant, scope)
+	out, err := tk.Open(dek[:0], wrapped[wrapNonceOffset:wrapHeaderSize], wrapped[wrapHeaderSize:], ad)
 	if err != nil {
-		return nil, err
+		return dek, ad, ErrAuth
 	}
-	dek, err := tk.Open(make([]byte, 0, KeySize), h.nonce[:], wrapped[wrapHeaderSize:], wrapAD(wrapped, id, tenant, scope))
-	if err != nil {
-		return nil, ErrAuth
-	}
-	return dek, nil
+	return out, ad, nil
 }
 
 // wrapHeader is the header of a wrapped DEK.
@@ -89,23 +108,26 @@ func parseWrapHeader(b []byte) (wrapHeader, error) {
 	return h, nil
 }
 
-// parseWrapped checks that b is exactly a v1 wrapped DEK and parses its
-// header.
-func parseWrapped(b []byte) (wrapHeader, error) {
-	h, err := parseWrapHeader(b)
-	if err == nil && len(b) != WrappedDEKSize {
-		err = &FormatError{Reason: fmt.Sprintf("wrapped DEK is %d bytes; a v%d wrapped DEK is exactly %d", len(b), version1, WrappedDEKSize)}
+// checkWrapped checks that b is exactly a v1 wrapped DEK.
+func checkWrapped(b []byte) error {
+	if _, err := parseWrapHeader(b); err != nil {
+		return err
 	}
-	return h, err
+	if len(b) != WrappedDEKSize {
+		return &FormatError{Reason: fmt.Sprintf("wrapped DEK is %d bytes; a v%d wrapped DEK is exactly %d", len(b), version1, WrappedDEKSize)}
+	}
+	return nil
 }
 
-// wrapAD is the associated data of a wrapped DEK: its header, the DEK id
-// and the length-prefixed tenant and scope ids.
-func wrapAD(blob []byte, id KeyID, tenant, scope string) []byte {
-	return appendWrapAD(make([]byte, 0, wrapHeaderSize+idSize+2+len(tenant)+len(scope)), blob, id, tenant, scope)
+// wrapADSize is the size of the associated data of a wrapped DEK of
+// tenant and scope: its header, the DEK id and the length-prefixed tenant
+// and scope ids (appendWrapAD).
+func wrapADSize(tenant, scope string) int {
+	return wrapHeaderSize + idSize + 2 + len(tenant) + len(scope)
 }
 
-// appendWrapAD appends wrapAD's associated data to ad.
+// appendWrapAD appends to ad the associated data of the wrapped DEK whose
+// header starts blob.
 func appendWrapAD(ad, blob []byte, id KeyID, tenant, scope string) []byte {
 	ad = append(ad, blob[:wrapHeaderSize]...)
 	ad = append(ad, id[:]...)

@@ -31,8 +31,8 @@ import (
 // calling byok_rewrapped once per row, and stands only if it rewrapped
 // each record of the batch and no other row; otherwise it is rolled back
 // to a savepoint and a second UPDATE takes exactly the rows for which
-// byok_rewrapped is not NULL, calling it twice per row. A scope move
-// rewraps on a connection that enforces foreign keys: the same statements,
+// byok_rewrapped is not NULL, calling it twice per row. MoveScope rewraps
+// on the ordinary writer, which enforces foreign keys: the same statements,
 // run by SQLite in two passes.
 
 // rewrappedFunc is the SQL function's name.
@@ -172,11 +172,12 @@ func unchecked(ctx context.Context, w *sql.DB) (*sql.Conn, func(), error) {
 
 // rewrap implements [sqlstore.Dialect.Rewrap]: the tenant keys recs name
 // checked to exist, then recs grouped by tenant key, each group written by
-// one UPDATE over its id range of the tenant's rows. A group whose UPDATE did not rewrap each of its
-// records (one is missing or in another scope) is written again DEK by
-// DEK, which names the missing DEK; so are recs that name a DEK twice (in
-// their order, so that the last record wins) or hold a nil wrapping (NULL,
-// which byok_rewrapped keeps for the rows it leaves alone).
+// one UPDATE over its id range of the tenant's rows. A group whose UPDATE
+// did not rewrap each of its records (one is missing or in another scope)
+// is written again DEK by DEK, which names the missing DEK; so are recs
+// that name a DEK twice (in their order, so that the last record wins) or
+// hold a nil wrapping (NULL, which byok_rewrapped keeps for the rows it
+// leaves alone).
 func rewrap(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) error {
 	if err := checkKeys(ctx, tx, recs); err != nil {
 		return err

@@ -18,9 +18,10 @@
 // dropped at every commit of the writer, so reading through the map saves
 // a copy and a system call per page. The other readers do not map the
 // file, so that pages read once for a DEK lookup do not stay in the
-// process's resident memory; a walker closes after a minute unused. The writer runs the batches of a re-key with
-// foreign keys off, checking the tenant keys and tenants they name itself:
-// a rewrap is then one pass over the batch's range of rows.
+// process's resident memory; a walker closes after a minute unused. The
+// writer runs the batches of a re-key or a scope move job with foreign
+// keys off, checking the tenant keys and tenants they name itself: a
+// rewrap is then one pass over the batch's range of rows.
 //
 // # Crash safety
 //
