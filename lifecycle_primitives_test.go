@@ -81,7 +81,7 @@ func TestRekey(t *testing.T) {
 	if dekOf(t, newer) == dekOf(t, old) {
 		t.Fatal("new data went under a DEK of the old epoch")
 	}
-	recs, _ := f.db.ListDEKs(f.ctx, "acme", byok.PlatformManaged, 1, byok.DEKID{}, 100)
+	recs, _ := f.db.ListDEKs(f.ctx, "acme", byok.PlatformManaged, 2, byok.DEKID{}, 100)
 	moved, err := f.kr.RewrapDEKs(f.ctx, "acme", recs, byok.PlatformManaged)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestRekey(t *testing.T) {
 	if err := f.db.RewrapDEKs(f.ctx, moved); err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := f.db.ListDEKs(f.ctx, "acme", byok.PlatformManaged, 1, byok.DEKID{}, 100); len(left) != 0 {
+	if left, _ := f.db.ListDEKs(f.ctx, "acme", byok.PlatformManaged, 2, byok.DEKID{}, 100); len(left) != 0 {
 		t.Fatalf("%d DEKs left under epoch 1 after the re-key", len(left))
 	}
 	f.kr.Forget("acme")

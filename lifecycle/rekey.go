@@ -9,9 +9,9 @@ import (
 	"github.com/openbyok/byok/audit"
 )
 
-// rekey walks the DEKs of every customer-managed epoch older than the
-// job's epoch, from its cursor, and re-wraps them onto the job's epoch in
-// batches of Config.BatchSize: one transaction per batch with the cursor
+// rekey walks the tenant's DEKs under every customer-managed epoch older
+// than the job's epoch at once, in id order from its cursor, and re-wraps
+// them onto the job's epoch in batches of Config.BatchSize: one transaction per batch with the cursor
 // and progress. j moves on only when its batch is written, so a failed
 // write is retried from the last batch written, as a crash or kill at any
 // point resumes: a DEK re-wrapped but not written is still under its old
@@ -24,6 +24,13 @@ import (
 func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
 	if j.Walk >= j.Epoch {
 		return nil
+	}
+	if j.Walk != 0 {
+		// Stored by a version that walked one older epoch at a time: its
+		// cursor does not cover the later epochs, so walk them all from
+		// the first id (the DEKs it moved are skipped, being under the
+		// job's epoch already).
+		j.Walk, j.Cursor = 0, byok.DEKID{}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	batches := make(chan rekeyBatch, 1)
@@ -42,7 +49,7 @@ func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
 			return b.err
 		}
 		next := *j
-		next.Walk, next.Cursor = b.walk, b.out[len(b.out)-1].ID
+		next.Cursor = b.out[len(b.out)-1].ID
 		next.Done += int64(len(b.out))
 		s.renew(&next)
 		if err := s.cfg.Store.RewrapBatch(ctx, nil, b.out, next); err != nil {
@@ -57,12 +64,11 @@ func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
 	return nil
 }
 
-// rekeyBatch is a page of DEKs of epoch walk re-wrapped (out, in the
-// page's id order), or the failure to read or re-wrap the next page.
+// rekeyBatch is a page of DEKs re-wrapped (out, in the page's id order),
+// or the failure to read or re-wrap the next page.
 type rekeyBatch struct {
-	walk uint32
-	out  []byok.DEKRecord
-	err  error
+	out []byok.DEKRecord
+	err error
 }
 
 // rekeyPages reads the pages of rekey from j's walk and cursor, re-wraps
@@ -77,29 +83,24 @@ func (s *Service) rekeyPages(ctx context.Context, j JobRecord, batches chan<- re
 			return false
 		}
 	}
-	for walk, cursor := j.Walk, j.Cursor; walk < j.Epoch; walk, cursor = walk+1, (byok.DEKID{}) {
-		for {
-			page, err := s.cfg.Store.ListDEKs(ctx, j.Tenant, byok.CustomerManaged, walk, cursor, s.cfg.BatchSize)
-			if err != nil {
-				send(rekeyBatch{err: err})
-				return
-			}
-			if len(page) == 0 {
-				break
-			}
-			out, err := s.kr.RewrapDEKs(ctx, j.Tenant, page, byok.CustomerManaged)
-			if err != nil {
-				send(rekeyBatch{err: fmt.Errorf("re-wrapping DEKs of epoch %d: %w", walk, err)})
-				return
-			}
-			if !send(rekeyBatch{walk: walk, out: out}) {
-				return
-			}
-			cursor = page[len(page)-1].ID
-			if len(page) < s.cfg.BatchSize {
-				break
-			}
+	for cursor := j.Cursor; ; {
+		page, err := s.cfg.Store.ListDEKs(ctx, j.Tenant, byok.CustomerManaged, j.Epoch, cursor, s.cfg.BatchSize)
+		if err != nil {
+			send(rekeyBatch{err: err})
+			return
 		}
+		if len(page) == 0 {
+			return
+		}
+		out, err := s.kr.RewrapDEKs(ctx, j.Tenant, page, byok.CustomerManaged)
+		if err != nil {
+			send(rekeyBatch{err: fmt.Errorf("re-wrapping a page of DEKs: %w", err)})
+			return
+		}
+		if !send(rekeyBatch{out: out}) || len(page) < s.cfg.BatchSize {
+			return
+		}
+		cursor = page[len(page)-1].ID
 	}
 }
 

@@ -195,8 +195,8 @@ type aheadStore struct {
 	readAheadClose sync.Once
 }
 
-func (s *aheadStore) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, epoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error) {
-	recs, err := s.Store.ListDEKs(ctx, tenant, kind, epoch, after, limit)
+func (s *aheadStore) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, belowEpoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error) {
+	recs, err := s.Store.ListDEKs(ctx, tenant, kind, belowEpoch, after, limit)
 	s.mu.Lock()
 	s.lists++
 	if s.failAt > 0 && s.lists == s.failAt+1 {
@@ -262,6 +262,89 @@ func TestRekeyFailedWriteDropsReadAhead(t *testing.T) {
 	}
 	if n, err := f.db.CountDEKs(ctx, "t1", byok.CustomerManaged, cur.Epoch, ""); err != nil || n != 50-14 {
 		t.Fatalf("%d DEKs left under the old epoch after two batches written (%v); want %d", n, err, 50-14)
+	}
+	f.tick()
+	j, _ = f.svc.Job(ctx, "t1", j.ID)
+	checkRekeyed(t, f, f.svc.Keyring(), j, cts)
+}
+
+// countingStore counts the pages of DEKs a re-key lists and the DEKs in
+// them.
+type countingStore struct {
+	lifecycle.Store
+	mu          sync.Mutex
+	pages, deks int
+}
+
+func (s *countingStore) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, belowEpoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error) {
+	recs, err := s.Store.ListDEKs(ctx, tenant, kind, belowEpoch, after, limit)
+	s.mu.Lock()
+	s.pages++
+	s.deks += len(recs)
+	s.mu.Unlock()
+	return recs, err
+}
+
+// A re-key reads each DEK once in one walk in id order, however many
+// epochs the tenant had before: it does not walk each older epoch.
+func TestRekeyWalksOnce(t *testing.T) {
+	ctx := context.Background()
+	cs := &countingStore{}
+	f := newFixture(t, func(c *lifecycle.Config) {
+		cs.Store = c.Store
+		c.Store = cs
+	})
+	f.activate(nil)
+	var cts [][]byte
+	for i := range 30 {
+		f.svc.Keyring().Forget("t1") // a new DEK for each
+		ct, err := f.svc.Keyring().Encrypt(ctx, "t1", "a", []byte{byte(i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cts = append(cts, ct)
+	}
+	for rekey := 1; rekey <= 3; rekey++ {
+		j, err := f.svc.Rekey(ctx, admin, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs.mu.Lock()
+		cs.pages, cs.deks = 0, 0
+		cs.mu.Unlock()
+		f.tick()
+		j, _ = f.svc.Job(ctx, "t1", j.ID)
+		checkRekeyed(t, f, f.svc.Keyring(), j, cts)
+		cs.mu.Lock()
+		// Batches of 7: four full pages and a last one of 2.
+		if cs.pages != 5 || cs.deks != 30 {
+			t.Errorf("re-key %d (onto epoch %d) read %d pages with %d DEKs; want 5 pages, 30 DEKs", rekey, rekey+1, cs.pages, cs.deks)
+		}
+		cs.mu.Unlock()
+	}
+}
+
+// A re-key job stored mid-walk by a version that walked one older epoch
+// at a time (Walk the epoch it was on, Cursor an id within it) is walked
+// again from the first id: its cursor does not cover later epochs.
+func TestRekeyResumesAnEpochByEpochJob(t *testing.T) {
+	ctx := context.Background()
+	f, _, cts := rekeyFixture(t, 30, &faultyStore{})
+	j, err := f.svc.Rekey(ctx, admin, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr, err := f.db.JobRecord(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := f.db.ListDEKs(ctx, "t1", byok.CustomerManaged, jr.Epoch, byok.DEKID{}, 100)
+	if err != nil || len(recs) != len(cts) {
+		t.Fatalf("DEKs under older epochs: %d, %v; want %d", len(recs), err, len(cts))
+	}
+	jr.Walk, jr.Cursor = 1, recs[len(recs)/2].ID
+	if err := f.db.PutJob(ctx, jr); err != nil {
+		t.Fatal(err)
 	}
 	f.tick()
 	j, _ = f.svc.Job(ctx, "t1", j.ID)

@@ -108,7 +108,7 @@ func (s *Service) startJob(ctx context.Context, actor audit.Actor, tenant string
 		if err != nil {
 			return Job{}, err
 		}
-		j.Total, j.Walk = n, 1
+		j.Total = n
 	}
 	if err := s.cfg.Store.PutJob(ctx, j); err != nil {
 		return Job{}, fmt.Errorf("lifecycle: storing a %s job of tenant %q: %w", kind, tenant, err)

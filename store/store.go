@@ -66,10 +66,11 @@ type Store interface {
 	// by scope id.
 	ListScopes(ctx context.Context, tenant, after string, limit int) ([]byok.ScopeRecord, error)
 
-	// ListDEKs lists the DEKs of a tenant wrapped under one tenant key
-	// (kind and epoch), ordered by id: the work list of a resumable re-key
-	// job, which resumes from the last id it rewrapped.
-	ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, epoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error)
+	// ListDEKs lists the DEKs of a tenant wrapped under its tenant keys of
+	// kind with an epoch below belowEpoch, ordered by id: the work list of
+	// a resumable re-key job, which walks every older epoch at once and
+	// resumes from the last id it rewrapped.
+	ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, belowEpoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error)
 
 	// ListScopeDEKs lists the DEKs of one scope of a tenant, whatever wraps
 	// them, ordered by id.

@@ -321,7 +321,11 @@ type JobRecord struct {
 	// re-key).
 	Scope  string
 	Cursor byok.DEKID
-	// Walk is the older epoch a re-key is walking.
+	// Walk is Epoch once a re-key has moved every DEK of older epochs,
+	// and 0 while it walks them all in id order from Cursor. (A job
+	// stored by an earlier version, which walked one older epoch at a
+	// time, holds the epoch it was walking: it is walked again from the
+	// first id.)
 	Walk uint32
 	// Owner is the replica (Config.ReplicaID) that holds or last held
 	// the job's lease; "" if no replica ever claimed it.

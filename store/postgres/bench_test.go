@@ -85,7 +85,7 @@ func BenchmarkListDEKs(b *testing.B) {
 		b.Run(fmt.Sprint(limit), func(b *testing.B) {
 			var after byok.DEKID
 			for b.Loop() {
-				ds, err := db.ListDEKs(ctx, "acme", cm, 1, after, limit)
+				ds, err := db.ListDEKs(ctx, "acme", cm, 2, after, limit)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -30,24 +30,22 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	killDEKs  = 6000 // DEKs of the killed re-key: its batches cross from one pass to the next
-	killBatch = 300
+	killDEKs   = 6000 // DEKs of the killed re-key: its batches cross from one pass to the next
+	killBatch  = 300
+	killEpochs = 40 // tenant keys of the killed re-key: enough for its passes
 )
 
 // passEpochs returns the epoch the DEKs move from and to in pass p of
-// rewrapForever: from 1 to 2, then back, and so on.
+// rewrapForever: from 1 to 2, then from 2 to 3, and so on.
 func passEpochs(p int64) (from, to uint32) {
-	if p%2 == 0 {
-		return 1, 2
-	}
-	return 2, 1
+	return uint32(p) + 1, uint32(p) + 2
 }
 
 // killWrapped is the wrapping of DEK id under epoch e in the killed re-key.
 func killWrapped(id byok.DEKID, e uint32) []byte { return fmt.Appendf(nil, "e%d:%x", e, id) }
 
-// rewrapForever re-keys acme's DEKs of the database at path back and forth
-// between its epochs 1 and 2, in batches that carry job j1's progress as a
+// rewrapForever re-keys acme's DEKs of the database at path onto its next
+// epoch, pass after pass, in batches that carry job j1's progress as a
 // re-key does (Done counts every DEK rewrapped; Cursor is the last one of
 // the pass), printing Done after each batch, until it is killed.
 func rewrapForever(path string) error {
@@ -62,11 +60,14 @@ func rewrapForever(path string) error {
 			return err
 		}
 		from, to := passEpochs(j.Done / killDEKs)
-		page, err := db.ListDEKs(ctx, "acme", byok.CustomerManaged, from, j.Cursor, killBatch)
+		page, err := db.ListDEKs(ctx, "acme", byok.CustomerManaged, to, j.Cursor, killBatch)
 		if err != nil {
 			return err
 		}
 		for i := range page {
+			if page[i].Epoch != from {
+				return fmt.Errorf("DEK %x is under epoch %d in pass %d, want %d", page[i].ID, page[i].Epoch, j.Done/killDEKs, from)
+			}
 			page[i].Epoch, page[i].Wrapped = to, killWrapped(page[i].ID, to)
 		}
 		j.Done += int64(len(page))
@@ -92,6 +93,11 @@ func TestRewrapSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	newTenant(t, db)
+	for e := uint32(3); e <= killEpochs; e++ {
+		if err := db.PutTenantKey(t.Context(), tenantKey("acme", byok.CustomerManaged, e)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tx, err := db.w.BeginTx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +113,7 @@ func TestRewrapSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := record.JobRecord{Job: record.Job{ID: "j1", Tenant: "acme", Kind: record.JobRekey, State: record.JobRunning,
-		Created: created, Updated: created}, Epoch: 2, Walk: 1}
+		Created: created, Updated: created}, Epoch: 2}
 	if err := db.PutJob(t.Context(), j); err != nil {
 		t.Fatal(err)
 	}
@@ -182,21 +188,20 @@ func checkKilled(t *testing.T, db *DB, j record.JobRecord) {
 	}
 	rows.Close()
 	from, to := passEpochs(j.Done / killDEKs)
-	n := 0
-	for _, e := range []uint32{from, to} {
-		ds, err := db.ListDEKs(t.Context(), "acme", byok.CustomerManaged, e, byok.DEKID{}, killDEKs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range ds {
-			moved := j.Cursor != (byok.DEKID{}) && bytes.Compare(d.ID[:], j.Cursor[:]) <= 0
-			if want := map[bool]uint32{false: from, true: to}[moved]; d.Epoch != want || !bytes.Equal(d.Wrapped, killWrapped(d.ID, want)) {
-				t.Fatalf("DEK %x after job %d/%x: epoch %d, wrapped %q; want epoch %d", d.ID, j.Done, j.Cursor, d.Epoch, d.Wrapped, want)
-			}
-		}
-		n += len(ds)
+	if to > killEpochs {
+		t.Fatalf("the child re-keyed onto epoch %d, past the %d the test made", to, killEpochs)
 	}
-	if n != killDEKs {
+	ds, err := db.ListDEKs(t.Context(), "acme", byok.CustomerManaged, killEpochs+1, byok.DEKID{}, killDEKs+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		moved := j.Cursor != (byok.DEKID{}) && bytes.Compare(d.ID[:], j.Cursor[:]) <= 0
+		if want := map[bool]uint32{false: from, true: to}[moved]; d.Epoch != want || !bytes.Equal(d.Wrapped, killWrapped(d.ID, want)) {
+			t.Fatalf("DEK %x after job %d/%x: epoch %d, wrapped %q; want epoch %d", d.ID, j.Done, j.Cursor, d.Epoch, d.Wrapped, want)
+		}
+	}
+	if n := len(ds); n != killDEKs {
 		t.Fatalf("%d DEKs after the kill, want %d", n, killDEKs)
 	}
 }

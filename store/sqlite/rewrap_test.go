@@ -291,7 +291,7 @@ func TestListDEKsWaitHonoursContext(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	go cancel()
-	if _, err := db.ListDEKs(cctx, "acme", byok.CustomerManaged, 1, byok.DEKID{}, 10); !errors.Is(err, context.Canceled) {
+	if _, err := db.ListDEKs(cctx, "acme", byok.CustomerManaged, 2, byok.DEKID{}, 10); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ListDEKs with its context cancelled = %v, want context.Canceled", err)
 	}
 }

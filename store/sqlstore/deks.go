@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/store"
@@ -52,12 +53,14 @@ func (db *DB) DEK(ctx context.Context, id byok.DEKID) (byok.DEKRecord, error) {
 
 // ListDEKs implements [store.Store]. It walks the tenant's DEKs in id order
 // from the cursor and skips those under other tenant keys: kind and epoch
-// are in no index, so that a rewrap rewrites one row and touches no index.
-func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, epoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error) {
+// are in no index, so that a rewrap rewrites one row and touches no index,
+// and a re-key that pages from its cursor reads each of the tenant's DEKs
+// once, however many older epochs they are under.
+func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, belowEpoch uint32, after byok.DEKID, limit int) ([]byok.DEKRecord, error) {
 	if err := store.CheckLimit(limit); err != nil {
 		return nil, err
 	}
-	what := fmt.Sprintf("list DEKs under %s", KeyName(tenant, kind, epoch))
+	what := fmt.Sprintf("list DEKs of tenant %q under its %s keys below epoch %d", tenant, kind, belowEpoch)
 	if err := ctx.Err(); err != nil {
 		return nil, db.wrap(err, "%s", what)
 	}
@@ -65,10 +68,10 @@ func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, ep
 	// does not read the columns the query fixes.
 	ds := make([]byok.DEKRecord, 0, min(limit, 10_000))
 	var wrappings arena
-	err := db.rawQuery(ctx, `SELECT id, scope, wrapped, wrapped IS NULL, created FROM deks
-		WHERE tenant = $1 AND kind = $2 AND epoch = $3 AND id > $4 ORDER BY tenant, id LIMIT $5`,
-		[]any{tenant, int64(kind), int64(epoch), after[:], int64(limit)}, func(v []driver.Value) error {
-			d := byok.DEKRecord{Tenant: tenant, Kind: kind, Epoch: epoch}
+	err := db.rawQuery(ctx, `SELECT id, scope, wrapped, wrapped IS NULL, created, epoch FROM deks
+		WHERE tenant = $1 AND kind = $2 AND epoch < $3 AND id > $4 ORDER BY tenant, id LIMIT $5`,
+		[]any{tenant, int64(kind), int64(belowEpoch), after[:], int64(limit)}, func(v []driver.Value) error {
+			d := byok.DEKRecord{Tenant: tenant, Kind: kind}
 			if err := rawDEK(v, &d, &wrappings); err != nil {
 				return err
 			}
@@ -81,9 +84,9 @@ func (db *DB) ListDEKs(ctx context.Context, tenant string, kind byok.KeyKind, ep
 	return ds, nil
 }
 
-// rawDEK sets d's id, scope, wrapping (copied into a) and creation time
-// from the driver's values of id, scope, wrapped, wrapped IS NULL and
-// created.
+// rawDEK sets d's id, scope, wrapping (copied into a), creation time and
+// epoch from the driver's values of id, scope, wrapped, wrapped IS NULL,
+// created and epoch.
 func rawDEK(v []driver.Value, d *byok.DEKRecord, a *arena) error {
 	id, _ := v[0].([]byte)
 	scope, ok := v[1].(string)
@@ -93,10 +96,12 @@ func rawDEK(v []driver.Value, d *byok.DEKRecord, a *arena) error {
 		null, isBool = n != 0, true
 	}
 	created, isTime := v[4].(int64)
-	if len(id) != len(d.ID) || !ok || (!isBlob && v[2] != nil) || !isBool || (!isTime && v[4] != nil) {
-		return fmt.Errorf("stored DEK %x of scope %q is not an id of %d bytes, a scope, a wrapping and a time: the database is corrupt",
+	epoch, isEpoch := v[5].(int64)
+	if len(id) != len(d.ID) || !ok || (!isBlob && v[2] != nil) || !isBool || (!isTime && v[4] != nil) || !isEpoch || epoch < 0 || epoch > math.MaxUint32 {
+		return fmt.Errorf("stored DEK %x of scope %q is not an id of %d bytes, a scope, a wrapping, a time and an epoch: the database is corrupt",
 			id, scope, len(d.ID))
 	}
+	d.Epoch = uint32(epoch)
 	copy(d.ID[:], id)
 	d.Scope = scope
 	if !null {

@@ -168,20 +168,28 @@ func (s suite) testListDEKs(t *testing.T) {
 	setup(t, st, "globex")
 	under := putDEKs(t, st, "acme", "bot", cm, 1, 0, 5)
 	under = append(under, putDEKs(t, st, "acme", "app", cm, 1, 5, 5)...)
-	putDEKs(t, st, "acme", "bot", cm, 2, 10, 3)  // other epoch
-	putDEKs(t, st, "acme", "bot", pm, 1, 13, 3)  // other kind
-	putDEKs(t, st, "globex", "bot", cm, 1, 0, 5) // other tenant
+	second := putDEKs(t, st, "acme", "bot", cm, 2, 10, 3) // a later epoch
+	putDEKs(t, st, "acme", "bot", pm, 1, 13, 3)           // other kind
+	putDEKs(t, st, "globex", "bot", cm, 1, 0, 5)          // other tenant
 	all := sortDEKs(under)
 
-	got, err := st.ListDEKs(ctx, "acme", cm, 1, byok.DEKID{}, 100)
+	got, err := st.ListDEKs(ctx, "acme", cm, 2, byok.DEKID{}, 100)
 	must(t, err)
-	equal(t, "ListDEKs all", got, all)
+	equal(t, "ListDEKs below epoch 2", got, all)
+	// Below epoch 3: both epochs, in one walk in id order.
+	both := sortDEKs(append(slices.Clone(under), second...))
+	got, err = st.ListDEKs(ctx, "acme", cm, 3, byok.DEKID{}, 100)
+	must(t, err)
+	equal(t, "ListDEKs below epoch 3", got, both)
+	got, err = st.ListDEKs(ctx, "acme", cm, 3, both[6].ID, 4)
+	must(t, err)
+	equal(t, "ListDEKs below epoch 3 after the 7th", got, both[7:11])
 
 	// Page by 3: 3, 3, 3, 1, then empty.
 	var paged []byok.DEKRecord
 	after := byok.DEKID{}
 	for range 10 {
-		page, err := st.ListDEKs(ctx, "acme", cm, 1, after, 3)
+		page, err := st.ListDEKs(ctx, "acme", cm, 2, after, 3)
 		must(t, err)
 		if len(page) > 3 {
 			t.Fatalf("ListDEKs limit 3 returned %d", len(page))
@@ -194,19 +202,19 @@ func (s suite) testListDEKs(t *testing.T) {
 	}
 	equal(t, "ListDEKs paged by 3", paged, all)
 
-	got, err = st.ListDEKs(ctx, "acme", cm, 1, all[len(all)-1].ID, 3)
+	got, err = st.ListDEKs(ctx, "acme", cm, 2, all[len(all)-1].ID, 3)
 	must(t, err)
 	equal(t, "ListDEKs after the last", got, []byok.DEKRecord{})
-	got, err = st.ListDEKs(ctx, "acme", cm, 1, all[4].ID, 5)
+	got, err = st.ListDEKs(ctx, "acme", cm, 2, all[4].ID, 5)
 	must(t, err)
 	equal(t, "ListDEKs exact last page", got, all[5:])
-	got, err = st.ListDEKs(ctx, "acme", cm, 3, byok.DEKID{}, 3)
+	got, err = st.ListDEKs(ctx, "acme", cm, 1, byok.DEKID{}, 3)
 	must(t, err)
-	equal(t, "ListDEKs of unknown epoch", got, []byok.DEKRecord{})
-	got, err = st.ListDEKs(ctx, "initech", cm, 1, byok.DEKID{}, 3)
+	equal(t, "ListDEKs below the first epoch", got, []byok.DEKRecord{})
+	got, err = st.ListDEKs(ctx, "initech", cm, 2, byok.DEKID{}, 3)
 	must(t, err)
 	equal(t, "ListDEKs of unknown tenant", got, []byok.DEKRecord{})
-	_, err = st.ListDEKs(ctx, "acme", cm, 1, byok.DEKID{}, 0)
+	_, err = st.ListDEKs(ctx, "acme", cm, 2, byok.DEKID{}, 0)
 	wantErr(t, "ListDEKs limit 0", err, byok.ErrInvalidInput)
 }
 
@@ -282,10 +290,10 @@ func (s suite) testRewrapDEKs(t *testing.T) {
 
 	got, err := st.ListDEKs(ctx, "acme", cm, 2, byok.DEKID{}, 100)
 	must(t, err)
-	equal(t, "ListDEKs under the new epoch", got, sortDEKs(rw))
-	got, err = st.ListDEKs(ctx, "acme", cm, 1, byok.DEKID{}, 100)
+	equal(t, "ListDEKs below the new epoch", got, sortDEKs(ds[6:]))
+	got, err = st.ListDEKs(ctx, "acme", cm, 3, byok.DEKID{}, 100)
 	must(t, err)
-	equal(t, "ListDEKs under the old epoch", got, sortDEKs(ds[6:]))
+	equal(t, "ListDEKs below the next epoch", got, sortDEKs(append(slices.Clone(rw), ds[6:]...)))
 
 	// A DEK named twice: the last record wins.
 	twice := []byok.DEKRecord{rewrapped(ds[6], cm, 2), rewrapped(ds[6], pm, 1)}

@@ -178,7 +178,7 @@ func (s suite) testTenantIsolation(t *testing.T) {
 		tenant string
 		want   []byok.DEKRecord
 	}{{"acme", a}, {"acme2", b}} {
-		got, err := st.ListDEKs(ctx, tc.tenant, cm, 2, byok.DEKID{}, 100)
+		got, err := st.ListDEKs(ctx, tc.tenant, cm, 3, byok.DEKID{}, 100)
 		must(t, err)
 		equal(t, "ListDEKs of "+tc.tenant, got, sortDEKs(tc.want))
 		got, err = st.ListScopeDEKs(ctx, tc.tenant, "bot", byok.DEKID{}, 100)
