@@ -141,34 +141,51 @@ type connector string
 func (c connector) Connect(context.Context) (driver.Conn, error) { return drv.Open(string(c)) }
 func (c connector) Driver() driver.Driver                        { return drv }
 
-// unchecked implements [sqlstore.Dialect.Unchecked]. The pragma has no
-// effect inside a transaction, so it is set on the connection before one
-// begins; a connection whose foreign keys do not read back on afterwards
-// (the pragma failed, or the transaction is still open on it) is closed,
-// never reused.
-func unchecked(ctx context.Context, w *sql.DB) (*sql.Conn, func(), error) {
+// unchecked implements [sqlstore.Dialect.Unchecked]: foreign_keys off
+// and, unless durable, synchronous NORMAL, under which a commit in WAL
+// mode survives the process being killed (it is in the operating
+// system's cache) and is synced to the disk by the next FULL commit or
+// checkpoint. The foreign_keys pragma has no effect inside a transaction,
+// so both are set on the connection before one begins; a connection whose
+// pragmas do not read back as the writer's (foreign_keys 1, synchronous
+// FULL) afterwards (a pragma failed, or the transaction is still open on
+// it) is closed, never reused.
+func unchecked(ctx context.Context, w *sql.DB, durable bool) (*sql.Conn, func(), error) {
 	c, err := w.Conn(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	release := func() {
 		ctx := context.WithoutCancel(ctx)
-		var on int
+		var fk, sync int
 		_, err := c.ExecContext(ctx, `PRAGMA foreign_keys = ON`)
 		if err == nil {
-			err = c.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&on)
+			_, err = c.ExecContext(ctx, `PRAGMA synchronous = FULL`)
 		}
-		if err != nil || on != 1 {
+		if err == nil {
+			err = c.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk)
+		}
+		if err == nil {
+			err = c.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync)
+		}
+		if err != nil || fk != 1 || sync != synchronousFull {
 			c.Raw(func(any) error { return driver.ErrBadConn })
 		}
 		c.Close()
 	}
-	if _, err := c.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+	_, err = c.ExecContext(ctx, `PRAGMA foreign_keys = OFF`)
+	if err == nil && !durable {
+		_, err = c.ExecContext(ctx, `PRAGMA synchronous = NORMAL`)
+	}
+	if err != nil {
 		release()
 		return nil, nil, err
 	}
 	return c, release, nil
 }
+
+// synchronousFull is PRAGMA synchronous's value for FULL, the writer's.
+const synchronousFull = 2
 
 // rewrap implements [sqlstore.Dialect.Rewrap]: the tenant keys recs name
 // checked to exist, then recs grouped by tenant key, each group written by

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -26,6 +27,7 @@ func TestRewrapLeavesForeignKeysOn(t *testing.T) {
 	noKey := rewrappedAll(ds[2:3], byok.CustomerManaged, 9)
 	noDEK := rewrappedAll([]byok.DEKRecord{dekN("acme", "bot", byok.CustomerManaged, 1, 99)}, byok.CustomerManaged, 2)
 	ghostJob := record.JobRecord{Job: record.Job{ID: "j-ghost", Tenant: "ghost", Kind: record.JobRekey, State: record.JobRunning, Created: created}, Epoch: 2}
+	job := record.JobRecord{Job: record.Job{ID: "j1", Tenant: "acme", Kind: record.JobRekey, State: record.JobRunning, Created: created}, Epoch: 2}
 	for _, tc := range []struct {
 		name string
 		run  func() error
@@ -35,6 +37,7 @@ func TestRewrapLeavesForeignKeysOn(t *testing.T) {
 		{"a tenant key missing", func() error { return db.RewrapDEKs(ctx, noKey) }, byok.ErrNotFound},
 		{"a DEK missing", func() error { return db.RewrapDEKs(ctx, noDEK) }, byok.ErrNotFound},
 		{"a job of no tenant", func() error { return db.RewrapBatch(ctx, nil, ok, ghostJob) }, byok.ErrNotFound},
+		{"a job's batch written", func() error { return db.RewrapBatch(ctx, nil, ok, job) }, nil},
 		{"a cancelled context", func() error {
 			cctx, cancel := context.WithCancel(ctx)
 			cancel()
@@ -45,9 +48,12 @@ func TestRewrapLeavesForeignKeysOn(t *testing.T) {
 		if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
-		var on int
+		var on, sync int
 		if err := db.w.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&on); err != nil || on != 1 {
 			t.Fatalf("after %s: writer's foreign_keys = %d, %v; want 1", tc.name, on, err)
+		}
+		if err := db.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != synchronousFull {
+			t.Fatalf("after %s: writer's synchronous = %d, %v; want %d (FULL)", tc.name, sync, err, synchronousFull)
 		}
 		_, err = db.w.ExecContext(ctx, `INSERT INTO deks (id, tenant, scope, kind, epoch) VALUES (?, 'acme', 'bot', 2, 7)`, []byte("0123456789abcdef"))
 		if classify(err) != sqlstore.MissingParent {
@@ -229,7 +235,7 @@ func checkRows(t *testing.T, db *DB, want []byok.DEKRecord) {
 func TestUncheckedDropsAConnectionItCannotCheckAgain(t *testing.T) {
 	db := openTemp(t, true)
 	ctx := t.Context()
-	c, release, err := unchecked(ctx, db.w)
+	c, release, err := unchecked(ctx, db.w, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +248,42 @@ func TestUncheckedDropsAConnectionItCannotCheckAgain(t *testing.T) {
 		t.Fatalf("writer's foreign_keys after a release inside a transaction = %d, %v; want 1", on, err)
 	}
 	newTenant(t, db) // the writer is not stuck in the abandoned transaction
+}
+
+// The unchecked connection enforces no foreign keys and, for a job's
+// batches (not durable), does not sync its commits; given back, it is the
+// writer again.
+func TestUncheckedPragmas(t *testing.T) {
+	db := openTemp(t, true)
+	ctx := t.Context()
+	pragmas := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) (fk, sync int) {
+		t.Helper()
+		if err := q.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
+			t.Fatal(err)
+		}
+		return fk, sync
+	}
+	for _, tc := range []struct {
+		durable  bool
+		wantSync int
+	}{{true, synchronousFull}, {false, 1}} {
+		c, release, err := unchecked(ctx, db.w, tc.durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fk, sync := pragmas(c); fk != 0 || sync != tc.wantSync {
+			t.Errorf("unchecked (durable %t): foreign_keys %d, synchronous %d; want 0, %d", tc.durable, fk, sync, tc.wantSync)
+		}
+		release()
+		if fk, sync := pragmas(db.w); fk != 1 || sync != synchronousFull {
+			t.Errorf("writer after an unchecked connection (durable %t): foreign_keys %d, synchronous %d; want 1, %d", tc.durable, fk, sync, synchronousFull)
+		}
+	}
 }
 
 // The filtered pass is judged by records found once each, also when

@@ -144,7 +144,7 @@ func (db *DB) RewrapDEKs(ctx context.Context, recs []byok.DEKRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	return db.bulkWrite(ctx, func(tx *sql.Tx) error { return db.d.Rewrap(ctx, tx, recs) })
+	return db.bulkWrite(ctx, true, func(tx *sql.Tx) error { return db.d.Rewrap(ctx, tx, recs) })
 }
 
 // MoveScope implements [store.Store].

@@ -172,7 +172,9 @@ func scanJob(s scanner) (record.JobRecord, error) {
 
 // RewrapBatch implements [record.Store]. The job is written first: on
 // PostgreSQL its row lock keeps a concurrent claim waiting until the batch
-// commits, and a fenced batch stops before any DEK.
+// commits, and a fenced batch stops before any DEK. The batch need not be
+// durable when it returns (see [Dialect.Unchecked]): it carries the job's
+// cursor, and the job's end is written durably.
 func (db *DB) RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.DEKRecord, j record.JobRecord) error {
 	if err := checkMove(s, recs); err != nil {
 		return err
@@ -180,7 +182,7 @@ func (db *DB) RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.
 	if err := checkJob(j); err != nil {
 		return err
 	}
-	return db.bulkWrite(ctx, func(tx *sql.Tx) error {
+	return db.bulkWrite(ctx, false, func(tx *sql.Tx) error {
 		if err := db.requireTenant(ctx, tx, j.Tenant, "put job "+j.ID); err != nil {
 			return err
 		}

@@ -93,8 +93,14 @@ type Dialect struct {
 	// it cannot). The batches of a re-key are written on it, where Rewrap
 	// checks the tenant keys its records name and the batch checks the
 	// tenants of the rows it adds: for an engine whose bulk update takes
-	// about twice as long while it enforces foreign keys.
-	Unchecked func(ctx context.Context, w *sql.DB) (c *sql.Conn, release func(), err error)
+	// about twice as long while it enforces foreign keys. Unless durable,
+	// its commits need not reach the disk before they return, only before
+	// any later durable commit does, and must survive the process being
+	// killed: for a job's batches, which carry the job's cursor, so that
+	// a power loss rolls back the job's last batches with their cursor
+	// and the job redoes them, while the commit that ends the job, a
+	// durable one, makes every batch before it durable.
+	Unchecked func(ctx context.Context, w *sql.DB, durable bool) (c *sql.Conn, release func(), err error)
 
 	// DetachPages makes the query of a page of DEKs run under a context
 	// without cancellation, after checking ctx: for an embedded engine
@@ -147,13 +153,14 @@ func (db *DB) write(ctx context.Context, f func(tx *sql.Tx) error) error {
 }
 
 // bulkWrite is write for a batch of rewraps, on the dialect's unchecked
-// connection if it has one. f must check the parents of what it writes,
-// as requireTenant and the dialect's Rewrap do.
-func (db *DB) bulkWrite(ctx context.Context, f func(tx *sql.Tx) error) error {
+// connection if it has one, durable or not (see [Dialect.Unchecked]). f
+// must check the parents of what it writes, as requireTenant and the
+// dialect's Rewrap do.
+func (db *DB) bulkWrite(ctx context.Context, durable bool, f func(tx *sql.Tx) error) error {
 	if db.d.Unchecked == nil {
 		return db.write(ctx, f)
 	}
-	c, release, err := db.d.Unchecked(ctx, db.w)
+	c, release, err := db.d.Unchecked(ctx, db.w, durable)
 	if err != nil {
 		return db.wrap(err, "begin transaction")
 	}
