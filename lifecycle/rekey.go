@@ -71,8 +71,8 @@ type rekeyBatch struct {
 	err error
 }
 
-// rekeyPages reads the pages of rekey from j's walk and cursor, re-wraps
-// each and sends it to batches, until the walk is done, a page fails (its
+// rekeyPages reads the pages of rekey from j's cursor, re-wraps each and
+// sends it to batches, until the walk is done, a page fails (its
 // error sent last) or ctx ends. It writes nothing.
 func (s *Service) rekeyPages(ctx context.Context, j JobRecord, batches chan<- rekeyBatch) {
 	send := func(b rekeyBatch) bool {
