@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"database/sql"
 	"testing"
@@ -23,24 +24,8 @@ func benchFixture(b *testing.B, n int) *fixture {
 	b.Helper()
 	f := newFixture(b, func(c *lifecycle.Config) { c.BatchSize = lifecycle.DefaultBatchSize })
 	f.activate(nil)
-	ctx := context.Background()
-	tk, err := f.db.TenantKey(ctx, "t1", byok.CustomerManaged)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := f.customer.Unwrap(ctx, tk.CustomerShare)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := f.platform.Unwrap(ctx, tk.PlatformShare)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key, err := envelope.DeriveTenantKey(c, p, "t1", uint8(byok.CustomerManaged), tk.Epoch)
-	if err != nil {
-		b.Fatal(err)
-	}
-	aead, _ := envelope.NewAEAD(key)
+	const epoch = 1
+	aead := f.epochAEAD(epoch)
 	// A second connection to the fixture's database (WAL lets it write).
 	raw, err := sql.Open("sqlite", f.dbPath)
 	if err != nil {
@@ -61,7 +46,7 @@ func benchFixture(b *testing.B, n int) *fixture {
 		rand.Read(id[:])
 		rand.Read(dek)
 		w := envelope.WrapDEK(aead, envelope.KeyID(id), "t1", "a", dek)
-		if _, err := stmt.Exec(id[:], int64(tk.Epoch), w, time.Now().UnixNano()); err != nil {
+		if _, err := stmt.Exec(id[:], epoch, w, time.Now().UnixNano()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -112,4 +97,32 @@ func BenchmarkRekey(b *testing.B) {
 		moved += j.Done
 	}
 	b.ReportMetric(float64(moved)/b.Elapsed().Seconds(), "DEKs/s")
+}
+
+// epochAEAD derives t1's customer-managed tenant key of epoch from its
+// shares, as the keyring does, for wrapping DEKs straight into the store.
+func (f *fixture) epochAEAD(epoch uint32) cipher.AEAD {
+	f.t.Helper()
+	ctx := context.Background()
+	tk, err := f.db.TenantKeyEpoch(ctx, "t1", byok.CustomerManaged, epoch)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c, err := f.customer.Unwrap(ctx, tk.CustomerShare)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	p, err := f.platform.Unwrap(ctx, tk.PlatformShare)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	key, err := envelope.DeriveTenantKey(c, p, "t1", uint8(byok.CustomerManaged), tk.Epoch)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	aead, err := envelope.NewAEAD(key)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return aead
 }

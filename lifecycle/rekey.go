@@ -11,8 +11,8 @@ import (
 
 // rekey walks the tenant's DEKs under every customer-managed epoch older
 // than the job's epoch at once, in id order from its cursor, and re-wraps
-// them onto the job's epoch in batches of Config.BatchSize: one transaction per batch with the cursor
-// and progress. j moves on only when its batch is written, so a failed
+// them onto the job's epoch in batches of Config.BatchSize: one
+// transaction per batch with the cursor and progress. j moves on only when its batch is written, so a failed
 // write is retried from the last batch written, as a crash or kill at any
 // point resumes: a DEK re-wrapped but not written is still under its old
 // epoch, whose key stays until the job is done.

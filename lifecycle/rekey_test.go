@@ -13,14 +13,16 @@ import (
 
 // faultyStore fails the write of one re-key batch (failAt, counting from
 // 1); with dies, it also fails every write after it, as a process killed
-// in the middle of that batch writes nothing more.
+// in the middle of that batch writes nothing more. With jobsFail, every
+// PutJob fails and batches go through.
 type faultyStore struct {
 	lifecycle.Store
-	mu     sync.Mutex
-	n      int
-	failAt int
-	dies   bool
-	dead   bool
+	mu       sync.Mutex
+	n        int
+	failAt   int
+	dies     bool
+	dead     bool
+	jobsFail bool
 }
 
 var errInjected = errors.New("disk I/O error (injected)")
@@ -39,7 +41,7 @@ func (s *faultyStore) RewrapBatch(ctx context.Context, sc *byok.ScopeRecord, rec
 
 func (s *faultyStore) PutJob(ctx context.Context, j lifecycle.JobRecord) error {
 	s.mu.Lock()
-	dead := s.dead
+	dead := s.dead || s.jobsFail
 	s.mu.Unlock()
 	if dead {
 		return errInjected
@@ -324,29 +326,61 @@ func TestRekeyWalksOnce(t *testing.T) {
 	}
 }
 
-// A re-key job stored mid-walk by a version that walked one older epoch
-// at a time (Walk the epoch it was on, Cursor an id within it) is walked
-// again from the first id: its cursor does not cover later epochs.
-func TestRekeyResumesAnEpochByEpochJob(t *testing.T) {
+// While a re-key is unfinished, an older epoch it has emptied still counts
+// for the inventory: its batches may not be durable yet, and the version
+// its share is under is not safe to retire until the job is done.
+func TestInventoryDuringARekey(t *testing.T) {
 	ctx := context.Background()
-	f, _, cts := rekeyFixture(t, 30, &faultyStore{})
+	fs := &faultyStore{}
+	f, _, cts := rekeyFixture(t, 14, fs)
+	f.customer.Rotate(f.cmk) // the new epoch's share goes under a new version
 	j, err := f.svc.Rekey(ctx, admin, "t1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	jr, err := f.db.JobRecord(ctx, j.ID)
+	old, err := f.db.TenantKeyEpoch(ctx, "t1", byok.CustomerManaged, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := f.db.ListDEKs(ctx, "t1", byok.CustomerManaged, jr.Epoch, byok.DEKID{}, 100)
-	if err != nil || len(recs) != len(cts) {
-		t.Fatalf("DEKs under older epochs: %d, %v; want %d", len(recs), err, len(cts))
+	cur, err := f.db.TenantKey(ctx, "t1", byok.CustomerManaged)
+	if err != nil || cur.Epoch != 2 || cur.CustomerShare.KeyID == old.CustomerShare.KeyID {
+		t.Fatalf("new epoch %d under %q, old under %q (%v): want epoch 2 under another version", cur.Epoch, cur.CustomerShare.KeyID, old.CustomerShare.KeyID, err)
 	}
-	jr.Walk, jr.Cursor = 1, recs[len(recs)/2].ID
-	if err := f.db.PutJob(ctx, jr); err != nil {
-		t.Fatal(err)
+	safe := func() bool {
+		t.Helper()
+		inv, err := f.svc.Inventory(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range inv {
+			if v.KeyID == old.CustomerShare.KeyID {
+				return v.SafeToRetire
+			}
+		}
+		t.Fatalf("inventory %+v has no version %q", inv, old.CustomerShare.KeyID)
+		return false
 	}
+
+	fs.mu.Lock()
+	fs.jobsFail = true // every batch written, the job's end not
+	fs.mu.Unlock()
+	if err := f.svc.Tick(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("Tick with the job's writes failing: %v", err)
+	}
+	if n, err := f.db.CountDEKs(ctx, "t1", byok.CustomerManaged, 2, ""); err != nil || n != 0 {
+		t.Fatalf("%d DEKs left under epoch 1 (%v); want every batch written", n, err)
+	}
+	if safe() {
+		t.Fatal("the old version is safe to retire while the re-key that emptied its epoch is unfinished")
+	}
+
+	fs.mu.Lock()
+	fs.jobsFail = false
+	fs.mu.Unlock()
 	f.tick()
 	j, _ = f.svc.Job(ctx, "t1", j.ID)
 	checkRekeyed(t, f, f.svc.Keyring(), j, cts)
+	if !safe() {
+		t.Fatal("the old version is not safe to retire after the re-key")
+	}
 }

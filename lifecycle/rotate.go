@@ -180,11 +180,18 @@ func addVersion(vs []string, v string) []string {
 
 // liveEpochs returns the customer-managed tenant keys whose customer share
 // is under a customer key and that data depends on: the current epoch, and
-// older ones that still wrap DEKs.
+// older ones that still wrap DEKs or may again. While a job of the tenant
+// is unfinished, every older epoch counts: its batches may not be durable
+// yet (see [Store]), and a power loss would put DEKs
+// back under an epoch they had left.
 func (s *Service) liveEpochs(ctx context.Context, tenant string) ([]byok.TenantKeyRecord, error) {
 	keys, err := s.cfg.Store.TenantKeys(ctx, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: reading the keys of tenant %q: %w", tenant, err)
+	}
+	running, err := s.cfg.Store.ListJobs(ctx, tenant, true, 1)
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: reading the jobs of tenant %q: %w", tenant, err)
 	}
 	var cm []byok.TenantKeyRecord
 	for _, k := range keys {
@@ -197,7 +204,7 @@ func (s *Service) liveEpochs(ctx context.Context, tenant string) ([]byok.TenantK
 		if s.isPlatformKeyID(k.CustomerShare.KeyID) {
 			continue
 		}
-		if i < len(cm)-1 {
+		if i < len(cm)-1 && len(running) == 0 {
 			n, err := s.cfg.Store.CountDEKs(ctx, tenant, byok.CustomerManaged, k.Epoch+1, "")
 			if err != nil {
 				return nil, err

@@ -267,7 +267,12 @@ type Store interface {
 	// [store.Store.MoveScope] does, and writes j as PutJob does (its
 	// cursor, progress and lease), all in one transaction: a job write
 	// refused by the lease fence fails the batch with
-	// [store.ErrConflict] and stores none of its DEKs.
+	// [store.ErrConflict] and stores none of its DEKs. A batch may be
+	// less durable than other writes: it survives the process's crash
+	// when it returns, but a power loss may roll it back (with the
+	// cursor it carries, so the job redoes it) until a later write of
+	// the store, any other than a batch, returns, which makes it and
+	// every batch before it durable.
 	RewrapBatch(ctx context.Context, s *byok.ScopeRecord, recs []byok.DEKRecord, j JobRecord) error
 	// CountDEKs counts the DEKs of a tenant under tenant keys of kind
 	// with an epoch below the given one, and (when scope is not "") of

@@ -250,6 +250,40 @@ func TestUncheckedDropsAConnectionItCannotCheckAgain(t *testing.T) {
 	newTenant(t, db) // the writer is not stuck in the abandoned transaction
 }
 
+// A job's batches are written on a connection that does not sync its
+// commits; RewrapDEKs, which carries no cursor to redo it by, on one that
+// does.
+func TestOnlyJobBatchesSkipTheSync(t *testing.T) {
+	var syncs []int
+	orig := dialect.Unchecked
+	dialect.Unchecked = func(ctx context.Context, w *sql.DB, durable bool) (*sql.Conn, func(), error) {
+		c, release, err := orig(ctx, w, durable)
+		if err == nil {
+			var sync int
+			if err := c.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
+				t.Error(err)
+			}
+			syncs = append(syncs, sync)
+		}
+		return c, release, err
+	}
+	t.Cleanup(func() { dialect.Unchecked = orig })
+	db := openTemp(t, true)
+	newTenant(t, db)
+	ctx := t.Context()
+	ds := fillT(t, db, 4)
+	if err := db.RewrapDEKs(ctx, rewrappedAll(ds[:2], byok.CustomerManaged, 2)); err != nil {
+		t.Fatal(err)
+	}
+	job := record.JobRecord{Job: record.Job{ID: "j1", Tenant: "acme", Kind: record.JobRekey, State: record.JobRunning, Created: created}, Epoch: 2}
+	if err := db.RewrapBatch(ctx, nil, rewrappedAll(ds[2:], byok.CustomerManaged, 2), job); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{synchronousFull, 1}; !slices.Equal(syncs, want) {
+		t.Fatalf("synchronous on the unchecked connection of RewrapDEKs, then RewrapBatch: %v; want %v (FULL, then NORMAL)", syncs, want)
+	}
+}
+
 // The unchecked connection enforces no foreign keys and, for a job's
 // batches (not durable), does not sync its commits; given back, it is the
 // writer again.

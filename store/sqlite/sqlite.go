@@ -34,6 +34,15 @@
 // good. The cost is one fsync per write transaction, and byok writes rarely
 // (a DEK per process, scope and period; rewraps in batches).
 //
+// The one exception is the batches of a job (a re-key, a scope move),
+// written with synchronous=NORMAL: in WAL mode such a commit is in the
+// operating system's cache when it returns and survives a crash of the
+// process, and the next FULL commit, or a checkpoint, syncs it with every
+// frame before it. A power loss may roll back the job's last batches, with
+// the cursor they carry, and the job redoes them; the job's end and
+// anything that depends on its batches (the tenant's state, a version
+// safe to retire) are written FULL, or read only once the job is done.
+//
 // # Schema
 //
 // The schema is created and upgraded by the embedded, numbered migrations

@@ -189,16 +189,15 @@ func (db *DB) rewrap(ctx context.Context, tx *sql.Tx, recs []byok.DEKRecord) err
 	return db.d.Rewrap(ctx, tx, recs)
 }
 
-// CountDEKs implements [record.Store]. It reads every DEK of the tenant,
-// as the walk of a re-key does, and on the same connections.
+// CountDEKs implements [record.Store].
 func (db *DB) CountDEKs(ctx context.Context, tenant string, kind byok.KeyKind, belowEpoch uint32, scope string) (int64, error) {
 	var n int64
 	var err error
 	if scope == "" {
-		err = db.walk.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE tenant = $1 AND kind = $2 AND epoch < $3`,
+		err = db.r.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE tenant = $1 AND kind = $2 AND epoch < $3`,
 			tenant, int64(kind), int64(belowEpoch)).Scan(&n)
 	} else {
-		err = db.walk.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE tenant = $1 AND scope = $2 AND kind = $3 AND epoch < $4`,
+		err = db.r.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE tenant = $1 AND scope = $2 AND kind = $3 AND epoch < $4`,
 			tenant, scope, int64(kind), int64(belowEpoch)).Scan(&n)
 	}
 	if err != nil {
