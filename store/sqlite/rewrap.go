@@ -145,11 +145,12 @@ func (c connector) Driver() driver.Driver                        { return drv }
 // and, unless durable, synchronous NORMAL, under which a commit in WAL
 // mode survives the process being killed (it is in the operating
 // system's cache) and is synced to the disk by the next FULL commit or
-// checkpoint. The foreign_keys pragma has no effect inside a transaction,
-// so both are set on the connection before one begins; a connection whose
-// pragmas do not read back as the writer's (foreign_keys 1, synchronous
-// FULL) afterwards (a pragma failed, or the transaction is still open on
-// it) is closed, never reused.
+// checkpoint, and wal_autocheckpoint raised to bulkAutocheckpoint (Open
+// has the checkpointer copy the WAL after the batch instead). The
+// foreign_keys pragma has no effect inside a transaction, so the pragmas
+// are set on the connection before one begins; a connection whose pragmas
+// do not read back as the writer's afterwards (a pragma failed, or the
+// transaction is still open on it) is closed, never reused.
 func unchecked(ctx context.Context, w *sql.DB, durable bool) (*sql.Conn, func(), error) {
 	c, err := w.Conn(ctx)
 	if err != nil {
@@ -157,35 +158,55 @@ func unchecked(ctx context.Context, w *sql.DB, durable bool) (*sql.Conn, func(),
 	}
 	release := func() {
 		ctx := context.WithoutCancel(ctx)
-		var fk, sync int
-		_, err := c.ExecContext(ctx, `PRAGMA foreign_keys = ON`)
-		if err == nil {
-			_, err = c.ExecContext(ctx, `PRAGMA synchronous = FULL`)
-		}
-		if err == nil {
-			err = c.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk)
-		}
-		if err == nil {
-			err = c.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync)
-		}
-		if err != nil || fk != 1 || sync != synchronousFull {
+		err := setPragmas(ctx, c, writerPragmas)
+		if err != nil {
 			c.Raw(func(any) error { return driver.ErrBadConn })
 		}
 		c.Close()
 	}
-	_, err = c.ExecContext(ctx, `PRAGMA foreign_keys = OFF`)
-	if err == nil && !durable {
-		_, err = c.ExecContext(ctx, `PRAGMA synchronous = NORMAL`)
+	set := []pragma{{"foreign_keys", 0}}
+	if !durable {
+		set = append(set, pragma{"synchronous", synchronousNormal}, pragma{"wal_autocheckpoint", bulkAutocheckpoint})
 	}
-	if err != nil {
+	if err := setPragmas(ctx, c, set); err != nil {
 		release()
 		return nil, nil, err
 	}
 	return c, release, nil
 }
 
-// synchronousFull is PRAGMA synchronous's value for FULL, the writer's.
-const synchronousFull = 2
+// pragma is a setting of a connection and its value.
+type pragma struct {
+	name  string
+	value int
+}
+
+// writerPragmas are the writer's settings that unchecked changes.
+var writerPragmas = []pragma{{"foreign_keys", 1}, {"synchronous", synchronousFull}, {"wal_autocheckpoint", autocheckpoint}}
+
+// setPragmas sets ps on c and checks that each reads back as set.
+func setPragmas(ctx context.Context, c *sql.Conn, ps []pragma) error {
+	for _, p := range ps {
+		var got int
+		_, err := c.ExecContext(ctx, fmt.Sprintf(`PRAGMA %s = %d`, p.name, p.value))
+		if err == nil {
+			err = c.QueryRowContext(ctx, `PRAGMA `+p.name).Scan(&got)
+		}
+		if err == nil && got != p.value {
+			err = fmt.Errorf("PRAGMA %s is %d after setting it to %d", p.name, got, p.value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PRAGMA synchronous's values for NORMAL and for FULL, the writer's.
+const (
+	synchronousNormal = 1
+	synchronousFull   = 2
+)
 
 // rewrap implements [sqlstore.Dialect.Rewrap]: the tenant keys recs name
 // checked to exist, then recs grouped by tenant key, each group written by

@@ -290,33 +290,77 @@ func TestOnlyJobBatchesSkipTheSync(t *testing.T) {
 func TestUncheckedPragmas(t *testing.T) {
 	db := openTemp(t, true)
 	ctx := t.Context()
-	pragmas := func(q interface {
+	read := func(q interface {
 		QueryRowContext(context.Context, string, ...any) *sql.Row
-	}) (fk, sync int) {
+	}) []pragma {
 		t.Helper()
-		if err := q.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
-			t.Fatal(err)
+		var got []pragma
+		for _, p := range writerPragmas {
+			v := pragma{name: p.name}
+			if err := q.QueryRowContext(ctx, `PRAGMA `+p.name).Scan(&v.value); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, v)
 		}
-		if err := q.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
-			t.Fatal(err)
-		}
-		return fk, sync
+		return got
+	}
+	if got := read(db.w); !slices.Equal(got, writerPragmas) {
+		t.Fatalf("writer: %v, want %v", got, writerPragmas)
 	}
 	for _, tc := range []struct {
-		durable  bool
-		wantSync int
-	}{{true, synchronousFull}, {false, 1}} {
+		durable bool
+		want    []pragma
+	}{
+		{true, []pragma{{"foreign_keys", 0}, {"synchronous", synchronousFull}, {"wal_autocheckpoint", autocheckpoint}}},
+		{false, []pragma{{"foreign_keys", 0}, {"synchronous", synchronousNormal}, {"wal_autocheckpoint", bulkAutocheckpoint}}},
+	} {
 		c, release, err := unchecked(ctx, db.w, tc.durable)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fk, sync := pragmas(c); fk != 0 || sync != tc.wantSync {
-			t.Errorf("unchecked (durable %t): foreign_keys %d, synchronous %d; want 0, %d", tc.durable, fk, sync, tc.wantSync)
+		if got := read(c); !slices.Equal(got, tc.want) {
+			t.Errorf("unchecked (durable %t): %v, want %v", tc.durable, got, tc.want)
 		}
 		release()
-		if fk, sync := pragmas(db.w); fk != 1 || sync != synchronousFull {
-			t.Errorf("writer after an unchecked connection (durable %t): foreign_keys %d, synchronous %d; want 1, %d", tc.durable, fk, sync, synchronousFull)
+		if got := read(db.w); !slices.Equal(got, writerPragmas) {
+			t.Errorf("writer after an unchecked connection (durable %t): %v, want %v", tc.durable, got, writerPragmas)
 		}
+	}
+}
+
+// A job's batch, whose commit does not checkpoint, wakes the
+// checkpointer, which copies the whole WAL into the database file; a
+// durable rewrap does not.
+func TestCheckpointAfterJobBatch(t *testing.T) {
+	db := openTemp(t, true)
+	type result struct {
+		log, copied int
+		err         error
+	}
+	checked := make(chan result, 4)
+	db.ck.checked = func(log, copied int, err error) { checked <- result{log, copied, err} }
+	newTenant(t, db)
+	ctx := t.Context()
+	ds := fillT(t, db, 6)
+	if err := db.RewrapDEKs(ctx, rewrappedAll(ds[:3], byok.CustomerManaged, 2)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-checked:
+		t.Fatalf("a checkpoint (%+v) ran before any job's batch", r)
+	default:
+	}
+	job := record.JobRecord{Job: record.Job{ID: "j1", Tenant: "acme", Kind: record.JobRekey, State: record.JobRunning, Created: created}, Epoch: 2}
+	if err := db.RewrapBatch(ctx, nil, rewrappedAll(ds[3:], byok.CustomerManaged, 2), job); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-checked:
+		if r.err != nil || r.log == 0 || r.copied != r.log {
+			t.Fatalf("checkpoint after a job's batch: %d of %d WAL frames copied, %v; want all of them", r.copied, r.log, r.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("no checkpoint after a job's batch")
 	}
 }
 

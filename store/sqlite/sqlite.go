@@ -94,6 +94,7 @@ type DB struct {
 	w    *sql.DB // one connection, every write
 	r    *sql.DB // read-only connections
 	walk *sql.DB // read-only connections that map the file
+	ck   *checkpointer
 }
 
 var _ store.Store = (*DB)(nil)
@@ -140,7 +141,25 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	walk.SetMaxOpenConns(2)
 	walk.SetMaxIdleConns(2)
 	walk.SetConnMaxIdleTime(walkIdle)
-	return &DB{DB: sqlstore.New(w, r, walk, dialect), w: w, r: r, walk: walk}, nil
+	ckdb := sql.OpenDB(connector(dsn(path, checkpointing)))
+	ckdb.SetMaxOpenConns(1)
+	ck := newCheckpointer(ckdb)
+	d := dialect
+	bulk := d.Unchecked
+	d.Unchecked = func(ctx context.Context, w *sql.DB, durable bool) (*sql.Conn, func(), error) {
+		c, release, err := bulk(ctx, w, durable)
+		if err != nil || durable {
+			return c, release, err
+		}
+		return c, func() { release(); ck.signal() }, nil
+	}
+	return &DB{DB: sqlstore.New(w, r, walk, d), w: w, r: r, walk: walk, ck: ck}, nil
+}
+
+// Close stops the checkpointer and closes the connections. Calls after
+// Close fail.
+func (db *DB) Close() error {
+	return errors.Join(db.ck.close(), db.DB.Close())
 }
 
 // createPrivate creates an empty file at path with mode 0600 if nothing is
@@ -165,9 +184,10 @@ func createPrivate(path string) error {
 type role int
 
 const (
-	writer role = iota // every write
-	reader             // reads
-	walker             // a re-key's pages, through a map of the file
+	writer        role = iota // every write
+	reader                    // reads
+	walker                    // a re-key's pages, through a map of the file
+	checkpointing             // the checkpoints after a job's batches
 )
 
 const (
