@@ -90,6 +90,7 @@ func TestPragmas(t *testing.T) {
 		{"writer", "synchronous", "2"}, // FULL
 		{"writer", "foreign_keys", "1"},
 		{"writer", "busy_timeout", "10000"},
+		{"writer", "wal_autocheckpoint", strconv.Itoa(autocheckpoint)},
 		{"reader", "query_only", "1"},
 		{"reader", "busy_timeout", "10000"},
 		{"reader", "journal_mode", "wal"},
