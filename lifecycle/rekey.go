@@ -18,9 +18,10 @@ import (
 // epoch, whose key stays until the job is done.
 //
 // The batches are pipelined: while one batch's transaction commits, the
-// next page is read and re-wrapped (rekeyPages). Only the writes move the
-// job on, in order; a batch read ahead of a failed write is dropped and
-// read again by the next run, from the cursor of the last batch written.
+// next page is re-wrapped (rekeyPages) and the one after it read
+// (readPages). Only the writes move the job on, in order; a batch read
+// ahead of a failed write is dropped and read again by the next run, from
+// the cursor of the last batch written.
 func (s *Service) rekey(ctx context.Context, j *JobRecord) error {
 	if j.Walk >= j.Epoch {
 		return nil
@@ -71,36 +72,59 @@ type rekeyBatch struct {
 	err error
 }
 
-// rekeyPages reads the pages of rekey from j's cursor, re-wraps each and
-// sends it to batches, until the walk is done, a page fails (its
-// error sent last) or ctx ends. It writes nothing.
+// rekeyPages re-wraps the pages readPages reads from j's cursor and sends
+// each to batches, until the walk is done, a page fails (its error sent
+// last) or ctx ends. It writes nothing, and returns once readPages has.
 func (s *Service) rekeyPages(ctx context.Context, j JobRecord, batches chan<- rekeyBatch) {
-	send := func(b rekeyBatch) bool {
-		select {
-		case batches <- b:
-			return true
-		case <-ctx.Done():
-			return false
+	ctx, cancel := context.WithCancel(ctx)
+	pages := make(chan rekeyBatch, 1)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		defer close(pages)
+		s.readPages(ctx, j, pages)
+	}()
+	defer func() {
+		cancel()
+		<-read
+	}()
+	for p := range pages {
+		if p.err == nil {
+			p.out, p.err = s.kr.RewrapDEKs(ctx, j.Tenant, p.out, byok.CustomerManaged)
+			if p.err != nil {
+				p.err = fmt.Errorf("re-wrapping a page of DEKs: %w", p.err)
+			}
+		}
+		if !sendBatch(ctx, batches, p) || p.err != nil {
+			return
 		}
 	}
+}
+
+// readPages sends the pages of DEKs of the re-key j to pages, from its
+// cursor on, until the walk is done, a read fails (its error sent last)
+// or ctx ends.
+func (s *Service) readPages(ctx context.Context, j JobRecord, pages chan<- rekeyBatch) {
 	for cursor := j.Cursor; ; {
 		page, err := s.cfg.Store.ListDEKs(ctx, j.Tenant, byok.CustomerManaged, j.Epoch, cursor, s.cfg.BatchSize)
-		if err != nil {
-			send(rekeyBatch{err: err})
+		if err == nil && len(page) == 0 {
 			return
 		}
-		if len(page) == 0 {
-			return
-		}
-		out, err := s.kr.RewrapDEKs(ctx, j.Tenant, page, byok.CustomerManaged)
-		if err != nil {
-			send(rekeyBatch{err: fmt.Errorf("re-wrapping a page of DEKs: %w", err)})
-			return
-		}
-		if !send(rekeyBatch{out: out}) || len(page) < s.cfg.BatchSize {
+		if !sendBatch(ctx, pages, rekeyBatch{out: page, err: err}) || err != nil || len(page) < s.cfg.BatchSize {
 			return
 		}
 		cursor = page[len(page)-1].ID
+	}
+}
+
+// sendBatch sends b to c, unless ctx ends first; it reports whether it
+// did.
+func sendBatch(ctx context.Context, c chan<- rekeyBatch, b rekeyBatch) bool {
+	select {
+	case c <- b:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
