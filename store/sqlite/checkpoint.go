@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"time"
 )
 
@@ -31,6 +32,7 @@ type checkpointer struct {
 	wake chan struct{}
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once // closes stop
 	// checked, if set, is called after each checkpoint with its result:
 	// for tests.
 	checked func(log, copied int, err error)
@@ -79,9 +81,10 @@ func (c *checkpointer) run() {
 	}
 }
 
-// close stops the checkpointer and closes its connection.
+// close stops the checkpointer and closes its connection. Calls after
+// the first return nil, as sql.DB.Close's do.
 func (c *checkpointer) close() error {
-	close(c.stop)
+	c.once.Do(func() { close(c.stop) })
 	<-c.done
 	return c.db.Close()
 }

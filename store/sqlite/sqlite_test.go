@@ -146,6 +146,24 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// TestCloseTwice: a second Close returns nil, as sql.DB's does, and the
+// store stays closed.
+func TestCloseTwice(t *testing.T) {
+	ctx := t.Context()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "byok.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := db.Close(); err != nil {
+			t.Fatalf("close %d: %v", i+1, err)
+		}
+	}
+	if _, err := db.Tenant(ctx, "acme"); err == nil {
+		t.Fatal("Tenant after Close succeeded, want an error")
+	}
+}
+
 func TestOpenNewerSchema(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "byok.db")
