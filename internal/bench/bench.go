@@ -10,7 +10,9 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -78,89 +80,118 @@ func (e *Env) Calls() int64 {
 
 var aad = []byte("bench")
 
-// Encrypt measures a warm Keyring.Encrypt of n bytes.
-func (e *Env) Encrypt(n int) func(*testing.B) {
-	return func(b *testing.B) {
-		ctx := context.Background()
-		pt := make([]byte, n)
-		if _, err := e.Keyring.Encrypt(ctx, "bench", "data", pt, aad); err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := e.Keyring.Encrypt(ctx, "bench", "data", pt, aad); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-}
+// An Op is one call of a data benchmark, ready to repeat.
+type Op func() error
 
-// Decrypt measures a warm Keyring.Decrypt of n bytes.
-func (e *Env) Decrypt(n int) func(*testing.B) {
+// goBenchmark runs the Op that mk makes for n bytes as a Go benchmark.
+func goBenchmark(n int, mk func(n int) (Op, error)) func(*testing.B) {
 	return func(b *testing.B) {
-		ctx := context.Background()
-		ct, err := e.Keyring.Encrypt(ctx, "bench", "data", make([]byte, n), aad)
+		op, err := mk(n)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.SetBytes(int64(n))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := e.Keyring.Decrypt(ctx, "bench", "data", ct, aad); err != nil {
+			if err := op(); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
 }
+
+// Encrypt measures a warm Keyring.Encrypt of n bytes.
+func (e *Env) Encrypt(n int) func(*testing.B) { return goBenchmark(n, e.encryptOp) }
+
+// Decrypt measures a warm Keyring.Decrypt of n bytes.
+func (e *Env) Decrypt(n int) func(*testing.B) { return goBenchmark(n, e.decryptOp) }
 
 // ScopeEncrypt measures a warm Encrypt of n bytes through a
 // [byok.ScopeHandle] of the bench scope.
-func (e *Env) ScopeEncrypt(n int) func(*testing.B) {
-	return func(b *testing.B) {
-		ctx := context.Background()
-		h, err := e.Keyring.Scope("bench", "data")
-		if err != nil {
-			b.Fatal(err)
-		}
-		pt := make([]byte, n)
-		if _, err := h.Encrypt(ctx, pt, aad); err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := h.Encrypt(ctx, pt, aad); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-}
+func (e *Env) ScopeEncrypt(n int) func(*testing.B) { return goBenchmark(n, e.scopeEncryptOp) }
 
 // ScopeDecrypt measures a warm Decrypt of n bytes through a
 // [byok.ScopeHandle] of the bench scope.
-func (e *Env) ScopeDecrypt(n int) func(*testing.B) {
-	return func(b *testing.B) {
-		ctx := context.Background()
-		h, err := e.Keyring.Scope("bench", "data")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ct, err := h.Encrypt(ctx, make([]byte, n), aad)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := h.Decrypt(ctx, ct, aad); err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := h.Decrypt(ctx, ct, aad); err != nil {
-				b.Fatal(err)
-			}
-		}
+func (e *Env) ScopeDecrypt(n int) func(*testing.B) { return goBenchmark(n, e.scopeDecryptOp) }
+
+// RawAESGCM measures the physical limit: a plain AES-256-GCM seal of n
+// bytes with a random nonce, into a new output slice, as Encrypt does.
+func RawAESGCM(n int) func(*testing.B) { return goBenchmark(n, rawOp) }
+
+// Each op maker below makes its first call before it returns, so that the
+// Op it returns is warm.
+
+func (e *Env) encryptOp(n int) (Op, error) {
+	ctx, pt := context.Background(), make([]byte, n)
+	op := func() error {
+		_, err := e.Keyring.Encrypt(ctx, "bench", "data", pt, aad)
+		return err
 	}
+	return op, op()
+}
+
+func (e *Env) decryptOp(n int) (Op, error) {
+	ctx := context.Background()
+	ct, err := e.Keyring.Encrypt(ctx, "bench", "data", make([]byte, n), aad)
+	if err != nil {
+		return nil, err
+	}
+	op := func() error {
+		_, err := e.Keyring.Decrypt(ctx, "bench", "data", ct, aad)
+		return err
+	}
+	return op, op()
+}
+
+func (e *Env) scopeEncryptOp(n int) (Op, error) {
+	h, err := e.Keyring.Scope("bench", "data")
+	if err != nil {
+		return nil, err
+	}
+	ctx, pt := context.Background(), make([]byte, n)
+	op := func() error {
+		_, err := h.Encrypt(ctx, pt, aad)
+		return err
+	}
+	return op, op()
+}
+
+func (e *Env) scopeDecryptOp(n int) (Op, error) {
+	h, err := e.Keyring.Scope("bench", "data")
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	ct, err := h.Encrypt(ctx, make([]byte, n), aad)
+	if err != nil {
+		return nil, err
+	}
+	op := func() error {
+		_, err := h.Decrypt(ctx, ct, aad)
+		return err
+	}
+	return op, op()
+}
+
+func rawOp(n int) (Op, error) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	pt := make([]byte, n)
+	op := func() error {
+		out := make([]byte, aead.NonceSize(), aead.NonceSize()+n+aead.Overhead())
+		rand.Read(out)
+		aead.Seal(out, out, pt, aad)
+		return nil
+	}
+	return op, op()
 }
 
 // ColdDecrypt measures a Decrypt of 1 KiB in a process that has nothing of
@@ -181,65 +212,145 @@ func (e *Env) ColdDecrypt(b *testing.B) {
 	}
 }
 
-// RawAESGCM measures the physical limit: a plain AES-256-GCM seal of n
-// bytes with a random nonce, into a new output slice, as Encrypt does.
-func RawAESGCM(n int) func(*testing.B) {
-	return func(b *testing.B) {
-		key := make([]byte, 32)
-		rand.Read(key)
-		block, _ := aes.NewCipher(key)
-		aead, _ := cipher.NewGCM(block)
-		pt := make([]byte, n)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		for b.Loop() {
-			out := make([]byte, aead.NonceSize(), aead.NonceSize()+n+aead.Overhead())
-			rand.Read(out)
-			aead.Seal(out, out, pt, aad)
-		}
-	}
-}
-
-// Row is one line of the comparison table.
+// Row is one line of the comparison table: medians over the rounds.
 type Row struct {
-	Size              string
-	Raw, Enc, Dec     testing.BenchmarkResult
-	ScopeEnc          testing.BenchmarkResult // Encrypt through a ScopeHandle
-	EncRatio, MBRatio float64                 // Encrypt time per op ÷ raw; Encrypt throughput ÷ raw
-	ScopeRatio        float64                 // ScopeHandle Encrypt time per op ÷ raw
+	Size                    string
+	Raw, Enc, Dec, ScopeEnc float64 // ns per call
+	// EncRatio, ScopeRatio and RawRatio are the medians of each round's
+	// ratio of Encrypt, a ScopeHandle's Encrypt and a second raw seal to
+	// the raw seal: RawRatio, the baseline against itself, is the error
+	// of the measure.
+	EncRatio, ScopeRatio, RawRatio float64
+	EncAllocs, DecAllocs           float64 // per call
 }
 
-// Rounds is how many times Compare measures each benchmark; it keeps the
-// fastest round, the one least disturbed by the rest of the machine.
+// PairedRounds and Slice shape Compare's measure (see [Pair]). On a shared
+// machine the time of a call swings by tenths from one second to the
+// next; the ratio of two calls measured side by side, within a fraction
+// of a second, swings far less, and the median of many such ratios is
+// steady to a percent or two, which raw/raw shows in every run.
+const (
+	PairedRounds = 31
+	Slice        = 20 * time.Millisecond
+)
+
+// Rounds is how many interleaved rounds the HTTP benchmark runs by
+// default; it keeps the best of each target.
 const Rounds = 3
 
-// Compare runs the raw baseline, Encrypt and Decrypt at every size in one
-// process, interleaved, and returns the rows.
-func (e *Env) Compare() []Row {
+// Compare measures Encrypt, Decrypt, a ScopeHandle's Encrypt and a second
+// raw seal against the raw seal at every size, in one process, in paired
+// rounds (see [Pair]), and returns the rows.
+func (e *Env) Compare() ([]Row, error) { return e.compare(PairedRounds, Slice) }
+
+func (e *Env) compare(rounds int, slice time.Duration) ([]Row, error) {
 	var rows []Row
 	for _, s := range Sizes {
-		r := Row{Size: s.Name}
-		for range Rounds {
-			r.Raw = fastest(r.Raw, testing.Benchmark(RawAESGCM(s.N)))
-			r.Enc = fastest(r.Enc, testing.Benchmark(e.Encrypt(s.N)))
-			r.Dec = fastest(r.Dec, testing.Benchmark(e.Decrypt(s.N)))
-			r.ScopeEnc = fastest(r.ScopeEnc, testing.Benchmark(e.ScopeEncrypt(s.N)))
+		var ops []Op
+		for _, mk := range []func(int) (Op, error){rawOp, e.encryptOp, e.decryptOp, e.scopeEncryptOp, rawOp} {
+			op, err := mk(s.N)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, op)
 		}
-		r.EncRatio = nsPerOp(r.Enc) / nsPerOp(r.Raw)
-		r.ScopeRatio = nsPerOp(r.ScopeEnc) / nsPerOp(r.Raw)
-		r.MBRatio = nsPerOp(r.Raw) / nsPerOp(r.Enc)
-		rows = append(rows, r)
+		p, err := Pair(ops[0], ops[1:], rounds, slice)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, Row{
+			Size: s.Name,
+			Raw:  Median(p.Base), Enc: Median(p.Op[0]), Dec: Median(p.Op[1]), ScopeEnc: Median(p.Op[2]),
+			EncRatio: Median(p.Ratio[0]), ScopeRatio: Median(p.Ratio[2]), RawRatio: Median(p.Ratio[3]),
+			EncAllocs: allocs(ops[1]), DecAllocs: allocs(ops[2]),
+		})
 	}
-	return rows
+	return rows, nil
 }
 
-// fastest returns the result with the lower time per op; a zero result
-// loses.
-func fastest(a, b testing.BenchmarkResult) testing.BenchmarkResult {
-	if a.N == 0 || nsPerOp(b) < nsPerOp(a) {
-		return b
+func allocs(op Op) float64 { return testing.AllocsPerRun(100, func() { op() }) }
+
+// Paired is what [Pair] measured, in nanoseconds per call.
+type Paired struct {
+	Base  []float64   // the base, in every run of it
+	Op    [][]float64 // Op[i][r]: ops[i] in round r, the mean of its two runs
+	Ratio [][]float64 // Ratio[i][r]: ops[i] ÷ the base in round r
+}
+
+// Pair measures ops against base in rounds. In every round, for each op
+// in turn, it runs the base, the op, the op again and the base again, each
+// for about slice (a number of calls set once, before the first round),
+// and takes the ratio of the op's two runs to the base's: a change of the
+// machine's speed that is steady over those four runs weighs on both
+// alike. The first error of an Op stops it.
+func Pair(base Op, ops []Op, rounds int, slice time.Duration) (Paired, error) {
+	calls := make([]int, len(ops)+1)
+	for i, op := range append([]Op{base}, ops...) {
+		n, err := callsIn(op, slice)
+		if err != nil {
+			return Paired{}, err
+		}
+		calls[i] = n
 	}
-	return a
+	run := func(op Op, n int) (float64, error) {
+		start := time.Now()
+		for range n {
+			if err := op(); err != nil {
+				return 0, err
+			}
+		}
+		return float64(time.Since(start).Nanoseconds()) / float64(n), nil
+	}
+	p := Paired{Op: make([][]float64, len(ops)), Ratio: make([][]float64, len(ops))}
+	for range rounds {
+		for i, op := range ops {
+			var t [4]float64
+			for j, o := range [4]Op{base, op, op, base} {
+				n := calls[0]
+				if j == 1 || j == 2 {
+					n = calls[i+1]
+				}
+				var err error
+				if t[j], err = run(o, n); err != nil {
+					return Paired{}, err
+				}
+			}
+			p.Base = append(p.Base, t[0], t[3])
+			p.Op[i] = append(p.Op[i], (t[1]+t[2])/2)
+			p.Ratio[i] = append(p.Ratio[i], (t[1]+t[2])/(t[0]+t[3]))
+		}
+	}
+	return p, nil
+}
+
+// callsIn returns how many calls of op take about d.
+func callsIn(op Op, d time.Duration) (int, error) {
+	for n := 1; ; n *= 4 {
+		start := time.Now()
+		for range n {
+			if err := op(); err != nil {
+				return 0, err
+			}
+		}
+		if took := time.Since(start); took >= d/8 {
+			return max(1, int(float64(n)*float64(d)/float64(took))), nil
+		}
+	}
+}
+
+// Median returns the median of xs (the mean of the middle two when their
+// number is even), or NaN when there are none. It does not change xs.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 0 {
+		return (s[m-1] + s[m]) / 2
+	}
+	return s[m]
 }
 
 func nsPerOp(r testing.BenchmarkResult) float64 { return float64(r.T.Nanoseconds()) / float64(r.N) }
@@ -252,12 +363,17 @@ func Run(w io.Writer, dir string) error {
 	}
 	defer e.Close()
 
-	fmt.Fprintf(w, "Warm path, against a plain AES-256-GCM seal measured in the same run (fastest of %d interleaved rounds):\n", Rounds)
+	rows, err := e.Compare()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Warm path, against a plain AES-256-GCM seal in the same run: medians of %d paired rounds of %v per call type;\n", PairedRounds, Slice)
+	fmt.Fprintln(w, "a ratio is the median of the rounds' ratios; raw/raw, the baseline against itself, is the measure's own error.")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\traw ns/op\tEncrypt ns/op\tDecrypt ns/op\tEncrypt/raw time\tEncrypt/raw MB/s\tScopeHandle Encrypt ns/op\tScopeHandle/raw time\tEncrypt allocs/op\tDecrypt allocs/op\t")
-	for _, r := range e.Compare() {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.3fx\t%.3fx\t%.0f\t%.3fx\t%d\t%d\t\n", r.Size, nsPerOp(r.Raw), nsPerOp(r.Enc), nsPerOp(r.Dec),
-			r.EncRatio, r.MBRatio, nsPerOp(r.ScopeEnc), r.ScopeRatio, r.Enc.AllocsPerOp(), r.Dec.AllocsPerOp())
+	fmt.Fprintln(tw, "size\traw ns/op\tEncrypt ns/op\tDecrypt ns/op\tScopeHandle Encrypt ns/op\tEncrypt/raw\tScopeHandle/raw\traw/raw\tEncrypt allocs/op\tDecrypt allocs/op\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.3fx\t%.3fx\t%.3fx\t%.0f\t%.0f\t\n", r.Size, r.Raw, r.Enc, r.Dec, r.ScopeEnc,
+			r.EncRatio, r.ScopeRatio, r.RawRatio, r.EncAllocs, r.DecAllocs)
 	}
 	tw.Flush()
 
