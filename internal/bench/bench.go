@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"text/tabwriter"
@@ -227,8 +228,8 @@ type Row struct {
 // PairedRounds and Slice shape Compare's measure (see [Pair]). On a shared
 // machine the time of a call swings by tenths from one second to the
 // next; the ratio of two calls measured side by side, within a fraction
-// of a second, swings far less, and the median of many such ratios is
-// steady to a percent or two, which raw/raw shows in every run.
+// of a second, swings far less, and the median of many such ratios, on one
+// P, is steady to about a percent, which raw/raw shows in every run.
 const (
 	PairedRounds = 31
 	Slice        = 20 * time.Millisecond
@@ -240,10 +241,15 @@ const Rounds = 3
 
 // Compare measures Encrypt, Decrypt, a ScopeHandle's Encrypt and a second
 // raw seal against the raw seal at every size, in one process, in paired
-// rounds (see [Pair]), and returns the rows.
+// rounds (see [Pair]), and returns the rows. It runs on one P
+// (GOMAXPROCS 1): the collector then works on the thread whose calls make
+// its garbage, counted in their time, instead of on the other core at
+// moments of its own, which on a 2-core VM moved ratios by several
+// percent from run to run.
 func (e *Env) Compare() ([]Row, error) { return e.compare(PairedRounds, Slice) }
 
 func (e *Env) compare(rounds int, slice time.Duration) ([]Row, error) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var rows []Row
 	for _, s := range Sizes {
 		var ops []Op
@@ -367,7 +373,7 @@ func Run(w io.Writer, dir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Warm path, against a plain AES-256-GCM seal in the same run: medians of %d paired rounds of %v per call type;\n", PairedRounds, Slice)
+	fmt.Fprintf(w, "Warm path, against a plain AES-256-GCM seal in the same run, on one P: medians of %d paired rounds of %v per call type;\n", PairedRounds, Slice)
 	fmt.Fprintln(w, "a ratio is the median of the rounds' ratios; raw/raw, the baseline against itself, is the measure's own error.")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "size\traw ns/op\tEncrypt ns/op\tDecrypt ns/op\tScopeHandle Encrypt ns/op\tEncrypt/raw\tScopeHandle/raw\traw/raw\tEncrypt allocs/op\tDecrypt allocs/op\t")
