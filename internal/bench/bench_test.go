@@ -122,7 +122,7 @@ func TestCompare(t *testing.T) {
 		t.Fatalf("%d rows, want %d", len(rows), len(Sizes))
 	}
 	for i, r := range rows {
-		if r.Size != Sizes[i].Name || r.Raw <= 0 || r.Enc <= 0 || r.Dec <= 0 || r.ScopeEnc <= 0 || r.EncRatio <= 0 || r.ScopeRatio <= 0 || r.RawRatio <= 0 {
+		if r.Size != Sizes[i].Name || r.Raw <= 0 || r.Enc <= 0 || r.Dec <= 0 || r.ScopeEnc <= 0 || r.EncRatio <= 0 || r.ScopeRatio <= 0 || r.ADRatio <= 0 || r.RawRatio <= 0 {
 			t.Errorf("row %d: %+v; want size %s and every time and ratio measured", i, r, Sizes[i].Name)
 		}
 		if r.EncAllocs < 1 || r.DecAllocs < 1 { // each returns a new slice
