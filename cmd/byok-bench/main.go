@@ -117,7 +117,7 @@ byok-bench scale      the keyring at 100,000 tenants with Zipf traffic: peak RSS
 		Args:    noArgs,
 	}
 	duration := http.Flags().Duration("duration", 3*time.Second, "the length of each load run")
-	rounds := http.Flags().Int("rounds", bench.Rounds, "interleaved rounds; the best of each target is kept")
+	rounds := http.Flags().Int("rounds", bench.Rounds, "interleaved rounds; ratios are the medians of the rounds' ratios")
 	http.RunE = func(c *cobra.Command, _ []string) error {
 		if *rounds < 1 || *duration <= 0 {
 			return usagef("--rounds and --duration must be positive")

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -336,45 +337,58 @@ func RunLoad(url, tok string, body []byte, conns int, d time.Duration) (Load, er
 	return Load{Ops: float64(len(latencies)) / elapsed.Seconds(), P50: pct(0.50), P99: pct(0.99)}, nil
 }
 
-// HTTPResult is what RunHTTPCompare measured: the best of the rounds of
-// each target.
+// HTTPResult is what Compare measured: for each target, its round of
+// median rate; and the ratios, each the median of the rounds' own ratios
+// (a byok route over the ceiling's run just before it; the batch route's
+// payload over the byok encrypt run just before it), so that a ratio
+// compares runs made seconds apart, not the best of each from different
+// moments of a shared machine.
 type HTTPResult struct {
 	CeilEncrypt, Encrypt, CeilDecrypt, Decrypt, Batch Load
+	EncryptRatio, DecryptRatio, BatchRatio            float64
 }
 
-// best keeps the run with the higher rate.
-func best(a, b Load) Load {
-	if b.Ops > a.Ops {
-		return b
-	}
-	return a
+// medianLoad returns the run of median rate (the upper one of an even
+// number).
+func medianLoad(ls []Load) Load {
+	s := slices.Clone(ls)
+	slices.SortFunc(s, func(a, b Load) int { return cmp.Compare(a.Ops, b.Ops) })
+	return s[len(s)/2]
 }
 
 // Compare runs the load generator against the five targets in rounds
-// rounds, interleaved (ceiling encrypt, byok encrypt, ceiling decrypt,
-// byok decrypt, byok batch), d each, and keeps the best round of each.
+// rounds, interleaved (ceiling encrypt, byok encrypt, byok batch, ceiling
+// decrypt, byok decrypt), d each.
 func (e *HTTPEnv) Compare(rounds int, d time.Duration) (HTTPResult, error) {
-	var r HTTPResult
+	var ceilEnc, enc, batch, ceilDec, dec []Load
+	var encR, decR, batchR []float64
 	for range rounds {
-		for _, t := range []struct {
+		var l [5]Load
+		for i, t := range []struct {
 			url, tok string
 			body     []byte
-			into     *Load
 		}{
-			{e.CeilingURL + "/encrypt", "", e.CeilEncryptBody, &r.CeilEncrypt},
-			{e.ByokURL + "/v1/tenants/t1/encrypt", e.Token, e.EncryptBody, &r.Encrypt},
-			{e.CeilingURL + "/decrypt", "", e.CeilDecryptBody, &r.CeilDecrypt},
-			{e.ByokURL + "/v1/tenants/t1/decrypt", e.Token, e.DecryptBody, &r.Decrypt},
-			{e.ByokURL + "/v1/tenants/t1/batch", e.Token, e.BatchBody, &r.Batch},
+			{e.CeilingURL + "/encrypt", "", e.CeilEncryptBody},
+			{e.ByokURL + "/v1/tenants/t1/encrypt", e.Token, e.EncryptBody},
+			{e.ByokURL + "/v1/tenants/t1/batch", e.Token, e.BatchBody},
+			{e.CeilingURL + "/decrypt", "", e.CeilDecryptBody},
+			{e.ByokURL + "/v1/tenants/t1/decrypt", e.Token, e.DecryptBody},
 		} {
-			l, err := RunLoad(t.url, t.tok, t.body, HTTPConns, d)
-			if err != nil {
-				return r, err
+			var err error
+			if l[i], err = RunLoad(t.url, t.tok, t.body, HTTPConns, d); err != nil {
+				return HTTPResult{}, err
 			}
-			*t.into = best(*t.into, l)
 		}
+		ceilEnc, enc, batch, ceilDec, dec = append(ceilEnc, l[0]), append(enc, l[1]), append(batch, l[2]), append(ceilDec, l[3]), append(dec, l[4])
+		encR = append(encR, l[1].Ops/l[0].Ops)
+		batchR = append(batchR, l[2].Ops*HTTPBatchSize/l[1].Ops)
+		decR = append(decR, l[4].Ops/l[3].Ops)
 	}
-	return r, nil
+	return HTTPResult{
+		CeilEncrypt: medianLoad(ceilEnc), Encrypt: medianLoad(enc), Batch: medianLoad(batch),
+		CeilDecrypt: medianLoad(ceilDec), Decrypt: medianLoad(dec),
+		EncryptRatio: Median(encR), DecryptRatio: Median(decR), BatchRatio: Median(batchR),
+	}, nil
 }
 
 // RunHTTP measures byok's data routes against the ceiling and writes the
@@ -389,19 +403,20 @@ func RunHTTP(w io.Writer, dir string, rounds int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "HTTP on loopback: %d keep-alive connections, %d B payloads, %v per run, best of %d interleaved rounds.\n",
+	fmt.Fprintf(w, "HTTP on loopback: %d keep-alive connections, %d B payloads, %v per run, %d interleaved rounds:\n",
 		HTTPConns, HTTPPayload, d, rounds)
+	fmt.Fprintf(w, "each target's round of median rate; each ratio the median of the rounds' ratios, of runs made one after the other.\n")
 	fmt.Fprintf(w, "ceiling: a minimal net/http handler (encoding/json, base64, one AES-256-GCM seal/open, answers of the same size).\n")
 	fmt.Fprintf(w, "byok: server.New over SQLite, a customer key in an in-memory fake provider, a service token, metrics, usage counting, JSON request log.\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "route\tops/s\tp50\tp99\tceiling ops/s\tceiling p50\tceiling p99\tbyok/ceiling\tgoal\t")
-	row := func(name string, b, c Load) {
+	row := func(name string, b, c Load, ratio float64) {
 		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%.0f\t%v\t%v\t%.2fx\t≥ 0.60x\t\n", name, b.Ops, b.P50.Round(time.Microsecond), b.P99.Round(time.Microsecond),
-			c.Ops, c.P50.Round(time.Microsecond), c.P99.Round(time.Microsecond), b.Ops/c.Ops)
+			c.Ops, c.P50.Round(time.Microsecond), c.P99.Round(time.Microsecond), ratio)
 	}
-	row("encrypt", r.Encrypt, r.CeilEncrypt)
-	row("decrypt", r.Decrypt, r.CeilDecrypt)
+	row("encrypt", r.Encrypt, r.CeilEncrypt, r.EncryptRatio)
+	row("decrypt", r.Decrypt, r.CeilDecrypt, r.DecryptRatio)
 	fmt.Fprintf(tw, "batch of %d encrypts\t%.0f\t%v\t%v\t\t\t\t%.2fx the encrypt route's payload\t≥ 5x\t\n", HTTPBatchSize, r.Batch.Ops,
-		r.Batch.P50.Round(time.Microsecond), r.Batch.P99.Round(time.Microsecond), r.Batch.Ops*HTTPBatchSize/r.Encrypt.Ops)
+		r.Batch.P50.Round(time.Microsecond), r.Batch.P99.Round(time.Microsecond), r.BatchRatio)
 	return tw.Flush()
 }

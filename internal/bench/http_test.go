@@ -58,4 +58,22 @@ func TestHTTPCompare(t *testing.T) {
 			t.Errorf("%s: %+v", name, l)
 		}
 	}
+	// One round: each ratio is that round's.
+	if r.EncryptRatio != r.Encrypt.Ops/r.CeilEncrypt.Ops || r.DecryptRatio != r.Decrypt.Ops/r.CeilDecrypt.Ops ||
+		r.BatchRatio != r.Batch.Ops*HTTPBatchSize/r.Encrypt.Ops {
+		t.Errorf("ratios %v, %v, %v do not match the round's rates %+v", r.EncryptRatio, r.DecryptRatio, r.BatchRatio, r)
+	}
+}
+
+func TestMedianLoad(t *testing.T) {
+	ls := []Load{{Ops: 3, P50: 3}, {Ops: 1, P50: 1}, {Ops: 2, P50: 2}}
+	if got := medianLoad(ls); got.Ops != 2 || got.P50 != 2 {
+		t.Errorf("medianLoad = %+v, want the run of 2 ops/s", got)
+	}
+	if ls[0].Ops != 3 {
+		t.Errorf("medianLoad reordered its input: %+v", ls)
+	}
+	if got := medianLoad(ls[:1]); got.Ops != 3 {
+		t.Errorf("medianLoad of one run = %+v", got)
+	}
 }
