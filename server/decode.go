@@ -115,10 +115,14 @@ func jsonTypeName(kind string) string {
 	return "number" // ints, uints, floats
 }
 
+// strictStd is standard base64 that refuses non-zero padding bits, made
+// once: Strict returns a new Encoding, a copy of its tables, per call.
+var strictStd = base64.StdEncoding.Strict()
+
 // b64 decodes field, a standard base64 string (with padding, as
 // encoding/json writes []byte), or fails naming the field.
 func b64(field, s string) ([]byte, error) {
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	b, err := strictStd.DecodeString(s)
 	if err != nil {
 		return nil, &byok.InputError{Arg: field, Reason: "is not standard base64 (RFC 4648 §4, with padding); encode the bytes again"}
 	}
