@@ -260,6 +260,8 @@ const Rounds = 5
 func (e *Env) Compare() ([]Row, error) { return e.compare(PairedRounds, Slice) }
 
 func (e *Env) compare(rounds int, slice time.Duration) ([]Row, error) {
+	// The old value comes back; since Go 1.25 the runtime then no longer
+	// follows the CPU limit by itself, which a benchmark run does not need.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var rows []Row
 	for _, s := range Sizes {
@@ -289,6 +291,7 @@ func allocs(op Op) float64 { return testing.AllocsPerRun(100, func() { op() }) }
 
 // Paired is what [Pair] measured, in nanoseconds per call.
 type Paired struct {
+	Calls []int       // the calls in each run: Calls[0] of the base, Calls[i+1] of ops[i]
 	Base  []float64   // the base, in every run of it
 	Op    [][]float64 // Op[i][r]: ops[i] in round r, the mean of its two runs
 	Ratio [][]float64 // Ratio[i][r]: ops[i] ÷ the base in round r
@@ -318,7 +321,7 @@ func Pair(base Op, ops []Op, rounds int, slice time.Duration) (Paired, error) {
 		}
 		return float64(time.Since(start).Nanoseconds()) / float64(n), nil
 	}
-	p := Paired{Op: make([][]float64, len(ops)), Ratio: make([][]float64, len(ops))}
+	p := Paired{Calls: calls, Op: make([][]float64, len(ops)), Ratio: make([][]float64, len(ops))}
 	for range rounds {
 		for i, op := range ops {
 			var t [4]float64

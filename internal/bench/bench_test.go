@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/sha256"
 	"errors"
 	"math"
 	"slices"
@@ -32,9 +33,10 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-// TestPairOrder checks the order of Pair's runs (base, op, op, base for
-// each op in every round) and that what it returns is consistent: each
-// ratio is its round's op time over the mean of the base runs around it.
+// TestPairOrder checks the order and length of Pair's runs (base, op, op,
+// base for each op in every round, each of its calibrated number of calls)
+// and that what it returns is consistent: each ratio is its round's op
+// time over the mean of the base runs around it.
 func TestPairOrder(t *testing.T) {
 	var log strings.Builder
 	mark := func(c byte) Op { return func() error { log.WriteByte(c); return nil } }
@@ -42,17 +44,19 @@ func TestPairOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Collapse each run of one letter to one letter.
-	runs := log.String()
-	var got []byte
-	for i := range runs {
-		if i == 0 || runs[i] != runs[i-1] {
-			got = append(got, runs[i])
-		}
+	if len(p.Calls) != 3 || slices.Min(p.Calls) < 1 {
+		t.Fatalf("calls per run %v, want three counts of at least one", p.Calls)
 	}
-	// The calibration (b, x, y), then three rounds of b x x b b y y b.
-	if g, want := string(got), "bxy"+"bxbyb"+"xbyb"+"xbyb"; g != want {
-		t.Errorf("runs %q, want %q", g, want)
+	// After the calibration (its calls are not counted: strip what comes
+	// before the rounds, which are exactly this long), three rounds.
+	b, x, y := strings.Repeat("b", p.Calls[0]), strings.Repeat("x", p.Calls[1]), strings.Repeat("y", p.Calls[2])
+	round := b + x + x + b + b + y + y + b
+	want := strings.Repeat(round, 3)
+	if got := log.String(); !strings.HasSuffix(got, want) {
+		t.Errorf("runs end with %.80q…, want three rounds of b×%d x×%d x×%d b×%d b×%d y×%d y×%d b×%d",
+			got[max(0, len(got)-len(want)):], p.Calls[0], p.Calls[1], p.Calls[1], p.Calls[0], p.Calls[0], p.Calls[2], p.Calls[2], p.Calls[0])
+	} else if calib := got[:len(got)-len(want)]; strings.Trim(calib, "bxy") != "" || !strings.Contains(calib, "x") || !strings.Contains(calib, "y") {
+		t.Errorf("calibration runs %.80q…, want runs of b, x and y", calib)
 	}
 	if len(p.Base) != 2*3*2 || len(p.Op) != 2 || len(p.Ratio) != 2 {
 		t.Fatalf("got %d base runs, %d ops, %d ratio rows; want 12, 2, 2", len(p.Base), len(p.Op), len(p.Ratio))
@@ -72,37 +76,42 @@ func TestPairOrder(t *testing.T) {
 
 // TestPairRatio checks that an op doing four times the base's work
 // measures well above it: a ratio turned upside down would be near 1/4.
+// The work allocates nothing, so that no collection lands on one run.
 func TestPairRatio(t *testing.T) {
-	op, err := rawOp(1 << 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	buf := make([]byte, 1<<10)
+	var sink [sha256.Size]byte
+	one := func() error { sink = sha256.Sum256(buf); return nil }
 	four := func() error {
 		for range 4 {
-			op()
+			one()
 		}
 		return nil
 	}
-	p, err := Pair(op, []Op{four}, 5, 2*time.Millisecond)
+	p, err := Pair(one, []Op{four}, 7, 2*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := Median(p.Ratio[0]); r < 2 {
-		t.Errorf("four seals against one: ratio %.2f, want about 4", r)
+		t.Errorf("four hashes against one: ratio %.2f, want about 4", r)
 	}
+	_ = sink
 }
 
+// An op's error in a round, not only in the calibration, stops Pair. The
+// op sleeps 100 µs a call, so the calibration of a 1 ms run makes at most
+// five calls (one, then four) and the eighth is in the rounds.
 func TestPairError(t *testing.T) {
 	boom := errors.New("boom")
 	calls := 0
 	failing := func() error {
-		if calls++; calls > 10 {
+		time.Sleep(100 * time.Microsecond)
+		if calls++; calls >= 8 {
 			return boom
 		}
 		return nil
 	}
-	if _, err := Pair(func() error { return nil }, []Op{failing}, 100, time.Millisecond); !errors.Is(err, boom) {
-		t.Errorf("Pair with a failing op: %v, want %v", err, boom)
+	if _, err := Pair(func() error { return nil }, []Op{failing}, 100, time.Millisecond); !errors.Is(err, boom) || calls != 8 {
+		t.Errorf("Pair with an op failing on its 8th call: %v after %d calls, want %v after 8", err, calls, boom)
 	}
 }
 

@@ -360,10 +360,11 @@ func medianLoad(ls []Load) Load {
 // rounds, interleaved (ceiling encrypt, byok encrypt, byok batch, ceiling
 // decrypt, byok decrypt), d each.
 func (e *HTTPEnv) Compare(rounds int, d time.Duration) (HTTPResult, error) {
-	var ceilEnc, enc, batch, ceilDec, dec []Load
-	var encR, decR, batchR []float64
-	for range rounds {
-		var l [5]Load
+	if rounds < 1 {
+		return HTTPResult{}, fmt.Errorf("bench: %d rounds; measure at least one", rounds)
+	}
+	runs := make([][5]Load, rounds)
+	for r := range runs {
 		for i, t := range []struct {
 			url, tok string
 			body     []byte
@@ -375,20 +376,33 @@ func (e *HTTPEnv) Compare(rounds int, d time.Duration) (HTTPResult, error) {
 			{e.ByokURL + "/v1/tenants/t1/decrypt", e.Token, e.DecryptBody},
 		} {
 			var err error
-			if l[i], err = RunLoad(t.url, t.tok, t.body, HTTPConns, d); err != nil {
+			if runs[r][i], err = RunLoad(t.url, t.tok, t.body, HTTPConns, d); err != nil {
 				return HTTPResult{}, err
 			}
 		}
-		ceilEnc, enc, batch, ceilDec, dec = append(ceilEnc, l[0]), append(enc, l[1]), append(batch, l[2]), append(ceilDec, l[3]), append(dec, l[4])
+	}
+	return summarize(runs), nil
+}
+
+// summarize makes the HTTPResult of rounds of runs, each in Compare's
+// order: ceiling encrypt, byok encrypt, byok batch, ceiling decrypt, byok
+// decrypt.
+func summarize(runs [][5]Load) HTTPResult {
+	var each [5][]Load
+	var encR, batchR, decR []float64
+	for _, l := range runs {
+		for i := range l {
+			each[i] = append(each[i], l[i])
+		}
 		encR = append(encR, l[1].Ops/l[0].Ops)
 		batchR = append(batchR, l[2].Ops*HTTPBatchSize/l[1].Ops)
 		decR = append(decR, l[4].Ops/l[3].Ops)
 	}
 	return HTTPResult{
-		CeilEncrypt: medianLoad(ceilEnc), Encrypt: medianLoad(enc), Batch: medianLoad(batch),
-		CeilDecrypt: medianLoad(ceilDec), Decrypt: medianLoad(dec),
+		CeilEncrypt: medianLoad(each[0]), Encrypt: medianLoad(each[1]), Batch: medianLoad(each[2]),
+		CeilDecrypt: medianLoad(each[3]), Decrypt: medianLoad(each[4]),
 		EncryptRatio: Median(encR), DecryptRatio: Median(decR), BatchRatio: Median(batchR),
-	}, nil
+	}
 }
 
 // RunHTTP measures byok's data routes against the ceiling and writes the

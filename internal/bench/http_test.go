@@ -65,6 +65,32 @@ func TestHTTPCompare(t *testing.T) {
 	}
 }
 
+// summarize takes the median of the rounds' own ratios, not the ratio of
+// the median rates: here they differ.
+func TestSummarize(t *testing.T) {
+	l := func(ops float64) Load { return Load{Ops: ops} }
+	// Rounds: ceiling encrypt, encrypt, batch, ceiling decrypt, decrypt.
+	r := summarize([][5]Load{
+		{l(100), l(90), l(20), l(100), l(50)},   // 0.9, 7.11, 0.5
+		{l(200), l(100), l(16), l(200), l(180)}, // 0.5, 5.12, 0.9
+		{l(300), l(240), l(40), l(300), l(240)}, // 0.8, 5.33, 0.8
+	})
+	if r.EncryptRatio != 0.8 || r.DecryptRatio != 0.8 || r.BatchRatio != 40.0*HTTPBatchSize/240 {
+		t.Errorf("ratios %v, %v, %v; want the medians of the rounds' ratios 0.8, 0.8, %v", r.EncryptRatio, r.DecryptRatio, r.BatchRatio, 40.0*HTTPBatchSize/240)
+	}
+	if r.CeilEncrypt.Ops != 200 || r.Encrypt.Ops != 100 || r.Batch.Ops != 20 || r.CeilDecrypt.Ops != 200 || r.Decrypt.Ops != 180 {
+		t.Errorf("median runs %+v", r)
+	}
+	// The ratio of the median rates would be 0.5 for encrypt: not what is reported.
+}
+
+func TestHTTPCompareRounds(t *testing.T) {
+	var e HTTPEnv
+	if _, err := e.Compare(0, time.Millisecond); err == nil {
+		t.Error("Compare with 0 rounds: no error")
+	}
+}
+
 func TestMedianLoad(t *testing.T) {
 	ls := []Load{{Ops: 3, P50: 3}, {Ops: 1, P50: 1}, {Ops: 2, P50: 2}}
 	if got := medianLoad(ls); got.Ops != 2 || got.P50 != 2 {
