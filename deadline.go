@@ -18,7 +18,7 @@ import (
 // safety. With a fake clock (Config.Now), it compares with the clock.
 type deadline struct {
 	at   atomic.Int64 // Unix nanoseconds; 0 when closed
-	open atomic.Bool  // real clock only: set until the timer fires; never set with a fake clock (tenantKey.warm relies on it)
+	open atomic.Bool  // real clock only: set until the timer fires
 
 	mu    sync.Mutex
 	timer *time.Timer

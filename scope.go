@@ -75,7 +75,7 @@ func (h *ScopeHandle) Encrypt(ctx context.Context, plaintext, aad []byte) ([]byt
 	// The active DEK's expiry is closed when it leaves the cache for any
 	// reason, and its tenant key's deadline when that key may not be used
 	// without a check: both are what Keyring.Encrypt reads too.
-	if s == nil || !(s.tk.warm() || k.usable(s.tk)) || s.a.expires.passed(k) || s.a.used.Add(1) > k.cfg.DEKMaxMessages {
+	if s == nil || !k.usable(s.tk) || s.a.expires.passed(k) || s.a.used.Add(1) > k.cfg.DEKMaxMessages {
 		a, err := k.activeDEK(ctx, h.env.Tenant(), h.env.Scope())
 		if err != nil {
 			return nil, err

@@ -61,11 +61,6 @@ type tenantKey struct {
 	checks, applied uint64
 }
 
-// warm reports whether neither of the key's deadlines is reached, with the
-// real clock (only the real clock opens them): usable's common case, in
-// two loads that the warm path inlines before it calls usable.
-func (t *tenantKey) warm() bool { return t.refresh.open.Load() && t.valid.open.Load() }
-
 // usable reports whether the key's material may be used now without a
 // check. Past the key's refresh moment it also starts the next check in
 // the background, so that a key in use is re-validated before a caller

@@ -184,13 +184,7 @@ func rawV1ADOp(n int) (Op, error) {
 }
 
 func rawSeal(n int, ad []byte) (Op, error) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := randomGCM()
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +196,18 @@ func rawSeal(n int, ad []byte) (Op, error) {
 		return nil
 	}
 	return op, op()
+}
+
+// randomGCM returns AES-256-GCM under a new random key: the baselines'
+// cipher, made as the standard library makes it.
+func randomGCM() (cipher.AEAD, error) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 // ColdDecrypt measures a Decrypt of 1 KiB in a process that has nothing of
@@ -245,14 +251,10 @@ const (
 	Slice        = 20 * time.Millisecond
 )
 
-// Rounds is how many interleaved rounds the HTTP benchmark runs by
-// default (see [HTTPEnv.Compare]).
-const Rounds = 5
-
 // Compare measures Encrypt, Decrypt, a ScopeHandle's Encrypt, a raw seal
 // with v1's associated data and a second raw seal against the raw seal at
-// every size, in one process, in paired
-// rounds (see [Pair]), and returns the rows. It runs on one P
+// every size, in one process, in paired rounds (see [Pair]), and returns
+// the rows. It runs on one P
 // (GOMAXPROCS 1): the collector then works on the thread whose calls make
 // its garbage, counted in their time, instead of on the other core at
 // moments of its own, which on a 2-core VM moved ratios by several

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
@@ -194,13 +193,7 @@ type ceiling struct {
 }
 
 func newCeiling() (*ceiling, error) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := randomGCM()
 	if err != nil {
 		return nil, err
 	}
@@ -336,6 +329,10 @@ func RunLoad(url, tok string, body []byte, conns int, d time.Duration) (Load, er
 	pct := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
 	return Load{Ops: float64(len(latencies)) / elapsed.Seconds(), P50: pct(0.50), P99: pct(0.99)}, nil
 }
+
+// Rounds is how many interleaved rounds the HTTP benchmark runs by
+// default (see [HTTPEnv.Compare]).
+const Rounds = 5
 
 // HTTPResult is what Compare measured: for each target, its round of
 // median rate; and the ratios, each the median of the rounds' own ratios

@@ -49,11 +49,6 @@ func (c *Context) adLen(aad []byte) int { return msgHeaderSize + len(c.ids) + 8 
 // lp8(scope) ‖ lp64(aad)).
 func (c *Context) putAD(ad, header, aad []byte) {
 	copy(ad, header[:msgHeaderSize])
-	c.putADTail(ad, aad)
-}
-
-// putADTail is putAD without the header, which the caller writes.
-func (c *Context) putADTail(ad, aad []byte) {
 	i := msgHeaderSize + copy(ad[msgHeaderSize:], c.ids)
 	binary.BigEndian.PutUint64(ad[i:], uint64(len(aad)))
 	copy(ad[i+8:], aad)
@@ -82,8 +77,6 @@ func alloc(n, adLen int) (buf, ad []byte, adp *[]byte) {
 // msgPrefix is the common prefix of a single-shot message.
 const msgPrefix = magic + string(rune(version1)) + string(rune(typeMessage))
 
-var msgPrefixBytes = [prefixSize]byte([]byte(msgPrefix))
-
 // Seal is [Seal] for the Context's tenant and scope into a new slice: it
 // encrypts and authenticates plaintext under aead (the DEK whose id is id,
 // made by [NewAEAD]) with a random nonce and returns the v1 message, of
@@ -101,20 +94,14 @@ func (c *Context) seal(aead cipher.AEAD, id KeyID, nonce, plaintext, aad []byte)
 	n := msgHeaderSize + len(plaintext) + tagSize
 	buf, ad, adp := alloc(n, c.adLen(aad))
 	header := buf[:msgHeaderSize]
+	copy(header, msgPrefix)
+	copy(header[msgIDOffset:], id[:])
 	if nonce == nil {
 		rand.Read(header[msgNonceOffset:])
 	} else {
 		copy(header[msgNonceOffset:], nonce)
 	}
-	// The header goes in the message and at the start of the associated
-	// data in fixed-size moves, which compile to a few instructions where
-	// a copy of the whole header would call memmove.
-	for _, h := range [2][]byte{header, ad} {
-		*(*[prefixSize]byte)(h) = msgPrefixBytes
-		*(*KeyID)(h[msgIDOffset:]) = id
-	}
-	*(*[nonceSize]byte)(ad[msgNonceOffset:]) = [nonceSize]byte(header[msgNonceOffset:])
-	c.putADTail(ad, aad)
+	c.putAD(ad, header, aad)
 	out := aead.Seal(header, header[msgNonceOffset:], plaintext, ad)
 	if adp != nil {
 		*adp = ad
