@@ -97,7 +97,8 @@ func TestPragmas(t *testing.T) {
 		{"reader", "mmap_size", "0"},
 		{"walker", "query_only", "1"},
 		{"walker", "foreign_keys", "1"},
-		{"walker", "mmap_size", strconv.Itoa(walkMap)},
+		{"writer", "temp_store", "2"}, // MEMORY
+		{"walker", "mmap_size", "0"},
 	} {
 		pool := map[string]*sql.DB{"writer": db.w, "reader": db.r, "walker": db.walk}[tc.pool]
 		var got string
