@@ -141,16 +141,18 @@ type connector string
 func (c connector) Connect(context.Context) (driver.Conn, error) { return drv.Open(string(c)) }
 func (c connector) Driver() driver.Driver                        { return drv }
 
-// unchecked implements [sqlstore.Dialect.Unchecked]: foreign_keys off
-// and, unless durable, synchronous NORMAL, under which a commit in WAL
-// mode survives the process being killed (it is in the operating
-// system's cache) and is synced to the disk by the next FULL commit or
-// checkpoint, and wal_autocheckpoint raised to bulkAutocheckpoint (Open
-// has the checkpointer copy the WAL after the batch instead). The
-// foreign_keys pragma has no effect inside a transaction, so the pragmas
-// are set on the connection before one begins; a connection whose pragmas
-// do not read back as the writer's afterwards (a pragma failed, or the
-// transaction is still open on it) is closed, never reused.
+// unchecked implements [sqlstore.Dialect.Unchecked]: foreign_keys off,
+// temp_store MEMORY (a batch's savepoint journal, as large as the pages
+// the batch changes, stays off the disk) and, unless durable, synchronous
+// NORMAL, under which a commit in WAL mode survives the process being
+// killed (it is in the operating system's cache) and is synced to the
+// disk by the next FULL commit or checkpoint, and wal_autocheckpoint
+// raised to bulkAutocheckpoint (Open has the checkpointer copy the WAL
+// after the batch instead). The foreign_keys pragma has no effect inside
+// a transaction, so the pragmas are set on the connection before one
+// begins; a connection whose pragmas do not read back as the writer's
+// afterwards (a pragma failed, or the transaction is still open on it)
+// is closed, never reused.
 func unchecked(ctx context.Context, w *sql.DB, durable bool) (*sql.Conn, func(), error) {
 	c, err := w.Conn(ctx)
 	if err != nil {
@@ -164,7 +166,7 @@ func unchecked(ctx context.Context, w *sql.DB, durable bool) (*sql.Conn, func(),
 		}
 		c.Close()
 	}
-	set := []pragma{{"foreign_keys", 0}}
+	set := []pragma{{"foreign_keys", 0}, {"temp_store", tempStoreMemory}}
 	if !durable {
 		set = append(set, pragma{"synchronous", synchronousNormal}, pragma{"wal_autocheckpoint", bulkAutocheckpoint})
 	}
@@ -182,7 +184,7 @@ type pragma struct {
 }
 
 // writerPragmas are the writer's settings that unchecked changes.
-var writerPragmas = []pragma{{"foreign_keys", 1}, {"synchronous", synchronousFull}, {"wal_autocheckpoint", autocheckpoint}}
+var writerPragmas = []pragma{{"foreign_keys", 1}, {"temp_store", tempStoreDefault}, {"synchronous", synchronousFull}, {"wal_autocheckpoint", autocheckpoint}}
 
 // setPragmas sets ps on c and checks that each reads back as set.
 func setPragmas(ctx context.Context, c *sql.Conn, ps []pragma) error {
@@ -202,10 +204,13 @@ func setPragmas(ctx context.Context, c *sql.Conn, ps []pragma) error {
 	return nil
 }
 
-// PRAGMA synchronous's values for NORMAL and for FULL, the writer's.
+// PRAGMA synchronous's values for NORMAL and for FULL, the writer's; PRAGMA
+// temp_store's for DEFAULT, the writer's (a file), and for MEMORY.
 const (
 	synchronousNormal = 1
 	synchronousFull   = 2
+	tempStoreDefault  = 0
+	tempStoreMemory   = 2
 )
 
 // rewrap implements [sqlstore.Dialect.Rewrap]: the tenant keys recs name

@@ -311,8 +311,8 @@ func TestUncheckedPragmas(t *testing.T) {
 		durable bool
 		want    []pragma
 	}{
-		{true, []pragma{{"foreign_keys", 0}, {"synchronous", synchronousFull}, {"wal_autocheckpoint", autocheckpoint}}},
-		{false, []pragma{{"foreign_keys", 0}, {"synchronous", synchronousNormal}, {"wal_autocheckpoint", bulkAutocheckpoint}}},
+		{true, []pragma{{"foreign_keys", 0}, {"temp_store", tempStoreMemory}, {"synchronous", synchronousFull}, {"wal_autocheckpoint", autocheckpoint}}},
+		{false, []pragma{{"foreign_keys", 0}, {"temp_store", tempStoreMemory}, {"synchronous", synchronousNormal}, {"wal_autocheckpoint", bulkAutocheckpoint}}},
 	} {
 		c, release, err := unchecked(ctx, db.w, tc.durable)
 		if err != nil {

@@ -21,11 +21,11 @@
 // a sixth of its rate against reading the pages with pread. The writer
 // runs the batches of a re-key or a scope move job with foreign keys off,
 // checking the tenant keys and tenants they name itself: a rewrap is then
-// one pass over the batch's range of rows. It keeps its temporary files,
-// the statement journal of a rewrap's savepoint among them, in memory
-// (temp_store=MEMORY): they are rollback data of one open transaction,
-// never needed after a crash, and on disk each page a batch changed cost
-// a write system call.
+// one pass over the batch's range of rows, and with its temporary files in
+// memory (temp_store=MEMORY): the statement journal of a rewrap's
+// savepoint, which holds the pages a batch changed, is rollback data of
+// the open transaction only, never needed after a crash, and on disk it
+// cost a write system call per page.
 //
 // # Crash safety
 //
@@ -209,7 +209,6 @@ func dsn(path string, role role) string {
 	case writer:
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)")
-		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate")
 	case reader, walker:
 		q.Add("_pragma", "query_only(1)")

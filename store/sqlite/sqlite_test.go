@@ -97,7 +97,7 @@ func TestPragmas(t *testing.T) {
 		{"reader", "mmap_size", "0"},
 		{"walker", "query_only", "1"},
 		{"walker", "foreign_keys", "1"},
-		{"writer", "temp_store", "2"}, // MEMORY
+		{"writer", "temp_store", "0"}, // DEFAULT: a file; MEMORY on the bulk connection only
 		{"walker", "mmap_size", "0"},
 	} {
 		pool := map[string]*sql.DB{"writer": db.w, "reader": db.r, "walker": db.walk}[tc.pool]
