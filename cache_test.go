@@ -212,6 +212,40 @@ func TestIdleTenantKeyIsDropped(t *testing.T) {
 	}
 }
 
+// A key revoked in the vault after it went idle and left memory is
+// refused when it is next used, although its last check would still be
+// valid: idle eviction, like eviction by the limit, never extends a
+// check's validity.
+func TestKeyRevokedWhileIdleIsRefusedOnReload(t *testing.T) {
+	const idle = 10 * time.Minute
+	f := newFixture(t, func(c *byok.Config) {
+		c.TenantKeyIdleTimeout = idle
+		c.CheckInterval = 2 * time.Hour // the last check outlives the eviction
+	})
+	keyID := f.byokTenant("acme", byok.Grace)
+	f.tenant("other", byok.Grace)
+	ct := f.encrypt("acme", "covered", "acme data")
+	// The idle sweep runs on the slow paths, such as the monitor's checks:
+	// here of another tenant, every minute.
+	for range 30 {
+		f.clock.Advance(time.Minute)
+		f.encrypt("other", "chat", "traffic")
+		if _, err := f.kr.Check(f.ctx, "other"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if byok.CachedKeyMaterial(f.kr, "acme") {
+		t.Fatal("acme's key is still in memory after the idle timeout")
+	}
+	f.cmk.FailKey(keyID, kms.Authoritative, kms.ReasonDisabled)
+	if _, err := f.decrypt("acme", "covered", ct); !errors.Is(err, byok.ErrKeyRevoked) {
+		t.Fatalf("Decrypt after a revocation while idle = %v, want ErrKeyRevoked", err)
+	}
+	if _, err := f.kr.Encrypt(f.ctx, "acme", "covered", []byte("x"), nil); !errors.Is(err, byok.ErrKeyRevoked) {
+		t.Fatalf("Encrypt after a revocation while idle = %v, want ErrKeyRevoked", err)
+	}
+}
+
 // Check (the health monitor's call) is not a use: a key only the monitor
 // checks goes idle and leaves memory.
 func TestCheckIsNotAUse(t *testing.T) {

@@ -44,7 +44,9 @@ type env struct {
 
 var epoch = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
 
-func newEnv(t testing.TB) *env {
+// newEnv returns a server over SQLite and fake providers; opts change the
+// lifecycle's configuration before it is built.
+func newEnv(t testing.TB, opts ...func(*lifecycle.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "byok.db"))
@@ -58,13 +60,17 @@ func newEnv(t testing.TB) *env {
 	e.log = audit.New(db, nil)
 	e.usage = audit.NewCounter(e.log)
 	m := NewMetrics(nil)
-	e.lc, err = lifecycle.New(lifecycle.Config{
+	cfg := lifecycle.Config{
 		Store: db, PlatformKMS: m.InstrumentProvider("platform", e.platform), PlatformKeyID: prk,
 		Connectors: []lifecycle.Connector{lifecycletest.Connector{KMS: e.customer}},
 		Instrument: m.InstrumentProvider,
 		Audit:      e.log, Now: e.clock.Now, PlatformOnlyScopes: []string{"cache"},
 		Keyring: byok.Config{CheckInterval: 10 * time.Second, MaxStaleness: time.Minute},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e.lc, err = lifecycle.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

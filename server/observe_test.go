@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/lifecycle"
 	"github.com/openbyok/byok/server/token"
 )
 
@@ -40,6 +41,27 @@ func TestLogsHoldNoSecret(t *testing.T) {
 	for _, want := range []string{`"token_id":"` + adminID + `"`, `"route":"/v1/tenants/{tenant}/encrypt"`, `"tenant":"acme"`, `"status":401`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the request log lacks %s", want)
+		}
+	}
+}
+
+// An eviction to stay within a cache's limit is counted under reason
+// "limit", not "idle".
+func TestCacheEvictionMetrics(t *testing.T) {
+	e := newEnv(t, func(c *lifecycle.Config) { c.Keyring.MaxDEKs = 1 })
+	e.tenant(t, "acme", "chat", "mail")
+	svc := e.token(t, token.Service, "acme")
+	e.encrypt(t, svc, "acme", "chat", []byte("x"))
+	e.encrypt(t, svc, "acme", "mail", []byte("y")) // evicts chat's DEK
+	m := string(e.must(t, 200, "GET", "/metrics", "", nil).body)
+	for _, want := range []string{
+		`byok_keyring_cache_evictions_total{cache="deks",reason="limit"} 1`,
+		`byok_keyring_cache_evictions_total{cache="deks",reason="idle"} 0`,
+		`byok_keyring_cache_entries{cache="deks"} 1`,
+		`byok_keyring_cache_limit{cache="deks"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }
