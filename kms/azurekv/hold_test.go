@@ -107,29 +107,63 @@ func TestHoldRules(t *testing.T) {
 // one each; when the storm ends they all get through.
 func TestRetryAfterShared(t *testing.T) {
 	e := newEnv(t)
+	p := e.provider(t, e.config(contoso+"/keys/cmk")) // no SDK retries: every try is ours
+	retryAfterStorm(t, e, func(int) *Provider { return p })
+}
+
+// TestRetryAfterSharedByProviders: as TestRetryAfterShared, but each
+// caller has a Provider of its own for the vault, as in production, where
+// each tenant's settings, the health monitor, the data path and the jobs
+// build their own (lifecycle). The hold is the vault's (budgetFor), not
+// the provider's: a 429 one provider gets holds the others, and the storm
+// costs the same one request per Retry-After as with one provider, not one
+// per provider.
+func TestRetryAfterSharedByProviders(t *testing.T) {
+	e := newEnv(t)
+	ps := make([]*Provider, stormCallers)
+	for i := range ps {
+		ps[i] = e.provider(t, e.config(contoso+"/keys/cmk"))
+	}
+	if ps[0] == ps[1] {
+		t.Fatal("New returned the same Provider twice")
+	}
+	retryAfterStorm(t, e, func(i int) *Provider { return ps[i] })
+}
+
+const stormCallers = 8
+
+// retryAfterStorm runs stormCallers callers, caller i unwrapping with
+// provider(i), through a 3 s storm of 429s with Retry-After: 1 on the
+// vault "contoso", and checks that the vault saw about one request per
+// second between them, then that every caller got through when the storm
+// ended.
+func retryAfterStorm(t *testing.T, e *env, provider func(i int) *Provider) {
+	t.Helper()
 	cmk := contoso + "/keys/cmk"
-	p := e.provider(t, e.config(cmk)) // no SDK retries: every try is ours
-	w := must(p.Wrap(bg, cmk, []byte("share")))
+	var w kms.Wrapped
+	for i := range stormCallers { // every provider signs in before the storm
+		w = must(provider(i).Wrap(bg, cmk, []byte("share")))
+	}
 	// The emulator's throttle refills on its own (fake, still) clock: at
 	// 0.001/s with a burst of one, everything is refused until it is lifted.
 	must(0, e.emu.SetThrottle("contoso", kvemu.Throttle{Mode: kvemu.ThrottleCustom, Rate: 0.001, Burst: 1, RetryAfter: time.Second}))
 	e.emu.ResetCalls()
 	start := time.Now()
 	// The first unwrap takes the burst, the second is refused and holds.
-	if _, err := p.Unwrap(bg, w); err != nil {
+	if _, err := provider(0).Unwrap(bg, w); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Unwrap(bg, w); kms.ReasonOf(err) != kms.ReasonThrottled {
+	if _, err := provider(1).Unwrap(bg, w); kms.ReasonOf(err) != kms.ReasonThrottled {
 		t.Fatalf("unwrap on an empty throttle: %v", err)
 	}
-	const callers = 8
 	const storm = 3 * time.Second
 	var (
 		wg           sync.WaitGroup
 		calls, fails atomic.Int64
 		over         atomic.Bool
 	)
-	for range callers {
+	for i := range stormCallers {
+		p := provider(i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -156,11 +190,74 @@ func TestRetryAfterShared(t *testing.T) {
 	// probe that may straddle the lift.
 	if limit := int64(stormEnd/time.Second) + 2; n429 > limit || n429 < 2 {
 		t.Errorf("%d callers over a %v storm with Retry-After: 1 made %d requests answered 429, want 2 to %d (%d calls, %d failed)",
-			callers, stormEnd.Round(time.Millisecond), n429, limit, calls.Load(), fails.Load())
+			stormCallers, stormEnd.Round(time.Millisecond), n429, limit, calls.Load(), fails.Load())
 	}
-	if n200 < callers {
-		t.Errorf("after the storm %d unwraps succeeded, want at least one per caller (%d)", n200, callers)
+	if n200 < stormCallers {
+		t.Errorf("after the storm %d unwraps succeeded, want at least one per caller (%d)", n200, stormCallers)
 	}
 	t.Logf("%d callers, %v storm: %d requests answered 429, %d answered 200, %d calls made (%d failed)",
-		callers, stormEnd.Round(time.Millisecond), n429, n200, calls.Load(), fails.Load())
+		stormCallers, stormEnd.Round(time.Millisecond), n429, n200, calls.Load(), fails.Load())
+}
+
+// TestRetryAfterHoldsTheVaultOnly: a 429 with Retry-After that one
+// provider gets holds every Provider of that vault — the one that got it
+// and distinct ones that never saw it fail at once, throttled, without a
+// request reaching the vault — and no Provider of another vault of the
+// same process, whose call goes through during the hold. The hold (an
+// hour) is far longer than the calls' deadline (a minute): nothing here
+// depends on timing.
+func TestRetryAfterHoldsTheVaultOnly(t *testing.T) {
+	e := newEnv(t)
+	t.Cleanup(resetBudgets) // the hour's hold must not outlive the test
+	if err := e.emu.CreateVault(kvemu.VaultConfig{Name: "northwind", TenantID: e.customer, PurgeProtection: true}); err != nil {
+		t.Fatal(err)
+	}
+	must(e.emu.CreateKey("northwind", "cmk", kvemu.KeySpec{Tags: map[string]string{OwnerTagName: owner}}))
+	e.grant(t, "northwind", e.app.ObjectID, kvemu.RoleAssignment{Role: "Key Vault Crypto Service Encryption User"})
+	cmk, nwk := contoso+"/keys/cmk", "https://northwind.vault.azure.net/keys/cmk"
+
+	ps := make([]*Provider, 4) // for contoso: each signs in and learns its client first
+	ws := make([]kms.Wrapped, len(ps))
+	for i := range ps {
+		ps[i] = e.provider(t, e.config(cmk))
+		ws[i] = must(ps[i].Wrap(bg, cmk, []byte("share")))
+	}
+	other := e.provider(t, e.config(nwk)) // for northwind
+	wo := must(other.Wrap(bg, nwk, []byte("share")))
+
+	must(0, e.emu.SetThrottle("contoso", kvemu.Throttle{Mode: kvemu.ThrottleCustom, Rate: 0.001, Burst: 1, RetryAfter: time.Hour}))
+	e.emu.ResetCalls()
+	if _, err := ps[0].Unwrap(bg, ws[0]); err != nil { // takes the burst
+		t.Fatal(err)
+	}
+	if _, err := ps[1].Unwrap(bg, ws[1]); kms.ReasonOf(err) != kms.ReasonThrottled { // 429, Retry-After: 3600
+		t.Fatalf("unwrap on an empty throttle: %v", err)
+	}
+	if n := e.emu.CallCount("contoso", kvemu.OpUnwrapKey, http.StatusTooManyRequests); n != 1 {
+		t.Fatalf("the vault answered %d unwraps with 429, want 1", n)
+	}
+
+	ctx, cancel := context.WithTimeout(bg, time.Minute)
+	defer cancel()
+	for i, p := range ps {
+		_, err := p.Unwrap(ctx, ws[i])
+		var ke *kms.Error
+		if !errors.As(err, &ke) || ke.Class != kms.Transient || ke.Reason != kms.ReasonThrottled || ke.RetryAfter < 59*time.Minute {
+			t.Errorf("provider %d of the held vault, with a minute to go: %v, want transient, throttled, retry after about an hour", i, err)
+		}
+	}
+	// Only the burst and the 429 reached contoso: the held calls of every
+	// provider, the one that got the 429 and the others, stayed here.
+	if n := e.emu.CallCount("contoso", kvemu.OpUnwrapKey, 0); n != 2 {
+		t.Errorf("%d unwraps reached the held vault, want 2 (the burst and the 429): providers of the vault other than the one that got the 429 are not held", n)
+	}
+	if !budgetFor("northwind.vault.azure.net").heldUntil().IsZero() {
+		t.Error("contoso's 429 held northwind")
+	}
+	if _, err := other.Unwrap(ctx, wo); err != nil {
+		t.Errorf("unwrap on another vault during contoso's hold: %v", err)
+	}
+	if n := e.emu.CallCount("northwind", kvemu.OpUnwrapKey, http.StatusOK); n != 1 {
+		t.Errorf("%d unwraps reached northwind during contoso's hold, want 1", n)
+	}
 }
