@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/openbyok/byok"
 	"github.com/openbyok/byok/kms"
+	"github.com/openbyok/byok/kms/kmstest"
 	"github.com/openbyok/byok/lifecycle"
 )
 
@@ -268,5 +271,342 @@ func TestTickErrorNamesTheTenant(t *testing.T) {
 	err := f.svc.Tick(context.Background())
 	if err == nil || !strings.Contains(err.Error(), `tenant "t1"`) {
 		t.Fatalf("Tick with the store down after a revocation: %v, want an error that names tenant \"t1\"", err)
+	}
+}
+
+// vaultSpy is a customer vault over a fake that records when each Unwrap
+// and Describe started, by versionless key id, and holds the Unwraps of
+// the keys held says until release is closed.
+type vaultSpy struct {
+	*kmstest.Fake
+	held    func(key string) bool // nil holds nothing
+	release chan struct{}
+	entered chan string // the key of each held Unwrap as it starts waiting
+
+	// inFlight counts the held keys' Unwraps between their start and
+	// their return (held or not: after release they pass); maxInFlight is
+	// its highest value.
+	inFlight, maxInFlight atomic.Int64
+
+	mu    sync.Mutex
+	calls map[string][]time.Time
+}
+
+func newVaultSpy(f *kmstest.Fake, held func(key string) bool) *vaultSpy {
+	return &vaultSpy{Fake: f, held: held, release: make(chan struct{}), entered: make(chan string, 1000), calls: make(map[string][]time.Time)}
+}
+
+func (v *vaultSpy) record(keyID string) string {
+	key, _, _ := strings.Cut(keyID, "/")
+	v.mu.Lock()
+	v.calls[key] = append(v.calls[key], time.Now())
+	v.mu.Unlock()
+	return key
+}
+
+// callsOf returns the start of every call on key so far.
+func (v *vaultSpy) callsOf(key string) []time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]time.Time(nil), v.calls[key]...)
+}
+
+func (v *vaultSpy) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
+	key := v.record(w.KeyID)
+	if v.held == nil || !v.held(key) {
+		return v.Fake.Unwrap(ctx, w)
+	}
+	n := v.inFlight.Add(1)
+	defer v.inFlight.Add(-1)
+	for m := v.maxInFlight.Load(); n > m && !v.maxInFlight.CompareAndSwap(m, n); m = v.maxInFlight.Load() {
+	}
+	v.entered <- key
+	select {
+	case <-v.release:
+	case <-ctx.Done(): // the fake fails the call
+	}
+	return v.Fake.Unwrap(ctx, w)
+}
+
+func (v *vaultSpy) Describe(ctx context.Context, keyID string) (kms.KeyInfo, error) {
+	v.record(keyID)
+	return v.Fake.Describe(ctx, keyID)
+}
+
+// spyConnector is the fixture's connector whose providers are one spy.
+type spyConnector struct {
+	*connector
+	vault *vaultSpy
+}
+
+func (c spyConnector) Provider(ctx context.Context, s lifecycle.KeySettings) (kms.Provider, error) {
+	return c.vault, nil
+}
+
+// monitorLists is a store that counts the listings of Run's monitor (of
+// active, revoked and rotating records).
+type monitorLists struct {
+	lifecycle.Store
+	n atomic.Int64
+}
+
+func (s *monitorLists) ListKeyRecords(ctx context.Context, after string, limit int, states ...lifecycle.State) ([]lifecycle.Record, error) {
+	if slices.Equal(states, []lifecycle.State{lifecycle.StateActive, lifecycle.StateRevoked, lifecycle.StateRotating}) {
+		s.n.Add(1)
+	}
+	return s.Store.ListKeyRecords(ctx, after, limit, states...)
+}
+
+// TestRunMonitorSchedule: on a clock the test moves (a 5 s check
+// interval: Run's monitor steps every 50 ms of real time and looks two
+// steps early), Run's monitor
+//
+//   - visits the tenants at random moments of the first interval after
+//     the warm-up: some in its first half, not all (16 tenants: each
+//     half holds at least one but for a chance of 2 in 2^16);
+//   - checks each tenant again one interval after its own last check, at
+//     one step before the interval is up at the latest (so that stepping
+//     late still keeps two checks within an interval), and not at half
+//     an interval;
+//   - unwraps the customer share only, once per check, and never the
+//     platform key (the keys are versioned: no Describe).
+func TestRunMonitorSchedule(t *testing.T) {
+	const (
+		n        = 16
+		interval = 5 * time.Second
+		step     = interval / 100 // Run's monitor's step for this interval
+	)
+	f := newFixture(t, nil)
+	keys := make([]string, n)
+	ids := f.scheduleMany(n, func(i int) string {
+		keys[i] = f.customer.AddKey(fmt.Sprintf("sched%d", i))
+		return keys[i] + "/v1"
+	})
+	f.clock.Advance(time.Hour)
+	f.tick()
+	spy := newVaultSpy(f.customer, nil)
+	f.customer.ResetCalls()
+	f.platform.ResetCalls()
+	lists := &monitorLists{Store: f.db}
+	svc, err := lifecycle.New(lifecycle.Config{Store: lists, PlatformKMS: f.platform, PlatformKeyID: "fake:prk",
+		Connectors: []lifecycle.Connector{spyConnector{f.conn, spy}}, ReplicaID: "runner",
+		Now: f.clock.Now, Keyring: byok.Config{CheckInterval: interval}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- svc.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return 10 s after its context was canceled")
+		}
+	}()
+
+	calls := func() (c []int) {
+		for _, key := range keys {
+			c = append(c, len(spy.callsOf(key)))
+		}
+		return c
+	}
+	// lastCheck returns when each tenant's customer key last succeeded.
+	lastCheck := func() (ts []time.Time) {
+		for _, id := range ids {
+			var last time.Time
+			for _, h := range svc.Keyring().Health(id) {
+				if h.Kind == byok.CustomerManaged && h.State == byok.StateHealthy {
+					last = h.LastSuccess
+				}
+			}
+			ts = append(ts, last)
+		}
+		return ts
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after 20 s; monitor %+v, calls per tenant %v", what, svc.MonitorStats(), calls())
+			}
+		}
+	}
+	// settled waits ten steps, then until every call started is counted
+	// as a check, and returns the number of checks.
+	settled := func(warmup int) int {
+		time.Sleep(10 * step)
+		var checks int64
+		waitFor("every call counted", func() bool {
+			sum := 0
+			for _, c := range calls() {
+				sum += c
+			}
+			checks = svc.MonitorStats().Checks
+			return int64(sum) == int64(warmup)+checks
+		})
+		if st := svc.MonitorStats(); st.Skipped != 0 {
+			t.Fatalf("the monitor spared %d checks", st.Skipped)
+		}
+		return int(checks)
+	}
+	wantCalls := func(what string, want func(i int) int) {
+		t.Helper()
+		c := calls()
+		for i := range n {
+			if c[i] != want(i) {
+				t.Fatalf("%s: customer-vault calls per tenant %v, want %d for tenant %d", what, c, want(i), i)
+			}
+		}
+	}
+
+	// The warm-up loads every key at once (the clock stands still until
+	// it is done), and the monitor lists the tenants.
+	t0 := f.clock.Now()
+	waitFor("the warm-up and the monitor's listing", func() bool {
+		return !slices.Contains(lastCheck(), time.Time{}) && lists.n.Load() > 0
+	})
+	wantCalls("warm-up", func(int) int { return 1 })
+
+	// Half the first interval on, the monitor visited some tenants, not
+	// all; by its end, every one.
+	f.clock.Advance(interval / 2)
+	waitFor("a first visit in the first half of the first interval", func() bool { return svc.MonitorStats().Checks > 0 })
+	early := settled(n)
+	if early == n {
+		t.Fatalf("the monitor visited all %d tenants in the first half of the first interval: its first visits are not spread", n)
+	}
+	f.clock.Advance(interval / 2)
+	waitFor("first visits", func() bool { return svc.MonitorStats().Checks == n })
+	wantCalls("first visits", func(int) int { return 2 })
+	last := lastCheck()
+	var group []bool // checked in the first half
+	for i := range n {
+		group = append(group, last[i].Equal(t0.Add(interval/2)))
+		if !group[i] && !last[i].Equal(t0.Add(interval)) {
+			t.Fatalf("tenant %d last checked at %v, want the first interval's middle or end", i, last[i].Sub(t0))
+		}
+	}
+
+	// One step before an interval is up for the tenants checked early
+	// (half an interval after the others' checks), the monitor checks
+	// those and only those.
+	f.clock.Set(t0.Add(interval/2 + interval - step))
+	waitFor("the early tenants' second checks", func() bool { return svc.MonitorStats().Checks == int64(n+early) })
+	if checks := settled(n); checks != n+early {
+		t.Fatalf("one step before an interval is up for %d of %d tenants, the monitor made %d checks, want %d", early, n, checks-n, early)
+	}
+	wantCalls("the early tenants' second checks", func(i int) int { return map[bool]int{true: 3, false: 2}[group[i]] })
+	// One step before an interval is up for the others, them.
+	f.clock.Set(t0.Add(interval + interval - step))
+	waitFor("the other tenants' second checks", func() bool { return svc.MonitorStats().Checks == 2*n })
+	wantCalls("second checks", func(int) int { return 3 })
+
+	if c, p := f.customer.Calls(), f.platform.Calls(); c.Describe != 0 || c.Wrap != 0 || p.Unwrap != n || p.Wrap != 0 {
+		t.Fatalf("customer vault %+v, platform key %+v: want no Describe or Wrap, and only the warm-up's %d platform unwraps", c, p, n)
+	}
+}
+
+// TestPrefetchServesRequestsWhileWorkersWait: a request for a BYOK tenant
+// on its customer-managed scope is served while every prefetch worker
+// waits on a slow customer vault — it loads its tenant's key itself,
+// not queued behind the warm-up —, and the warm-up never has more than
+// PrefetchWorkers customer-vault calls in flight.
+func TestPrefetchServesRequestsWhileWorkersWait(t *testing.T) {
+	const (
+		n       = 10
+		workers = 2
+	)
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	keys := make([]string, n)
+	ids := f.scheduleMany(n, func(i int) string {
+		keys[i] = f.customer.AddKey(fmt.Sprintf("pre%d", i))
+		return keys[i] + "/v1"
+	})
+	f.clock.Advance(time.Hour)
+	f.tick()
+	// The warm-up takes the tenants in order: the request is for the last
+	// one, whose key the vault serves; it holds every other key's calls.
+	target, targetKey := ids[n-1], keys[n-1]
+	spy := newVaultSpy(f.customer, func(key string) bool { return key != targetKey })
+	svc, err := lifecycle.New(lifecycle.Config{Store: f.db, PlatformKMS: f.platform, PlatformKeyID: "fake:prk",
+		Connectors: []lifecycle.Connector{spyConnector{f.conn, spy}}, Now: f.clock.Now,
+		Keyring: byok.Config{CheckInterval: time.Minute}, PrefetchWorkers: workers, ReplicaID: "replica-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.customer.ResetCalls()
+	type result struct {
+		st  lifecycle.PrefetchStats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := svc.Prefetch(ctx)
+		done <- result{st, err}
+	}()
+	released := false
+	defer func() {
+		if !released {
+			close(spy.release)
+		}
+	}()
+	for range workers {
+		select {
+		case <-spy.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the warm-up's workers did not reach the vault")
+		}
+	}
+
+	// Every worker waits at the vault: the request is served meanwhile.
+	served := make(chan error, 1)
+	var ct []byte
+	go func() {
+		var err error
+		ct, err = svc.Keyring().Encrypt(ctx, target, "a", []byte("served"), nil)
+		served <- err
+	}()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("a request during the warm-up: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request for a BYOK tenant waited 10 s behind the warm-up")
+	}
+	if got := len(spy.callsOf(targetKey)); got != 1 {
+		t.Fatalf("the request made %d calls to its tenant's customer vault, want 1 (its own load)", got)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("the warm-up ended while its workers were held: %+v, %v", r.st, r.err)
+	default:
+	}
+	if in, queued := spy.inFlight.Load(), len(spy.entered); in != workers || queued != 0 {
+		t.Fatalf("while the request was served, the warm-up had %d vault calls in flight (%d more held), want %d", in, queued, workers)
+	}
+
+	close(spy.release)
+	released = true
+	r := <-done
+	if r.err != nil || r.st.Tenants != n || r.st.Warm != n || r.st.Failed != 0 {
+		t.Fatalf("Prefetch: %+v, %v", r.st, r.err)
+	}
+	if m := spy.maxInFlight.Load(); m != workers {
+		t.Fatalf("the warm-up had up to %d customer-vault calls in flight, want %d (PrefetchWorkers)", m, workers)
+	}
+	if c := f.customer.Calls(); c.Unwrap != n {
+		t.Fatalf("the warm-up and the request made %d customer unwraps for %d tenants, want one each", c.Unwrap, n)
+	}
+	// The request used the tenant's customer-managed key: the first
+	// replica, which holds that key, decrypts it.
+	if ck := f.must(f.svc.Status(ctx, target)); len(ck.Scopes) != 1 || ck.Scopes[0].Kind != byok.CustomerManaged {
+		t.Fatalf("scopes of %s: %+v, want a customer-managed", target, ck.Scopes)
+	}
+	if pt, err := f.svc.Keyring().Decrypt(ctx, target, "a", ct, nil); err != nil || string(pt) != "served" {
+		t.Fatalf("Decrypt of the request's ciphertext: %q, %v", pt, err)
 	}
 }
