@@ -89,4 +89,14 @@ func TestScaleMeasure(t *testing.T) {
 	if r.Stats.TenantKeys.Entries > r.TenantKeyLimit || r.Stats.DEKs.Entries > r.DEKLimit {
 		t.Fatalf("caches beyond their limits: %+v", r.Stats)
 	}
+	// Every pair has an old DEK in the store, and the decrypts read data
+	// under them: each pair used loads its old DEK, besides the DEK its
+	// encrypts make, so the DEK cache holds two per pair.
+	if r.OldDEKs != 200*3 {
+		t.Fatalf("%d old DEKs seeded, want %d", r.OldDEKs, 200*3)
+	}
+	if pairs := r.Steady.Pairs; r.Stats.DEKs.Misses < uint64(pairs) || r.Stats.DEKs.Entries < 2*pairs {
+		t.Fatalf("DEK cache %+v after %d pairs were used: want a miss for each pair's old DEK and two DEKs cached per pair",
+			r.Stats.DEKs, pairs)
+	}
 }

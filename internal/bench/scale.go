@@ -86,6 +86,9 @@ type ScaleResult struct {
 	MemoryLimit    int64 // bytes; the Go runtime's memory limit during the run
 	TenantKeyLimit int
 	DEKLimit       int
+	// OldDEKs is the DEK rows written before the run, one per tenant and
+	// scope (oldData): each draw's decrypt reads data under one of them.
+	OldDEKs int
 }
 
 // TrafficResult is one pass of the traffic.
@@ -161,7 +164,8 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 	}
 	res.MemoryLimit = debug.SetMemoryLimit(-1)
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "scale.db"))
+	dbPath := filepath.Join(dir, "scale.db")
+	db, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return res, err
 	}
@@ -185,15 +189,22 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 	if res.Setup, err = buildScaleStore(ctx, db, cfg, customerFake, cmk, o, byokEvery); err != nil {
 		return res, err
 	}
+	start := time.Now()
+	old := newOldData()
+	if err := seedOldData(ctx, db, dbPath, platform, customerFake, o, byokEvery, old); err != nil {
+		return res, err
+	}
+	res.Setup += time.Since(start)
+	res.OldDEKs = o.Tenants * o.Scopes
 	pt := make([]byte, o.PayloadBytes)
 	pass := func(replay []int) TrafficResult {
 		c0, p0 := customerCalls.Load(), platformCalls.Load()
-		t := runTraffic(ctx, kr, o, byokEvery, pt, replay)
+		t := runTraffic(ctx, kr, o, byokEvery, pt, old, replay)
 		t.CustomerCalls, t.PlatformCalls = customerCalls.Load()-c0, platformCalls.Load()-p0
 		return t
 	}
 	res.Cold = pass(nil)
-	start := time.Now()
+	start = time.Now()
 	if err := revalidate(ctx, kr, res.Cold.tenants, byokEvery); err != nil {
 		return res, err
 	}
@@ -206,7 +217,7 @@ func Scale(dir string, o ScaleOptions) (ScaleResult, error) {
 	base := o
 	base.Tenants, base.Scopes, base.Duration = 1, 1, min(max(res.Warm.Took, time.Second), o.Duration)
 	before := kr.Stats()
-	res.BaselineP99 = runTraffic(ctx, kr, base, byokEvery, pt, nil).P99
+	res.BaselineP99 = runTraffic(ctx, kr, base, byokEvery, pt, old, nil).P99
 	after := kr.Stats()
 	res.Steady = pass(nil)
 	res.FloorPerSec = res.Steady.byokPerIv / o.CheckInterval.Seconds()
@@ -310,10 +321,13 @@ func buildTenant(ctx context.Context, kr *byok.Keyring, db *sqlite.DB, i int, cm
 
 // runTraffic runs o.Workers callers for o.Duration, each drawing tenants
 // from a Zipf distribution (s = 1.1) and scopes uniformly with a fixed
-// seed; each draw is an encrypt and a decrypt. With replay, caller w
+// seed; each draw is an encrypt of new data and a decrypt of the pair's
+// old data (a ciphertext under its old DEK, made before the call is
+// timed), so that reads reach DEKs this process did not make and must
+// load from the store. With replay, caller w
 // makes exactly replay[w] draws instead, the same calls as the run that
 // returned those counts.
-func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery int, pt []byte, replay []int) TrafficResult {
+func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery int, pt []byte, old oldData, replay []int) TrafficResult {
 	var (
 		res       TrafficResult
 		mu        sync.Mutex
@@ -331,6 +345,7 @@ func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery
 	for w := range o.Workers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 42))
+			reader := old.reader()
 			zipf := rand.NewZipf(r, 1.1, 1, uint64(max(1, o.Tenants-1)))
 			var mine []time.Duration
 			seen := map[[2]int]struct{}{}
@@ -343,9 +358,11 @@ func runTraffic(ctx context.Context, kr *byok.Keyring, o ScaleOptions, byokEvery
 				}
 				ti, si := int(zipf.Uint64())%o.Tenants, r.IntN(o.Scopes)
 				t, s := tenantName(ti), scopeName(si)
-				ct, err := kr.Encrypt(ctx, t, s, pt, nil)
+				oldCT := reader.ciphertext(ti, si, pt)
+				now = time.Now()
+				_, err := kr.Encrypt(ctx, t, s, pt, nil)
 				if err == nil {
-					_, err = kr.Decrypt(ctx, t, s, ct, nil)
+					_, err = kr.Decrypt(ctx, t, s, oldCT, nil)
 				}
 				if err != nil {
 					if errs.Add(1) == 1 {
@@ -483,7 +500,7 @@ func RunScale(w io.Writer, dir string, o ScaleOptions) error {
 	fmt.Fprintf(tw, "peak RSS of the process (store set-up included); Go heap in use at the end; Go memory limit\t%.0f MiB; %.0f MiB; %.0f MiB\t\t\t≤ %d MiB\n",
 		float64(r.PeakRSS)/(1<<20), float64(ms.HeapInuse)/(1<<20), float64(r.MemoryLimit)/(1<<20), ContainerMemory>>20)
 	fmt.Fprintf(tw, "before the warm pass: the cold pass's %d tenant keys re-checked, %d at once\t%v\t\t\t\n", len(r.Cold.tenants), RevalidateWorkers, r.Revalidate.Round(time.Millisecond))
-	fmt.Fprintf(tw, "store set-up (%d tenants, SQLite)\t%v\t\t\t\n", o.Tenants, r.Setup.Round(time.Millisecond))
+	fmt.Fprintf(tw, "store set-up (%d tenants, SQLite; %d old DEKs, one per tenant and scope, which the decrypts read)\t%v\t\t\t\n", o.Tenants, r.OldDEKs, r.Setup.Round(time.Millisecond))
 	for _, t := range []TrafficResult{r.Cold, r.Warm, r.Steady} {
 		if t.FirstErr != nil {
 			fmt.Fprintf(tw, "first error\t%v\t\t\n", t.FirstErr)
