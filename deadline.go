@@ -34,6 +34,7 @@ func (d *deadline) passed(k *Keyring) bool {
 	return d.passedFake(k)
 }
 
+// passedFake is passed under a fake clock (Config.Now).
 func (d *deadline) passedFake(k *Keyring) bool { return k.cfg.Now().UnixNano() >= d.at.Load() }
 
 // set moves the deadline to at (Unix nanoseconds); 0 closes it.

@@ -44,6 +44,22 @@ func (f *fixture) scheduleMany(n int, keyID func(i int) string) []string {
 	return ids
 }
 
+// activeOwnKeys creates n tenants as scheduleMany does, each on a key of
+// its own in the customer vault (named prefix and its index, pinned to
+// its first version), and activates them; it returns their ids and the
+// versionless ids of their keys.
+func (f *fixture) activeOwnKeys(n int, prefix string) (ids, keys []string) {
+	f.t.Helper()
+	keys = make([]string, n)
+	ids = f.scheduleMany(n, func(i int) string {
+		keys[i] = f.customer.AddKey(fmt.Sprintf("%s%d", prefix, i))
+		return keys[i] + "/v1"
+	})
+	f.clock.Advance(time.Hour)
+	f.tick()
+	return ids, keys
+}
+
 func (f *fixture) stateOf(tenant string) lifecycle.State {
 	f.t.Helper()
 	ck, err := f.svc.Status(context.Background(), tenant)
@@ -274,9 +290,9 @@ func TestTickErrorNamesTheTenant(t *testing.T) {
 	}
 }
 
-// vaultSpy is a customer vault over a fake that records when each Unwrap
-// and Describe started, by versionless key id, and holds the Unwraps of
-// the keys held says until release is closed.
+// vaultSpy is a customer vault over a fake that counts the Unwraps and
+// Describes started, by versionless key id, and holds the Unwraps of the
+// keys held says until release is closed.
 type vaultSpy struct {
 	*kmstest.Fake
 	held    func(key string) bool // nil holds nothing
@@ -289,26 +305,26 @@ type vaultSpy struct {
 	inFlight, maxInFlight atomic.Int64
 
 	mu    sync.Mutex
-	calls map[string][]time.Time
+	calls map[string]int
 }
 
 func newVaultSpy(f *kmstest.Fake, held func(key string) bool) *vaultSpy {
-	return &vaultSpy{Fake: f, held: held, release: make(chan struct{}), entered: make(chan string, 1000), calls: make(map[string][]time.Time)}
+	return &vaultSpy{Fake: f, held: held, release: make(chan struct{}), entered: make(chan string, 1000), calls: make(map[string]int)}
 }
 
 func (v *vaultSpy) record(keyID string) string {
 	key, _, _ := strings.Cut(keyID, "/")
 	v.mu.Lock()
-	v.calls[key] = append(v.calls[key], time.Now())
+	v.calls[key]++
 	v.mu.Unlock()
 	return key
 }
 
-// callsOf returns the start of every call on key so far.
-func (v *vaultSpy) callsOf(key string) []time.Time {
+// callsOf returns the calls started on key so far.
+func (v *vaultSpy) callsOf(key string) int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return append([]time.Time(nil), v.calls[key]...)
+	return v.calls[key]
 }
 
 func (v *vaultSpy) Unwrap(ctx context.Context, w kms.Wrapped) ([]byte, error) {
@@ -377,13 +393,7 @@ func TestRunMonitorSchedule(t *testing.T) {
 		step     = interval / 100 // Run's monitor's step for this interval
 	)
 	f := newFixture(t, nil)
-	keys := make([]string, n)
-	ids := f.scheduleMany(n, func(i int) string {
-		keys[i] = f.customer.AddKey(fmt.Sprintf("sched%d", i))
-		return keys[i] + "/v1"
-	})
-	f.clock.Advance(time.Hour)
-	f.tick()
+	ids, keys := f.activeOwnKeys(n, "sched")
 	spy := newVaultSpy(f.customer, nil)
 	f.customer.ResetCalls()
 	f.platform.ResetCalls()
@@ -408,7 +418,7 @@ func TestRunMonitorSchedule(t *testing.T) {
 
 	calls := func() (c []int) {
 		for _, key := range keys {
-			c = append(c, len(spy.callsOf(key)))
+			c = append(c, spy.callsOf(key))
 		}
 		return c
 	}
@@ -520,13 +530,7 @@ func TestPrefetchServesRequestsWhileWorkersWait(t *testing.T) {
 	)
 	ctx := context.Background()
 	f := newFixture(t, nil)
-	keys := make([]string, n)
-	ids := f.scheduleMany(n, func(i int) string {
-		keys[i] = f.customer.AddKey(fmt.Sprintf("pre%d", i))
-		return keys[i] + "/v1"
-	})
-	f.clock.Advance(time.Hour)
-	f.tick()
+	ids, keys := f.activeOwnKeys(n, "pre")
 	// The warm-up takes the tenants in order: the request is for the last
 	// one, whose key the vault serves; it holds every other key's calls.
 	target, targetKey := ids[n-1], keys[n-1]
@@ -577,7 +581,7 @@ func TestPrefetchServesRequestsWhileWorkersWait(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a request for a BYOK tenant waited 10 s behind the warm-up")
 	}
-	if got := len(spy.callsOf(targetKey)); got != 1 {
+	if got := spy.callsOf(targetKey); got != 1 {
 		t.Fatalf("the request made %d calls to its tenant's customer vault, want 1 (its own load)", got)
 	}
 	select {

@@ -163,7 +163,7 @@ func (e *LifecycleEnv) AddDEKs(n int) error {
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.Prepare(`INSERT INTO deks (id, tenant, scope, kind, epoch, wrapped, created) VALUES (?, 't1', 'a', 2, ?, ?, ?)`)
+	stmt, err := tx.Prepare(insertDEK)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (e *LifecycleEnv) AddDEKs(n int) error {
 		rand.Read(id[:])
 		rand.Read(dek)
 		w := envelope.WrapDEK(aead, envelope.KeyID(id), "t1", "a", dek)
-		if _, err := stmt.Exec(id[:], int64(tk.Epoch), w, time.Now().UnixNano()); err != nil {
+		if _, err := stmt.Exec(id[:], "t1", "a", int64(byok.CustomerManaged), int64(tk.Epoch), w, time.Now().UnixNano()); err != nil {
 			return err
 		}
 	}

@@ -79,6 +79,10 @@ func (r *oldReader) ciphertext(tenant, scope int, pt []byte) []byte {
 	return r.buf
 }
 
+// insertDEK writes a DEK row straight to SQLite, for the bulk set-ups
+// no keyring could write fast enough.
+const insertDEK = `INSERT INTO deks (id, tenant, scope, kind, epoch, wrapped, created) VALUES (?, ?, ?, ?, ?, ?, ?)`
+
 // seedOldData writes the old DEK of every (tenant, scope) of o into the
 // store at path, wrapped under the tenant key its scope uses (the customer
 // key's for BYOK tenants): o.Tenants × o.Scopes rows, written straight to
@@ -97,7 +101,7 @@ func seedOldData(ctx context.Context, db *sqlite.DB, path string, platform, cust
 		if err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO deks (id, tenant, scope, kind, epoch, wrapped, created) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, insertDEK)
 		if err != nil {
 			tx.Rollback()
 			return err
